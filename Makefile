@@ -1,0 +1,35 @@
+# stackprobe. `make run` writes a result folder to ./out; `make test` is what CI runs.
+GO      ?= go
+BIN     := bin/stackprobe
+OUT     ?= out
+RUNARGS ?= --stack=100MB --depth=4KiB,64KiB,1MiB --tasks=50 --messages=2000
+FUZZTIME ?= 10s
+
+.PHONY: all build run test bench fuzz lint clean
+
+all: build
+
+build:
+	$(GO) build -o $(BIN) ./cmd/stackprobe
+
+run: build
+	./$(BIN) $(RUNARGS) --out=$(OUT) --force
+
+test:
+	$(GO) vet ./...
+	$(GO) test -race ./...
+
+bench:
+	$(GO) test -run='^$$' -bench=. -benchmem ./...
+
+fuzz:
+	$(GO) test -run='^$$' -fuzz=FuzzParse$$ -fuzztime=$(FUZZTIME) ./sizes
+	$(GO) test -run='^$$' -fuzz=FuzzParseList -fuzztime=$(FUZZTIME) ./sizes
+	$(GO) test -run='^$$' -fuzz=FuzzParseSmaps -fuzztime=$(FUZZTIME) ./procread
+
+lint:
+	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); exit 1; }
+	$(GO) vet ./...
+
+clean:
+	rm -rf bin $(OUT)

@@ -1,0 +1,232 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"runtime/debug"
+	"strings"
+	"syscall"
+	"time"
+
+	"gonum.org/v1/plot"
+
+	"stackprobe/plots"
+	"stackprobe/probe"
+	"stackprobe/report"
+)
+
+// interrupted is the cause of a run cancelled by a signal.
+type interrupted struct{ sig os.Signal }
+
+func (e *interrupted) Error() string { return "interrupted by " + e.sig.String() }
+
+// exitCode maps run's error to the process exit status, printing it once.
+func exitCode(err error, stderr io.Writer) int {
+	if err == nil {
+		return 0
+	}
+	if errors.Is(err, flag.ErrHelp) {
+		return 0
+	}
+	fmt.Fprintf(stderr, "stackprobe: %v\n", err)
+	var ue *usageError
+	var in *interrupted
+	switch {
+	case errors.As(err, &ue):
+		return 2
+	case errors.As(err, &in):
+		if in.sig == syscall.SIGTERM {
+			return 143
+		}
+		return 130
+	}
+	return 1
+}
+
+// run is the whole command: parse, run, write, report. It returns a
+// *usageError for bad input (before anything is reserved or written).
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if len(args) > 0 && args[0] == "version" {
+		return printVersion(stdout)
+	}
+	cfg, o, err := parseArgs(args, stderr)
+	if errors.Is(err, flag.ErrHelp) {
+		var h options
+		printHelp(stdout, newFlagSet(&h, stderr))
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	stopSignals := watchSignals(cancel, stderr)
+	defer stopSignals()
+
+	if err := os.MkdirAll(o.out, 0o755); err != nil {
+		return fmt.Errorf("create --out folder: %w", err)
+	}
+	rec, err := report.NewCSV(o.out)
+	if err != nil {
+		return err
+	}
+	defer rec.Abort()
+	prog := newProgress(stderr, o.quiet, "measuring")
+	// Outputs are written while the stacks are still mapped, so that
+	// --linger can hold them for pmap afterwards.
+	var writeErr error
+	res, runErr := probe.Run(ctx, cfg, probe.Env{
+		Command:  commandLine(args),
+		Recorder: rec,
+		Progress: prog.update,
+		Finish: func(res *probe.Result) {
+			prog.finish()
+			writeErr = writeOutputs(o.out, res, rec)
+			if writeErr == nil && o.linger > 0 {
+				linger(ctx, o.linger, stderr)
+			}
+		},
+	})
+	prog.finish()
+	if res == nil {
+		return runErr
+	}
+	if writeErr != nil {
+		return errors.Join(runErr, writeErr)
+	}
+	if o.format == "json" {
+		err = report.WriteJSON(stdout, res)
+	} else {
+		err = report.WriteText(stdout, res, o.out)
+	}
+	if runErr != nil {
+		if cause := context.Cause(ctx); cause != nil {
+			var in *interrupted
+			if errors.As(cause, &in) {
+				return fmt.Errorf("%w; partial results written to %s", cause, o.out)
+			}
+		}
+		return fmt.Errorf("%w; partial results written to %s", runErr, o.out)
+	}
+	return err
+}
+
+// writeOutputs writes every file of the result folder.
+func writeOutputs(dir string, res *probe.Result, rec *report.CSV) error {
+	var errs []error
+	if err := rec.Close(); err != nil {
+		errs = append(errs, err)
+	}
+	var charts []string
+	if len(res.Depths) > 0 {
+		if err := saveChart(filepath.Join(dir, report.ChartRSSVsDepth), plots.RSSVsDepth, res); err != nil {
+			errs = append(errs, err)
+		} else {
+			charts = append(charts, report.ChartRSSVsDepth)
+		}
+	}
+	if len(res.Timeline) > 0 {
+		if err := saveChart(filepath.Join(dir, report.ChartRSSOverTime), plots.RSSOverTime, res); err != nil {
+			errs = append(errs, err)
+		} else {
+			charts = append(charts, report.ChartRSSOverTime)
+		}
+	}
+	if err := report.WriteFile(filepath.Join(dir, "summary.json"), func(w io.Writer) error { return report.WriteJSON(w, res) }); err != nil {
+		errs = append(errs, err)
+	}
+	if err := report.WriteFile(filepath.Join(dir, "evidence.md"), func(w io.Writer) error { return report.WriteEvidence(w, res, charts) }); err != nil {
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
+}
+
+func saveChart(path string, chart func(*probe.Result) (*plot.Plot, error), res *probe.Result) error {
+	p, err := chart(res)
+	if err != nil {
+		return fmt.Errorf("chart %s: %w", filepath.Base(path), err)
+	}
+	return plots.Save(p, path)
+}
+
+// watchSignals cancels the run on the first SIGINT or SIGTERM; a second one
+// exits at once.
+func watchSignals(cancel context.CancelCauseFunc, stderr io.Writer) (stop func()) {
+	ch := make(chan os.Signal, 2)
+	signal.Notify(ch, os.Interrupt, syscall.SIGTERM)
+	done := make(chan struct{})
+	go func() {
+		select {
+		case sig := <-ch:
+			fmt.Fprintf(stderr, "stackprobe: %v: stopping, writing partial results (again to quit at once)\n", sig)
+			cancel(&interrupted{sig: sig})
+		case <-done:
+			return
+		}
+		select {
+		case sig := <-ch:
+			code := 130
+			if sig == syscall.SIGTERM {
+				code = 143
+			}
+			os.Exit(code)
+		case <-done:
+		}
+	}()
+	return func() {
+		signal.Stop(ch)
+		close(done)
+	}
+}
+
+// linger keeps the process (and its mapped stacks) alive for d so that a
+// user can inspect it, e.g. with pmap -X PID; a signal ends it early.
+func linger(ctx context.Context, d time.Duration, stderr io.Writer) {
+	fmt.Fprintf(stderr, "stackprobe: lingering pid=%d\n", os.Getpid())
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-ctx.Done():
+	}
+}
+
+func commandLine(args []string) string {
+	quoted := make([]string, 0, len(args)+1)
+	quoted = append(quoted, "stackprobe")
+	for _, a := range args {
+		if strings.ContainsAny(a, " \t'\"$*?") {
+			a = "'" + strings.ReplaceAll(a, "'", `'\''`) + "'"
+		}
+		quoted = append(quoted, a)
+	}
+	return strings.Join(quoted, " ")
+}
+
+func printVersion(w io.Writer) error {
+	bi, ok := debug.ReadBuildInfo()
+	if !ok {
+		_, err := fmt.Fprintln(w, "stackprobe (no build info)")
+		return err
+	}
+	rev, dirty := "", ""
+	for _, s := range bi.Settings {
+		switch s.Key {
+		case "vcs.revision":
+			rev = s.Value
+		case "vcs.modified":
+			if s.Value == "true" {
+				dirty = "+dirty"
+			}
+		}
+	}
+	_, err := fmt.Fprintf(w, "stackprobe %s %s%s %s\n", bi.Main.Version, rev, dirty, bi.GoVersion)
+	return err
+}

@@ -1,0 +1,273 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/csv"
+	"encoding/json"
+	"image/png"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// invoke runs the command as main would and returns its exit status.
+func invoke(t *testing.T, args ...string) (code int, stdout, stderr string) {
+	t.Helper()
+	var out, errb bytes.Buffer
+	code = exitCode(run(context.Background(), args, &out, &errb), &errb)
+	return code, out.String(), errb.String()
+}
+
+func TestBadInput(t *testing.T) {
+	dir := t.TempDir()
+	file := filepath.Join(dir, "file")
+	if err := os.WriteFile(file, []byte("x"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	full := filepath.Join(dir, "full")
+	if err := os.MkdirAll(filepath.Join(full, "old"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		args []string
+		flag string
+	}{
+		{[]string{"--stack=abc"}, "--stack"},
+		{[]string{"--stack=0"}, "--stack"},
+		{[]string{"--stack=-1MB"}, "--stack"},
+		{[]string{"--stack=4KiB"}, "--stack"},
+		{[]string{"--stack=200TiB"}, "--stack"},
+		{[]string{"--stack=100MB", "--depth=200MB"}, "--depth"},
+		{[]string{"--depth=1MB..4KB/4"}, "--depth"},
+		{[]string{"--depth=4KB..4KB/2"}, "--depth"},
+		{[]string{"--depth="}, "--depth"},
+		{[]string{"--depth=1MB,,2MB"}, "--depth"},
+		{[]string{"--tasks=0"}, "--tasks"},
+		{[]string{"--tasks=-3"}, "--tasks"},
+		{[]string{"--guard=wall"}, "--guard"},
+		{[]string{"--thp=sometimes"}, "--thp"},
+		{[]string{"--release=later"}, "--release"},
+		{[]string{"--keep-top=0"}, "--keep-top"},
+		{[]string{"--workload=sleep"}, "--workload"},
+		{[]string{"--transport=udp"}, "--transport"},
+		{[]string{"--messages=0"}, "--messages"},
+		{[]string{"--pattern=zigzag"}, "--pattern"},
+		{[]string{"--interval=0s"}, "--interval"},
+		{[]string{"--interval=-1ms"}, "--interval"},
+		{[]string{"--watchdog=0s"}, "--watchdog"},
+		{[]string{"--format=yaml"}, "--format"},
+		{[]string{"--linger=-1s"}, "--linger"},
+		{[]string{"--out=" + file}, "--out"},
+		{[]string{"--out=" + full}, "--out"},
+		{[]string{"--out=" + filepath.Join(file, "sub")}, "--out"},
+		{[]string{"--nosuch=1"}, "-nosuch"},
+		{[]string{"--tasks=many"}, "-tasks"},
+		{[]string{"extra"}, "extra"},
+	} {
+		out := filepath.Join(dir, "out")
+		args := append([]string{"--out=" + out}, c.args...)
+		code, stdout, stderr := invoke(t, args...)
+		if code != 2 {
+			t.Errorf("%v: exit %d, want 2 (stderr %q)", c.args, code, stderr)
+		}
+		if strings.Count(stderr, "\n") != 1 || !strings.Contains(stderr, c.flag) {
+			t.Errorf("%v: stderr %q, want one line naming %s", c.args, stderr, c.flag)
+		}
+		if stdout != "" {
+			t.Errorf("%v: wrote to stdout: %q", c.args, stdout)
+		}
+		if _, err := os.Stat(out); !os.IsNotExist(err) {
+			t.Errorf("%v: output folder exists after bad input", c.args)
+		}
+	}
+}
+
+type summary struct {
+	Partial     bool `json:"partial"`
+	Environment struct {
+		Kernel           string `json:"kernel"`
+		PageSize         int    `json:"page_size"`
+		THPEnabled       string `json:"thp_enabled"`
+		OvercommitMemory *int64 `json:"overcommit_memory"`
+		MaxMapCount      *int64 `json:"max_map_count"`
+	} `json:"environment"`
+	Config struct {
+		StackBytes int64  `json:"stack_bytes"`
+		GuardBytes int64  `json:"guard_bytes"`
+		Guard      string `json:"guard"`
+		THP        string `json:"thp"`
+		MapStack   bool   `json:"map_stack"`
+		Release    string `json:"release"`
+		Tasks      int    `json:"tasks"`
+		Workload   string `json:"workload"`
+	} `json:"config"`
+	Depths []struct {
+		DepthBytes         int64 `json:"depth_bytes"`
+		ExpectedRSSBytes   int64 `json:"expected_rss_bytes"`
+		RSSBytesMin        int64 `json:"rss_bytes_min"`
+		RSSBytesMax        int64 `json:"rss_bytes_max"`
+		RSSBytesTotal      int64 `json:"rss_bytes_total"`
+		AnonHugeBytesTotal int64 `json:"anon_huge_bytes_total"`
+		VmPTEBytes         int64 `json:"vmpte_bytes"`
+		VMACount           int   `json:"vma_count"`
+		Matched            int   `json:"matched"`
+	} `json:"depths"`
+	PingPong *struct {
+		Transport  string                        `json:"transport"`
+		RoundTrips int64                         `json:"round_trips"`
+		Errors     int64                         `json:"errors"`
+		LatencyNs  struct{ P50, P99, Max int64 } `json:"latency_ns"`
+		Sampler    struct{ Samples int }         `json:"sampler"`
+	} `json:"pingpong"`
+}
+
+func readSummary(t *testing.T, dir string) summary {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(dir, "summary.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var s summary
+	if err := json.Unmarshal(b, &s); err != nil {
+		t.Fatalf("summary.json: %v", err)
+	}
+	return s
+}
+
+func checkPNG(t *testing.T, path string) {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	img, err := png.Decode(f)
+	if err != nil {
+		t.Fatalf("%s: %v", path, err)
+	}
+	if b := img.Bounds(); b.Dx() < 400 || b.Dx() > 4000 || b.Dy() < 300 || b.Dy() > 4000 {
+		t.Errorf("%s: implausible size %v", path, b)
+	}
+}
+
+func TestTouchEndToEnd(t *testing.T) {
+	out := filepath.Join(t.TempDir(), "run")
+	code, stdout, stderr := invoke(t, "--workload=touch", "--stack=100MiB", "--depth=1B,4KiB,4097B,64KiB,1MiB,8MiB",
+		"--tasks=16", "--thp=never", "--out="+out)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	s := readSummary(t, out)
+	if s.Partial || s.Config.StackBytes != 100<<20 || s.Config.GuardBytes != 4096 || s.Config.Tasks != 16 ||
+		s.Config.Guard != "mprotect" || s.Config.THP != "never" || !s.Config.MapStack || s.Config.Release != "none" || s.Config.Workload != "touch" {
+		t.Errorf("config %+v partial %v", s.Config, s.Partial)
+	}
+	if s.Environment.Kernel == "" || s.Environment.PageSize != 4096 || s.Environment.MaxMapCount == nil || s.Environment.OvercommitMemory == nil {
+		t.Errorf("environment %+v", s.Environment)
+	}
+	wantPages := []int64{1, 1, 2, 16, 256, 2048}
+	if len(s.Depths) != len(wantPages) {
+		t.Fatalf("%d depths", len(s.Depths))
+	}
+	for i, d := range s.Depths {
+		want := wantPages[i] * 4096
+		if d.ExpectedRSSBytes != want || d.RSSBytesMin != want || d.RSSBytesMax != want || d.RSSBytesTotal != 16*want || d.Matched != 16 {
+			t.Errorf("depth %d: %+v, want %d bytes on all 16 stacks", d.DepthBytes, d, want)
+		}
+		if d.VMACount == 0 || d.VmPTEBytes == 0 {
+			t.Errorf("depth %d: process totals missing: %+v", d.DepthBytes, d)
+		}
+	}
+	checkPNG(t, filepath.Join(out, "rss-vs-depth.png"))
+	ev, err := os.ReadFile(filepath.Join(out, "evidence.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"all 16 stacks matched ceil(depth/4 KiB) pages at all 6 depths", "](rss-vs-depth.png)",
+		"--depth=1B,4KiB,4097B,64KiB,1MiB,8MiB", "| 4097 | 8 KiB |"} {
+		if !strings.Contains(string(ev), want) {
+			t.Errorf("evidence.md lacks %q", want)
+		}
+	}
+	rows := readCSV(t, filepath.Join(out, "samples.csv"))
+	if len(rows) != 1+16*6 || rows[0][0] != "sample" || rows[1][5] != "4096" {
+		t.Errorf("samples.csv: %d rows, first %v %v", len(rows), rows[0], rows[1])
+	}
+	if len(readCSV(t, filepath.Join(out, "totals.csv"))) != 1+6 {
+		t.Error("totals.csv: want one row per depth")
+	}
+	if !strings.Contains(stdout, "verdict: all 16 stacks matched") {
+		t.Errorf("stdout lacks the verdict:\n%s", stdout)
+	}
+	leftovers, _ := filepath.Glob(filepath.Join(out, ".*tmp"))
+	if len(leftovers) > 0 {
+		t.Errorf("temporary files left: %v", leftovers)
+	}
+}
+
+func TestHugePagesExplained(t *testing.T) {
+	b, err := os.ReadFile("/sys/kernel/mm/transparent_hugepage/enabled")
+	if err != nil || strings.Contains(string(b), "[never]") {
+		t.Skip("transparent huge pages unavailable or disabled")
+	}
+	out := filepath.Join(t.TempDir(), "thp")
+	code, _, stderr := invoke(t, "--workload=touch", "--stack=100MiB", "--depth=1B", "--tasks=4", "--thp=always", "--map-stack=false", "--out="+out)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	s := readSummary(t, out)
+	d := s.Depths[0]
+	if d.RSSBytesMin != 2<<20 || d.AnonHugeBytesTotal != 4*(2<<20) || d.Matched != 0 {
+		t.Errorf("1-byte touch with THP: %+v, want 2 MiB per stack in huge pages", d)
+	}
+	ev, _ := os.ReadFile(filepath.Join(out, "evidence.md"))
+	if !strings.Contains(string(ev), "transparent huge pages (AnonHugePages), 2 MiB per stack") {
+		t.Errorf("evidence.md does not explain the 2 MiB step:\n%s", ev)
+	}
+}
+
+func TestPingPongEndToEnd(t *testing.T) {
+	out := filepath.Join(t.TempDir(), "pp")
+	code, _, stderr := invoke(t, "--stack=100MB", "--depth=4KB,64KB,1MB", "--tasks=5", "--messages=200",
+		"--transport=unix", "--interval=2ms", "--out="+out)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	s := readSummary(t, out)
+	p := s.PingPong
+	if p == nil || p.RoundTrips != 5*200 || p.Errors != 0 || p.Transport != "unix" || p.LatencyNs.P50 <= 0 || p.Sampler.Samples < 1 {
+		t.Fatalf("pingpong %+v", p)
+	}
+	if len(s.Depths) != 1 || s.Depths[0].DepthBytes != 1_000_000 || s.Depths[0].Matched != 10 {
+		t.Errorf("depths %+v, want all 10 stacks at the ramp's last depth", s.Depths)
+	}
+	checkPNG(t, filepath.Join(out, "rss-over-time.png"))
+	checkPNG(t, filepath.Join(out, "rss-vs-depth.png"))
+}
+
+func TestHelpAndVersion(t *testing.T) {
+	code, stdout, _ := invoke(t, "--help")
+	if code != 0 || !strings.Contains(stdout, "MAP_NORESERVE") || !strings.Contains(stdout, "-depth") || !strings.Contains(stdout, "Examples:") {
+		t.Errorf("--help: exit %d\n%s", code, stdout)
+	}
+	code, stdout, _ = invoke(t, "version")
+	if code != 0 || !strings.HasPrefix(stdout, "stackprobe ") {
+		t.Errorf("version: exit %d %q", code, stdout)
+	}
+}
+
+func readCSV(t *testing.T, path string) [][]string {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	rows, err := csv.NewReader(f).ReadAll()
+	if err != nil {
+		t.Fatalf("%s: %v", path, err)
+	}
+	return rows
+}

@@ -1,0 +1,248 @@
+package mmapstack
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"runtime/debug"
+	"sync"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+)
+
+// PageSize is the base page size of this process, in bytes.
+var PageSize = sync.OnceValue(os.Getpagesize)
+
+// hugeBlock is the PMD-mapped transparent huge page size on x86-64 and
+// arm64 with 4 KiB pages: the unit a THP-backed stack grows in.
+const hugeBlock = 2 << 20
+
+// Options describe one stack reservation.
+type Options struct {
+	// Size is the whole reservation in bytes, guard included. It is
+	// rounded up to whole pages.
+	Size int
+	// Guard selects the guard at the low end. With GuardNone the whole
+	// reservation is usable.
+	Guard Guard
+	// THP selects transparent-huge-page advice for the mapping.
+	THP THP
+	// MapStack adds MAP_STACK (on Linux >= 6.7 it implies VM_NOHUGEPAGE).
+	MapStack bool
+	// Populate adds MAP_POPULATE: every page is backed at reservation, the
+	// cost an eager allocator pays.
+	Populate bool
+	// Release is applied by (*Stack).Release after each step.
+	Release Release
+	// KeepTop is how many bytes below Top Release leaves resident (rounded
+	// up to pages). Zero means one page, as glibc keeps for exiting threads.
+	KeepTop int
+}
+
+// Stack is one reserved stack. It is not safe for concurrent use; a
+// coroutine owns its stack.
+type Stack struct {
+	mem     []byte // the whole mapping, guard included
+	guard   int    // bytes at the bottom of mem that fault
+	keep    int    // bytes kept resident by Release
+	release Release
+	thp     THP
+	deepest int // deepest Touch since the last Release, bytes
+}
+
+// RoundUp rounds n up to a multiple of the page size.
+func RoundUp(n int) int {
+	p := PageSize()
+	return (n + p - 1) / p * p
+}
+
+// Reserve maps a stack as opts describe. On error nothing stays mapped.
+func Reserve(opts Options) (s *Stack, err error) {
+	if opts.Size <= 0 {
+		return nil, fmt.Errorf("reserve stack: size %d must be positive", opts.Size)
+	}
+	size := RoundUp(opts.Size)
+	page := PageSize()
+	guard := page
+	if opts.Guard == GuardNone {
+		guard = 0
+	}
+	if size <= guard {
+		return nil, fmt.Errorf("reserve stack: size %d leaves no room above the %d-byte guard", size, guard)
+	}
+	flags := unix.MAP_PRIVATE | unix.MAP_ANONYMOUS | unix.MAP_NORESERVE
+	if opts.MapStack {
+		flags |= unix.MAP_STACK
+	}
+	if opts.Populate {
+		flags |= unix.MAP_POPULATE
+	}
+	mem, err := unix.Mmap(-1, 0, size, unix.PROT_READ|unix.PROT_WRITE, flags)
+	if err != nil {
+		return nil, syscallError("mmap", err)
+	}
+	defer func() {
+		if err != nil {
+			_ = unix.Munmap(mem)
+		}
+	}()
+	switch opts.THP {
+	case THPNever:
+		if err := unix.Madvise(mem, unix.MADV_NOHUGEPAGE); err != nil {
+			return nil, syscallError("madvise(MADV_NOHUGEPAGE)", err)
+		}
+	case THPAlways:
+		if err := unix.Madvise(mem, unix.MADV_HUGEPAGE); err != nil {
+			return nil, syscallError("madvise(MADV_HUGEPAGE)", err)
+		}
+	}
+	switch opts.Guard {
+	case GuardMprotect:
+		if err := unix.Mprotect(mem[:guard], unix.PROT_NONE); err != nil {
+			return nil, syscallError("mprotect(PROT_NONE)", err)
+		}
+	case GuardMadvise:
+		if err := unix.Madvise(mem[:guard], unix.MADV_GUARD_INSTALL); err != nil {
+			if errors.Is(err, unix.EINVAL) {
+				return nil, fmt.Errorf("%w (MADV_GUARD_INSTALL needs Linux >= 6.13; use --guard=mprotect)",
+					syscallError("madvise(MADV_GUARD_INSTALL)", err))
+			}
+			return nil, syscallError("madvise(MADV_GUARD_INSTALL)", err)
+		}
+	}
+	keep := opts.KeepTop
+	if keep <= 0 {
+		keep = page
+	}
+	keep = min(RoundUp(keep), size-guard)
+	return &Stack{mem: mem, guard: guard, keep: keep, release: opts.Release, thp: opts.THP}, nil
+}
+
+// Base is the lowest address of the mapping, guard included.
+func (s *Stack) Base() uintptr { return uintptr(unsafe.Pointer(unsafe.SliceData(s.mem))) }
+
+// Lo is the lowest usable address (just above the guard).
+func (s *Stack) Lo() uintptr { return s.Base() + uintptr(s.guard) }
+
+// Top is one past the highest address; the stack grows down from here.
+func (s *Stack) Top() uintptr { return s.Base() + uintptr(len(s.mem)) }
+
+// Size is the whole mapping in bytes, guard included.
+func (s *Stack) Size() int { return len(s.mem) }
+
+// Usable is how many bytes below Top may be touched.
+func (s *Stack) Usable() int { return len(s.mem) - s.guard }
+
+// GuardBytes is the size of the guard at the low end (0 with GuardNone).
+func (s *Stack) GuardBytes() int { return s.guard }
+
+// Touch uses depth bytes of the stack: it writes one byte into every page of
+// [Top-depth, Top), from the top downward, as a call chain that deep would.
+// A depth beyond Usable is refused.
+func (s *Stack) Touch(depth int) error {
+	if depth < 0 || depth > s.Usable() {
+		return fmt.Errorf("touch depth %d outside the %d usable bytes of the stack", depth, s.Usable())
+	}
+	s.touch(depth)
+	return nil
+}
+
+// touch writes one byte per page of [Top-depth, Top) without checking depth.
+func (s *Stack) touch(depth int) {
+	page := PageSize()
+	mem := s.mem
+	top := len(mem)
+	for off := 1; off <= depth; off += page {
+		mem[top-off] = byte(off)
+	}
+	s.deepest = max(s.deepest, depth)
+}
+
+// Release applies the stack's release mode to the pages below the kept top
+// that the steps since the previous Release touched.
+func (s *Stack) Release() error {
+	if s.release == ReleaseNone || s.deepest <= s.keep {
+		s.deepest = 0
+		return nil
+	}
+	span := RoundUp(s.deepest)
+	if s.thp != THPNever {
+		// A huge page covers the whole 2 MiB block around the deepest
+		// touch: release up to its low edge.
+		span = (s.deepest + hugeBlock - 1) / hugeBlock * hugeBlock
+	}
+	span = min(span, s.Usable())
+	top := len(s.mem)
+	lo, hi := top-span, top-s.keep
+	advice, name := unix.MADV_DONTNEED, "madvise(MADV_DONTNEED)"
+	if s.release == ReleaseFree {
+		advice, name = unix.MADV_FREE, "madvise(MADV_FREE)"
+	}
+	s.deepest = 0
+	if err := unix.Madvise(s.mem[lo:hi], advice); err != nil {
+		return syscallError(name, err)
+	}
+	return nil
+}
+
+// Close unmaps the stack. It is safe to call more than once.
+func (s *Stack) Close() error {
+	if s.mem == nil {
+		return nil
+	}
+	err := unix.Munmap(s.mem)
+	s.mem = nil
+	if err != nil {
+		return syscallError("munmap", err)
+	}
+	return nil
+}
+
+// Fault describes a write that faulted.
+type Fault struct {
+	// Addr is the faulting address the kernel reported.
+	Addr uintptr
+	// Err is the runtime error the fault became.
+	Err error
+}
+
+// WriteBelow writes one byte at Lo()-1, one byte past the usable stack, as an
+// overflow would. With a guard the write faults; the fault is turned into a
+// panic by debug.SetPanicOnFault, recovered, and returned. With GuardNone the
+// write lands in whatever lies below the mapping: if that is mapped and
+// writable the byte is changed and the returned Fault is nil.
+func (s *Stack) WriteBelow() (f *Fault) {
+	prev := debug.SetPanicOnFault(true)
+	defer func() {
+		debug.SetPanicOnFault(prev)
+		r := recover()
+		if r == nil {
+			return
+		}
+		err, ok := r.(error)
+		if !ok {
+			panic(r)
+		}
+		f = &Fault{Err: err}
+		var a interface{ Addr() uintptr }
+		if errors.As(err, &a) {
+			f.Addr = a.Addr()
+		}
+	}()
+	// The pointer leaves the mapping on purpose: this is the overflow.
+	p := (*byte)(unsafe.Add(unsafe.Pointer(unsafe.SliceData(s.mem)), s.guard-1))
+	*p = 0x5a
+	return nil
+}
+
+// syscallError wraps err as os.NewSyscallError does and, for ENOMEM, names
+// the limits that usually cause it.
+func syscallError(call string, err error) error {
+	err = os.NewSyscallError(call, err)
+	if errors.Is(err, unix.ENOMEM) {
+		return fmt.Errorf("%w (hint: vm.max_map_count caps mappings, 2 per stack with --guard=mprotect; "+
+			"vm.overcommit_memory=2 charges every stack in full despite MAP_NORESERVE; check RLIMIT_AS with ulimit -v)", err)
+	}
+	return err
+}

@@ -1,0 +1,220 @@
+package mmapstack
+
+import (
+	"errors"
+	"os"
+	"strings"
+	"testing"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+)
+
+const mib = 1 << 20
+
+// resident counts resident pages of [s.Base(), s.Top()) with mincore(2).
+func resident(t *testing.T, s *Stack) int {
+	t.Helper()
+	page := PageSize()
+	vec := make([]byte, s.Size()/page)
+	_, _, errno := unix.Syscall(unix.SYS_MINCORE, s.Base(), uintptr(s.Size()), uintptr(unsafe.Pointer(&vec[0])))
+	if errno != 0 {
+		t.Fatalf("mincore: %v", errno)
+	}
+	n := 0
+	for _, v := range vec {
+		n += int(v & 1)
+	}
+	return n
+}
+
+func reserve(t *testing.T, o Options) *Stack {
+	t.Helper()
+	s, err := Reserve(o)
+	if err != nil {
+		t.Fatalf("Reserve(%+v): %v", o, err)
+	}
+	t.Cleanup(func() { _ = s.Close() })
+	return s
+}
+
+func TestTouchExactPages(t *testing.T) {
+	cases := []struct {
+		depth, pages int
+	}{
+		{0, 0}, {1, 1}, {4096, 1}, {4097, 2}, {64 << 10, 16}, {1 * mib, 256}, {8 * mib, 2048},
+	}
+	for _, mapStack := range []bool{false, true} {
+		for _, c := range cases {
+			s := reserve(t, Options{Size: 100 * mib, THP: THPNever, MapStack: mapStack})
+			if err := s.Touch(c.depth); err != nil {
+				t.Fatal(err)
+			}
+			if got := resident(t, s); got != c.pages {
+				t.Errorf("map_stack=%v depth %d: %d pages resident, want %d", mapStack, c.depth, got, c.pages)
+			}
+		}
+	}
+}
+
+func TestLayout(t *testing.T) {
+	page := PageSize()
+	s := reserve(t, Options{Size: 10*page + 1})
+	if s.Size() != 11*page || s.GuardBytes() != page || s.Usable() != 10*page {
+		t.Fatalf("size %d guard %d usable %d, want %d %d %d", s.Size(), s.GuardBytes(), s.Usable(), 11*page, page, 10*page)
+	}
+	if s.Top()-s.Base() != uintptr(s.Size()) || s.Lo()-s.Base() != uintptr(page) {
+		t.Fatalf("base %#x lo %#x top %#x inconsistent", s.Base(), s.Lo(), s.Top())
+	}
+	n := reserve(t, Options{Size: 10 * page, Guard: GuardNone})
+	if n.Usable() != 10*page || n.Lo() != n.Base() {
+		t.Fatalf("guard none: usable %d, lo-base %d", n.Usable(), n.Lo()-n.Base())
+	}
+}
+
+func TestTouchBounds(t *testing.T) {
+	s := reserve(t, Options{Size: 16 * PageSize()})
+	if err := s.Touch(s.Usable()); err != nil {
+		t.Fatalf("touching all usable bytes: %v", err)
+	}
+	if err := s.Touch(s.Usable() + 1); err == nil {
+		t.Fatal("touch past the usable bytes was accepted")
+	}
+	if err := s.Touch(-1); err == nil {
+		t.Fatal("negative depth was accepted")
+	}
+	if _, err := Reserve(Options{Size: 0}); err == nil {
+		t.Fatal("Reserve(0) succeeded")
+	}
+	if _, err := Reserve(Options{Size: 1}); err == nil {
+		t.Fatal("Reserve(1) with a guard page succeeded")
+	}
+}
+
+func TestRelease(t *testing.T) {
+	for _, c := range []struct {
+		release Release
+		keep    int
+		want    int // pages after 1 MiB touch + Release
+	}{
+		{ReleaseNone, 0, 256},
+		{ReleaseDontneed, 0, 1},
+		{ReleaseDontneed, 64 << 10, 16},
+	} {
+		s := reserve(t, Options{Size: 100 * mib, THP: THPNever, Release: c.release, KeepTop: c.keep})
+		if err := s.Touch(mib); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.Release(); err != nil {
+			t.Fatal(err)
+		}
+		if got := resident(t, s); got != c.want {
+			t.Errorf("release %v keep %d: %d pages resident, want %d", c.release, c.keep, got, c.want)
+		}
+	}
+}
+
+// MADV_FREE pages stay mapped until the kernel needs the memory, so right
+// after Release they still count as resident.
+func TestReleaseFreeStaysResident(t *testing.T) {
+	s := reserve(t, Options{Size: 100 * mib, THP: THPNever, Release: ReleaseFree})
+	if err := s.Touch(mib); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Release(); err != nil {
+		t.Fatal(err)
+	}
+	if got := resident(t, s); got != 256 {
+		t.Errorf("MADV_FREE: %d pages resident right after release, want 256 (no memory pressure)", got)
+	}
+}
+
+func TestGuardFaultIsCaught(t *testing.T) {
+	for _, g := range []Guard{GuardMprotect, GuardMadvise} {
+		t.Run(g.String(), func(t *testing.T) {
+			s, err := Reserve(Options{Size: 64 * PageSize(), Guard: g})
+			if g == GuardMadvise && errors.Is(err, unix.EINVAL) {
+				t.Skipf("MADV_GUARD_INSTALL unsupported on this kernel: %v", err)
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer s.Close()
+			f := s.WriteBelow()
+			if f == nil {
+				t.Fatal("write into the guard page did not fault")
+			}
+			if f.Addr != s.Lo()-1 {
+				t.Errorf("fault at %#x, want %#x", f.Addr, s.Lo()-1)
+			}
+		})
+	}
+}
+
+// A 1-byte touch of a MADV_HUGEPAGE stack whose size is a multiple of 2 MiB
+// makes a whole 2 MiB block resident.
+func TestHugePageStep(t *testing.T) {
+	enabled, err := os.ReadFile("/sys/kernel/mm/transparent_hugepage/enabled")
+	if err != nil {
+		t.Skipf("no THP on this kernel: %v", err)
+	}
+	if strings.Contains(string(enabled), "[never]") {
+		t.Skip("THP disabled system-wide (enabled=never)")
+	}
+	s := reserve(t, Options{Size: 100 * mib, THP: THPAlways})
+	if s.Top()%hugeBlock != 0 {
+		t.Skipf("mapping top %#x not 2 MiB aligned", s.Top())
+	}
+	if err := s.Touch(1); err != nil {
+		t.Fatal(err)
+	}
+	if got := resident(t, s); got != hugeBlock/PageSize() {
+		t.Errorf("1-byte touch with MADV_HUGEPAGE: %d pages resident, want %d", got, hugeBlock/PageSize())
+	}
+}
+
+func TestParseModes(t *testing.T) {
+	for _, name := range guardNames {
+		g, err := ParseGuard(name)
+		if err != nil || g.String() != name {
+			t.Errorf("ParseGuard(%q) = %v, %v", name, g, err)
+		}
+	}
+	if _, err := ParseTHP("sometimes"); err == nil {
+		t.Error("ParseTHP accepted an unknown mode")
+	}
+	if r, err := ParseRelease("free"); err != nil || r != ReleaseFree {
+		t.Errorf("ParseRelease(free) = %v, %v", r, err)
+	}
+}
+
+func BenchmarkTouch(b *testing.B) {
+	const depth = 8 * mib
+	s, err := Reserve(Options{Size: 16 * mib, THP: THPNever, Release: ReleaseDontneed})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer s.Close()
+	pages := depth / PageSize()
+	b.Run("Touch", func(b *testing.B) {
+		for b.Loop() {
+			s.touch(depth)
+			if err := s.Release(); err != nil {
+				b.Fatal(err)
+			}
+		}
+		b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*pages), "ns/page")
+	})
+	b.Run("BareLoop", func(b *testing.B) {
+		mem := s.mem
+		for b.Loop() {
+			for off := 1; off <= depth; off += PageSize() {
+				mem[len(mem)-off] = 1
+			}
+			if err := unix.Madvise(mem[len(mem)-depth:len(mem)-PageSize()], unix.MADV_DONTNEED); err != nil {
+				b.Fatal(err)
+			}
+		}
+		b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*pages), "ns/page")
+	})
+}

@@ -1,0 +1,659 @@
+package pingpong
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"iter"
+	"os"
+	"runtime"
+	"runtime/debug"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// Why a run stopped before its tasks all finished; the first reason recorded wins.
+const (
+	stopNone int32 = iota
+	stopFailed
+	stopCancelled
+	stopWatchdog
+)
+
+// retryDelay spaces out connect attempts against a full backlog, which epoll cannot signal.
+const retryDelay = time.Millisecond
+
+// wakeSlot marks the eventfd in epoll data; task slots are >= 0.
+const wakeSlot = -1
+
+// errStopped is returned inside a task whose coroutine is being stopped (yield returned false).
+var errStopped = errors.New("task stopped")
+
+// run is the state the two threads share. Only state, firstErr's writer, errors and the
+// eventfds are touched concurrently; the rest is set before the threads start.
+type run struct {
+	cfg      Config
+	ln       listener
+	clients  *side
+	server   *side
+	start    time.Time
+	state    atomic.Int32
+	errors   atomic.Int64
+	firstErr error // written once by the goroutine that moved state to stopFailed
+}
+
+// Run runs the workload until all clients have finished, ctx is cancelled, the watchdog fires, or
+// a task fails (a lost, wrong or missing echo, a peer that closes early, a syscall error); the
+// error names the task. On cancellation it returns what was measured with Partial set and an
+// error wrapping ctx.Err(). All sockets, epoll instances and eventfds are closed and the AF_UNIX
+// socket directory is removed on every path. A panic in a hook is re-raised in the caller's
+// goroutine after that cleanup.
+func Run(ctx context.Context, cfg Config) (res Result, err error) {
+	if err := cfg.Validate(); err != nil {
+		return Result{}, err
+	}
+	res = Result{Transport: cfg.Transport, Clients: cfg.Clients, MessagesPerClient: cfg.Messages}
+	if err := ctx.Err(); err != nil {
+		res.Partial = true
+		return res, fmt.Errorf("cancelled before start: %w", err)
+	}
+	r, err := newRun(cfg)
+	if err != nil {
+		return res, err
+	}
+	defer func() {
+		if cerr := r.close(); err == nil {
+			err = cerr
+		}
+	}()
+
+	done := make(chan struct{})
+	var watcher sync.WaitGroup
+	watcher.Go(func() {
+		timer := time.NewTimer(cfg.watchdog())
+		defer timer.Stop()
+		select {
+		case <-ctx.Done():
+			r.stop(stopCancelled)
+		case <-timer.C:
+			r.stop(stopWatchdog)
+		case <-done:
+		}
+	})
+
+	r.start = time.Now()
+	var threads sync.WaitGroup
+	threads.Go(func() { r.clients.thread(r.clients.startClients) })
+	threads.Go(func() { r.server.thread(r.server.startAcceptor) })
+	threads.Wait()
+	close(done)
+	watcher.Wait()
+
+	res.RoundTrips = r.clients.roundTrips
+	res.Errors = r.errors.Load()
+	res.Elapsed = r.clients.elapsed
+	res.Latency = r.clients.lat.latency()
+	for _, s := range []*side{r.clients, r.server} {
+		if s.panicked != nil {
+			panic(s.panicked) // the deferred close still runs
+		}
+	}
+	switch r.state.Load() {
+	case stopFailed:
+		return res, r.firstErr
+	case stopCancelled:
+		if res.RoundTrips == int64(cfg.Clients)*int64(cfg.Messages) {
+			return res, nil // cancelled while only peers were still reading their EOFs
+		}
+		res.Partial = true
+		return res, fmt.Errorf("cancelled after %d of %d round trips: %w",
+			res.RoundTrips, int64(cfg.Clients)*int64(cfg.Messages), ctx.Err())
+	case stopWatchdog:
+		return res, r.watchdogError()
+	}
+	return res, nil
+}
+
+// newRun opens the listener and both sides' epoll instances and eventfds.
+func newRun(cfg Config) (r *run, err error) {
+	r = &run{cfg: cfg, ln: listener{fd: -1}}
+	defer func() {
+		if err != nil {
+			r.close()
+		}
+	}()
+	backlog := unix.SOMAXCONN
+	if cfg.listenBacklog > 0 {
+		backlog = cfg.listenBacklog
+	}
+	if r.ln, err = listen(cfg.Transport, backlog); err != nil {
+		return nil, fmt.Errorf("%s listener: %w", cfg.Transport, err)
+	}
+	if r.clients, err = newSide(r, Client, cfg.Clients); err != nil {
+		return nil, fmt.Errorf("clients thread: %w", err)
+	}
+	if r.server, err = newSide(r, Peer, cfg.Clients+1); err != nil {
+		return nil, fmt.Errorf("server thread: %w", err)
+	}
+	return r, nil
+}
+
+// close releases everything newRun opened; it may be called more than once.
+func (r *run) close() error {
+	errs := []error{r.ln.close()}
+	for _, s := range []*side{r.clients, r.server} {
+		if s != nil {
+			errs = append(errs, s.close())
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// stop records why the run ends, if no reason was recorded yet, and wakes both threads.
+func (r *run) stop(reason int32) {
+	if r.state.CompareAndSwap(stopNone, reason) {
+		r.clients.wake()
+		r.server.wake()
+	}
+}
+
+// fail stops the run with err unless it is already stopping. Failures that follow a first one are
+// counted; errors from tasks torn down by a cancellation or the watchdog are not.
+func (r *run) fail(err error) {
+	if r.state.CompareAndSwap(stopNone, stopFailed) {
+		r.firstErr = err
+		r.errors.Add(1)
+		r.clients.wake()
+		r.server.wake()
+		return
+	}
+	if r.state.Load() == stopFailed {
+		r.errors.Add(1)
+	}
+}
+
+func (r *run) stopping() bool { return r.state.Load() != stopNone }
+
+// watchdogError names the tasks still unfinished; call it after both threads ended.
+func (r *run) watchdogError() error {
+	var names []string
+	for _, s := range []*side{r.clients, r.server} {
+		for i := range s.tasks {
+			if t := &s.tasks[i]; t.stopped && !t.acceptor {
+				names = append(names, t.name())
+			}
+		}
+	}
+	unaccepted := r.cfg.Clients - (len(r.server.tasks) - 1)
+	n := len(names) + unaccepted
+	const show = 16
+	list := names
+	if len(list) > show {
+		list = list[:show]
+	}
+	msg := strings.Join(list, ", ")
+	if len(names) > show {
+		msg += fmt.Sprintf(", and %d more", len(names)-show)
+	}
+	if unaccepted > 0 {
+		if msg != "" {
+			msg += "; "
+		}
+		msg += fmt.Sprintf("%d peers never accepted", unaccepted)
+	}
+	return fmt.Errorf("watchdog: %d tasks unfinished after %v: %s", n, r.cfg.watchdog(), msg)
+}
+
+// side is one thread's state: its epoll instance, its tasks and its counters. Apart from wakefd,
+// only that thread touches it while it runs.
+type side struct {
+	r      *run
+	kind   Kind // Client for the clients thread, Peer for the server thread
+	epfd   int
+	wakefd int // eventfd in the epoll set, written to stop the loop
+	// tasks never grows past its initial capacity, so slots and task pointers stay valid.
+	tasks   []task
+	live    int     // tasks started and not finished
+	runq    []int32 // slots to resume before the next epoll_wait
+	retry   []int32 // slots waiting for retryAt
+	retryAt time.Time
+	events  [128]unix.EpollEvent
+
+	// Results, read by Run after the thread ended.
+	roundTrips int64
+	elapsed    time.Duration
+	lat        histogram
+	panicked   any
+}
+
+func newSide(r *run, kind Kind, capacity int) (s *side, err error) {
+	s = &side{
+		r: r, kind: kind, epfd: -1, wakefd: -1,
+		tasks: make([]task, 0, capacity),
+		runq:  make([]int32, 0, capacity),
+		retry: make([]int32, 0, capacity),
+	}
+	defer func() {
+		if err != nil {
+			s.close()
+		}
+	}()
+	if s.epfd, err = unix.EpollCreate1(unix.EPOLL_CLOEXEC); err != nil {
+		return nil, os.NewSyscallError("epoll_create1", err)
+	}
+	if s.wakefd, err = unix.Eventfd(0, unix.EFD_NONBLOCK|unix.EFD_CLOEXEC); err != nil {
+		return nil, os.NewSyscallError("eventfd", err)
+	}
+	ev := unix.EpollEvent{Events: unix.EPOLLIN | unix.EPOLLET, Fd: wakeSlot}
+	if err = unix.EpollCtl(s.epfd, unix.EPOLL_CTL_ADD, s.wakefd, &ev); err != nil {
+		return nil, os.NewSyscallError("epoll_ctl", err)
+	}
+	return s, nil
+}
+
+func (s *side) close() error {
+	var errs []error
+	for _, fd := range []*int{&s.wakefd, &s.epfd} {
+		if *fd >= 0 {
+			errs = append(errs, os.NewSyscallError("close", unix.Close(*fd)))
+			*fd = -1
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// wake makes the thread's epoll_wait return; safe from any goroutine.
+func (s *side) wake() {
+	one := [8]byte{1}
+	for {
+		_, err := unix.Write(s.wakefd, one[:])
+		if err != unix.EINTR {
+			return // EAGAIN means the counter is already non-zero, which is just as good
+		}
+	}
+}
+
+// thread runs the side on a locked OS thread: start spawns the first tasks, then the loop runs
+// until every task finished or the run stops. The coroutines are created on this thread and must
+// all end here before the thread is unlocked.
+func (s *side) thread(start func()) {
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	defer s.shutdown()
+	start()
+	s.loop()
+	if s.kind == Client {
+		s.elapsed = time.Since(s.r.start)
+	}
+}
+
+func (s *side) name() string {
+	if s.kind == Client {
+		return "clients thread"
+	}
+	return "server thread"
+}
+
+func (s *side) startClients() {
+	for i := range s.r.cfg.Clients {
+		s.spawn(i, Client, -1, (*task).client)
+	}
+}
+
+func (s *side) startAcceptor() {
+	t := s.spawn(-1, Peer, s.r.ln.fd, (*task).accept)
+	t.acceptor = true
+}
+
+// loop resumes runnable tasks, then waits for epoll and resumes each task whose wait an event
+// ends, until the side has no live task or the run is stopping.
+func (s *side) loop() {
+	for {
+		for i := 0; i < len(s.runq); i++ { // resumed tasks may append
+			if t := &s.tasks[s.runq[i]]; !t.finished {
+				s.resume(t)
+			}
+		}
+		s.runq = s.runq[:0]
+		if s.live == 0 || s.r.stopping() {
+			return
+		}
+		timeout := -1
+		if len(s.retry) > 0 {
+			timeout = max(0, int(time.Until(s.retryAt)/time.Millisecond)+1)
+		}
+		n, err := unix.EpollWait(s.epfd, s.events[:], timeout)
+		if err != nil {
+			if err == unix.EINTR {
+				continue
+			}
+			s.r.fail(fmt.Errorf("%s: %w", s.name(), os.NewSyscallError("epoll_wait", err)))
+			return
+		}
+		for i := range s.events[:n] {
+			ev := &s.events[i]
+			if ev.Fd == wakeSlot {
+				s.drainWake()
+				continue
+			}
+			// A finished task's fd is closed, but an event for it may still be in this batch.
+			if t := &s.tasks[ev.Fd]; !t.finished && t.wait.satisfiedBy(ev.Events) {
+				s.resume(t)
+			}
+		}
+		if len(s.retry) > 0 && !time.Now().Before(s.retryAt) {
+			s.runq = append(s.runq, s.retry...)
+			s.retry = s.retry[:0]
+		}
+	}
+}
+
+func (s *side) drainWake() {
+	var buf [8]byte
+	for {
+		if _, err := unix.Read(s.wakefd, buf[:]); err != unix.EINTR {
+			return
+		}
+	}
+}
+
+// resume runs t until it yields its next wait or ends. Once the run is stopping it leaves t
+// parked: the other thread may already be closing sockets, and a task woken by that would report
+// a failure that is only a consequence of the stop.
+func (s *side) resume(t *task) {
+	if s.r.stopping() {
+		return
+	}
+	w, ok := t.next()
+	if !ok {
+		t.finish()
+		return
+	}
+	t.wait = w
+	if w == waitRetry {
+		if len(s.retry) == 0 {
+			s.retryAt = time.Now().Add(retryDelay)
+		}
+		s.retry = append(s.retry, t.slot)
+	}
+}
+
+// shutdown stops every unfinished coroutine, which unwinds it through its deferred socket close,
+// and closes sockets of tasks that never started. It runs on the thread, before the unlock.
+func (s *side) shutdown() {
+	if p := recover(); p != nil { // from the loop itself; task panics are caught in the task
+		s.panicked = fmt.Sprintf("pingpong %s: %v\n%s", s.name(), p, debug.Stack())
+		s.r.fail(errors.New("panic"))
+	}
+	for i := range s.tasks {
+		t := &s.tasks[i]
+		if !t.finished {
+			t.stopped = true
+			t.stop()
+			t.finish()
+		}
+	}
+}
+
+// spawn adds a task and queues its first resume. fd is the socket it starts with, or -1.
+func (s *side) spawn(id int, kind Kind, fd int, body func(*task, func(wait) bool) error) *task {
+	s.tasks = append(s.tasks, task{s: s, slot: int32(len(s.tasks)), id: id, kind: kind, fd: fd})
+	t := &s.tasks[len(s.tasks)-1]
+	t.next, t.stop = coroutine(t, body)
+	s.live++
+	s.runq = append(s.runq, t.slot)
+	return t
+}
+
+// register adds t's socket to the epoll set, edge-triggered for both directions, with the task's
+// slot as the event data.
+func (s *side) register(t *task) error {
+	ev := unix.EpollEvent{Events: unix.EPOLLIN | unix.EPOLLOUT | unix.EPOLLRDHUP | unix.EPOLLET, Fd: t.slot}
+	return os.NewSyscallError("epoll_ctl", unix.EpollCtl(s.epfd, unix.EPOLL_CTL_ADD, t.fd, &ev))
+}
+
+// task is one coroutine: a client, a peer, or the server's acceptor.
+type task struct {
+	s        *side
+	slot     int32 // index in s.tasks and epoll event data
+	id       int   // public number: 0..C-1 clients, C..2C-1 peers, -1 acceptor
+	kind     Kind
+	acceptor bool
+	fd       int // socket, -1 once closed; the acceptor's is the listener, which Run closes
+	wait     wait
+	drained  bool // the last recv returned less than it asked for, and the task has not yielded since
+	finished bool // its coroutine has ended
+	stopped  bool // it was ended by shutdown rather than by returning on its own
+	next     func() (wait, bool)
+	stop     func()
+	buf      [64]byte
+}
+
+func (t *task) name() string {
+	if t.acceptor {
+		return "acceptor"
+	}
+	return fmt.Sprintf("%s %d", t.kind, t.id)
+}
+
+// errorf prefixes an error with the task's name.
+func (t *task) errorf(format string, args ...any) error {
+	return fmt.Errorf(t.name()+": "+format, args...)
+}
+
+func (t *task) finish() {
+	t.finished = true
+	t.closeFD()
+	t.s.live--
+}
+
+func (t *task) closeFD() {
+	if t.fd >= 0 && !t.acceptor {
+		unix.Close(t.fd) // also drops it from the epoll set
+	}
+	t.fd = -1
+}
+
+// coroutine turns body into a coroutine with iter.Pull. The wrapper runs the hooks, closes the
+// socket when the body returns and reports its error. A panic (from a hook, say) is recovered
+// here, where debug.Stack still shows where it happened: it stops the run, and Run re-raises it.
+func coroutine(t *task, body func(*task, func(wait) bool) error) (func() (wait, bool), func()) {
+	cfg := &t.s.r.cfg
+	return iter.Pull(func(yield func(wait) bool) {
+		defer func() {
+			if p := recover(); p != nil {
+				t.closeFD()
+				if t.s.panicked == nil {
+					t.s.panicked = fmt.Sprintf("pingpong %s: panic: %v\n%s", t.name(), p, debug.Stack())
+				}
+				t.s.r.fail(t.errorf("panic: %v", p))
+			}
+		}()
+		if cfg.OnTaskStart != nil && !t.acceptor {
+			cfg.OnTaskStart(t.id, t.kind)
+		}
+		err := body(t, yield)
+		t.closeFD()
+		if err != nil && err != errStopped {
+			t.s.r.fail(err)
+		}
+		if cfg.OnTaskEnd != nil && !t.acceptor {
+			cfg.OnTaskEnd(t.id, t.kind)
+		}
+	})
+}
+
+// do attempts o until it completes, yielding whenever ready says to wait. It returns errStopped
+// if the coroutine is being stopped, and wraps any other error as an os.SyscallError.
+func (t *task) do(yield func(wait) bool, o op, p []byte) (int, error) {
+	if o == opRecv && t.drained {
+		// The previous recv emptied the socket, and no epoll_wait has run since: the loop is
+		// suspended while this task runs. Any byte that arrives from now on therefore raises an
+		// edge-triggered event that the loop has yet to see, so waiting first loses nothing and
+		// saves a recv that, in a ping-pong, would almost always fail with EAGAIN.
+		if !t.park(yield, waitRead) {
+			return 0, errStopped
+		}
+	}
+	for {
+		var n int
+		var err error
+		switch o {
+		case opRecv:
+			n, err = recv(t.fd, p)
+		case opSend:
+			n, err = send(t.fd, p)
+		case opAccept:
+			n, err = accept(t.fd)
+		case opConnect:
+			err = unix.Connect(t.fd, t.s.r.ln.addr)
+		}
+		if o == opRecv {
+			t.drained = err == nil && n > 0 && n < len(p)
+		}
+		w, err := ready(o, err)
+		switch w {
+		case waitNone:
+			if err != nil {
+				return n, os.NewSyscallError(o.String(), err)
+			}
+			return n, nil
+		case waitAgain:
+			continue
+		}
+		if !t.park(yield, w) {
+			return 0, errStopped
+		}
+	}
+}
+
+// park yields w to the loop; false means the coroutine is being stopped. Once the loop has run,
+// it may have consumed edges of this socket, so the socket no longer counts as drained.
+func (t *task) park(yield func(wait) bool, w wait) bool {
+	t.drained = false
+	return yield(w)
+}
+
+// client connects, then M times sends one byte, waits for its echo and checks it.
+func (t *task) client(yield func(wait) bool) error {
+	s, cfg := t.s, &t.s.r.cfg
+	fd, err := newSocket(cfg.Transport)
+	if err != nil {
+		return t.errorf("%w", err)
+	}
+	t.fd = fd
+	if err := s.register(t); err != nil {
+		return t.errorf("%w", err)
+	}
+	if _, err := t.do(yield, opConnect, nil); err != nil {
+		return t.stopOr(err, "%w", err)
+	}
+	m := cfg.Messages
+	for i := range m {
+		sent := byte(t.id + i)
+		t.buf[0] = sent
+		start := time.Now()
+		if _, err := t.do(yield, opSend, t.buf[:1]); err != nil {
+			if peerGone(err) {
+				return t.errorf("peer closed after %d of %d messages: %w", i, m, err)
+			}
+			return t.stopOr(err, "send message %d: %w", i, err)
+		}
+		// Ask for more than the one byte due, so that extra bytes show up as an error, and a
+		// short read tells do the socket is drained.
+		n, err := t.do(yield, opRecv, t.buf[:])
+		switch {
+		case err != nil && peerGone(err):
+			return t.errorf("peer closed after %d of %d messages: %w", i, m, err)
+		case err != nil:
+			return t.stopOr(err, "receive message %d: %w", i, err)
+		case n == 0:
+			return t.errorf("peer closed after %d of %d messages", i, m)
+		case n > 1:
+			return t.errorf("echo of message %d: got %d bytes, want 1", i, n)
+		case t.buf[0] != sent:
+			return t.errorf("echo mismatch at message %d: sent 0x%02x got 0x%02x", i, sent, t.buf[0])
+		}
+		s.lat.record(time.Since(start))
+		s.roundTrips++
+		if cfg.OnStep != nil {
+			cfg.OnStep(t.id, Client, i)
+		}
+	}
+	return nil
+}
+
+// peer echoes everything it receives until EOF.
+func (t *task) peer(yield func(wait) bool) error {
+	cfg := &t.s.r.cfg
+	for step := 0; ; {
+		n, err := t.do(yield, opRecv, t.buf[:])
+		if err != nil {
+			return t.stopOr(err, "receive after %d messages: %w", step, err)
+		}
+		if n == 0 {
+			return nil // the client closed: done
+		}
+		for off := 0; off < n; {
+			w, err := t.do(yield, opSend, t.buf[off:n])
+			if err != nil {
+				return t.stopOr(err, "echo message %d: %w", step, err)
+			}
+			off += w
+		}
+		for range n {
+			if cfg.OnStep != nil {
+				cfg.OnStep(t.id, Peer, step)
+			}
+			step++
+			if step == cfg.peerCloseAfter {
+				return nil
+			}
+			if step == cfg.peerStallAfter {
+				for t.park(yield, waitRead) { // keep the socket open, but never read again
+				}
+				return errStopped
+			}
+		}
+	}
+}
+
+// accept accepts C connections and spawns a peer for each, numbered in accept order.
+func (t *task) accept(yield func(wait) bool) error {
+	s, cfg := t.s, &t.s.r.cfg
+	if err := s.register(t); err != nil {
+		return t.errorf("%w", err)
+	}
+	for i := range cfg.Clients {
+		fd, err := t.do(yield, opAccept, nil)
+		if err != nil {
+			return t.stopOr(err, "connection %d: %w", i, err)
+		}
+		if err := setNoDelay(cfg.Transport, fd); err != nil {
+			unix.Close(fd)
+			return t.errorf("connection %d: %w", i, err)
+		}
+		p := s.spawn(cfg.Clients+i, Peer, fd, (*task).peer)
+		if err := s.register(p); err != nil {
+			return p.errorf("%w", err)
+		}
+	}
+	return nil
+}
+
+// peerGone reports whether err says the other end closed the connection.
+func peerGone(err error) bool {
+	return errors.Is(err, unix.ECONNRESET) || errors.Is(err, unix.EPIPE)
+}
+
+// stopOr passes errStopped through, or formats a task error.
+func (t *task) stopOr(err error, format string, args ...any) error {
+	if err == errStopped {
+		return err
+	}
+	return t.errorf(format, args...)
+}

@@ -1,0 +1,183 @@
+package plots
+
+import (
+	"errors"
+	"fmt"
+	"image/color"
+	"math"
+
+	"gonum.org/v1/plot"
+	"gonum.org/v1/plot/font"
+	"gonum.org/v1/plot/plotter"
+	"gonum.org/v1/plot/text"
+	"gonum.org/v1/plot/vg"
+	"gonum.org/v1/plot/vg/draw"
+
+	"stackprobe/probe"
+)
+
+// depthStep is a moment the ramp moved every task to a new depth.
+type depthStep struct {
+	seconds float64
+	depth   int64
+}
+
+// timelineData is what RSSOverTime draws, in bytes against seconds since the
+// run started, before mapping to plot coordinates.
+type timelineData struct {
+	stacks, expected, vmRSS, vmPTE plotter.XYs
+	steps                          []depthStep
+}
+
+// timelineSeries extracts the chart's series from the timeline. A step is
+// recorded at the first sample when it already has a depth, and wherever the
+// depth changes; patterns other than the ramp record depth 0 throughout and
+// get no steps.
+func timelineSeries(tl []probe.TimelinePoint) timelineData {
+	d := timelineData{
+		stacks:   make(plotter.XYs, len(tl)),
+		expected: make(plotter.XYs, len(tl)),
+		vmRSS:    make(plotter.XYs, len(tl)),
+		vmPTE:    make(plotter.XYs, len(tl)),
+	}
+	for i, pt := range tl {
+		t := pt.Elapsed.Seconds()
+		d.stacks[i] = plotter.XY{X: t, Y: float64(pt.StackRSS)}
+		d.expected[i] = plotter.XY{X: t, Y: float64(pt.Expected)}
+		d.vmRSS[i] = plotter.XY{X: t, Y: float64(pt.VmRSS)}
+		d.vmPTE[i] = plotter.XY{X: t, Y: float64(pt.VmPTE)}
+		if (i == 0 && pt.Depth != 0) || (i > 0 && pt.Depth != tl[i-1].Depth) {
+			d.steps = append(d.steps, depthStep{seconds: t, depth: pt.Depth})
+		}
+	}
+	return d
+}
+
+// RSSOverTime charts the ping-pong run's sampled history: resident bytes of
+// all stacks together (mincore), the schedule's prediction for them, the
+// process's VmRSS and its page tables (VmPTE), against seconds since the run
+// started. Each depth step of a ramp is a dashed vertical line labelled with
+// the new depth. It fails when the Result has no timeline.
+func RSSOverTime(r *probe.Result) (*plot.Plot, error) {
+	if r == nil {
+		return nil, errors.New("rss over time: no result")
+	}
+	if len(r.Timeline) == 0 {
+		return nil, errors.New("rss over time: the result has no timeline (only the ping-pong workload records one)")
+	}
+	d := timelineSeries(r.Timeline)
+	ya := newByteAxis(yValues(d.stacks), yValues(d.expected), yValues(d.vmRSS), yValues(d.vmPTE))
+
+	p := plot.New()
+	p.Title.Text = titled("Stack and process memory over time", r)
+	setLabel(&p.X, "seconds since the run started", workloadCaption(r))
+	setLabel(&p.Y, "resident bytes", "")
+	legendOutside(p)
+	p.Add(plotter.NewGrid())
+
+	series := []struct {
+		xys   plotter.XYs
+		name  string
+		color color.Color
+		width float64
+		dash  []vg.Length
+	}{
+		{d.expected, "stacks, predicted", colClaim, 1.2, []vg.Length{vg.Points(5), vg.Points(3)}},
+		{d.stacks, "stacks, mincore", colStacks, 2, nil},
+		{d.vmRSS, "VmRSS (process)", colVmRSS, 1.2, nil},
+		{d.vmPTE, "VmPTE (page tables)", colVmPTE, 1.2, nil},
+	}
+	for _, s := range series {
+		l, err := plotter.NewLine(plotYs(s.xys, ya))
+		if err != nil {
+			return nil, fmt.Errorf("rss over time: %s: %w", s.name, err)
+		}
+		l.LineStyle = draw.LineStyle{Color: s.color, Width: vg.Points(s.width), Dashes: s.dash}
+		p.Add(l)
+		p.Legend.Add(s.name, l)
+	}
+
+	if len(d.steps) > 0 {
+		m := newStepMarks(d.steps)
+		p.Add(m)
+		p.Legend.Add("new ramp depth", m)
+	}
+
+	// Time starts at 0 s; a single sample at 0 s still gets a one-second axis.
+	t1 := 0.0
+	for _, pt := range d.stacks {
+		t1 = math.Max(t1, pt.X)
+	}
+	p.X.Min, p.X.Max = 0, t1
+	if !(t1 > 0) {
+		p.X.Max = 1
+	}
+	p.X.Scale = plot.LinearScale{}
+	p.X.Tick.Marker = plot.DefaultTicks{}
+	ya.apply(&p.Y)
+	return p, nil
+}
+
+// plotYs maps points' Y from bytes to plot coordinates (see byteAxis.pos).
+func plotYs(xys plotter.XYs, ya byteAxis) plotter.XYs {
+	out := make(plotter.XYs, len(xys))
+	for i, pt := range xys {
+		out[i] = plotter.XY{X: pt.X, Y: ya.pos(pt.Y)}
+	}
+	return out
+}
+
+// stepMarks is a plot.Plotter that draws a dashed vertical line across the
+// data area at each depth step, with the new depth in IEC units at its top.
+// A label that would overlap the previous one is left out; its line stays.
+type stepMarks struct {
+	steps []depthStep
+	line  draw.LineStyle
+	label text.Style
+}
+
+func newStepMarks(steps []depthStep) *stepMarks {
+	return &stepMarks{
+		steps: steps,
+		line: draw.LineStyle{
+			Color:  colStepMark,
+			Width:  vg.Points(0.8),
+			Dashes: []vg.Length{vg.Points(2), vg.Points(2)},
+		},
+		label: text.Style{
+			Color:   colStepMark,
+			Font:    font.From(plot.DefaultFont, 9),
+			XAlign:  draw.XLeft,
+			YAlign:  draw.YTop,
+			Handler: plot.DefaultTextHandler,
+		},
+	}
+}
+
+// Plot implements plot.Plotter.
+func (m *stepMarks) Plot(c draw.Canvas, p *plot.Plot) {
+	trX, _ := p.Transforms(&c)
+	gap := vg.Points(2)
+	right := c.Min.X
+	for _, s := range m.steps {
+		x := trX(s.seconds)
+		if !c.ContainsX(x) {
+			continue
+		}
+		c.StrokeLine2(m.line, x, c.Min.Y, x, c.Max.Y)
+		label := iecLabel(float64(s.depth))
+		w := m.label.Width(label)
+		lx := min(x+gap, c.Max.X-w) // the last label may sit left of its line
+		if lx < right {
+			continue
+		}
+		c.FillText(m.label, vg.Point{X: lx, Y: c.Max.Y}, label)
+		right = lx + w + 2*gap
+	}
+}
+
+// Thumbnail implements plot.Thumbnailer for the legend.
+func (m *stepMarks) Thumbnail(c *draw.Canvas) {
+	x := (c.Min.X + c.Max.X) / 2
+	c.StrokeLine2(m.line, x, c.Min.Y, x, c.Max.Y)
+}

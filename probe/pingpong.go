@@ -1,0 +1,289 @@
+package probe
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"runtime"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"stackprobe/pingpong"
+)
+
+// maxTimeline bounds the points kept in memory for the over-time chart.
+// When full, every other point is dropped and only every second sample is
+// kept from then on (stride doubles), so a run of any length keeps between
+// maxTimeline/2 and maxTimeline evenly spread points. samples.csv keeps all.
+const maxTimeline = 2048
+
+// taskState is what a task publishes for the sampler. Each field is written
+// only by the task's own IO thread and read atomically by the sampler, so
+// the sampler never holds a lock the IO threads wait on.
+type taskState struct {
+	depth     atomic.Int64 // depth of the latest step
+	highWater atomic.Int64 // deepest depth so far
+	steps     atomic.Int64
+}
+
+func runPingPong(ctx context.Context, cfg Config, env Env, m *meter, res *Result) error {
+	page := res.PageSize
+	clients := cfg.Tasks
+	kind := func(i int) string {
+		if i < clients {
+			return "client"
+		}
+		return "peer"
+	}
+	if err := env.Recorder.Begin(stackInfos(m.stacks, kind)); err != nil {
+		return err
+	}
+	if err := m.learnHugeEligibility(); err != nil {
+		return err
+	}
+	sched := schedule{depths: cfg.Depths, messages: cfg.Messages, pattern: cfg.Pattern, seed: uint64(cfg.Seed)}
+	states := make([]taskState, len(m.stacks))
+	var touchErr atomic.Pointer[error]
+	onStep := func(task int, _ pingpong.Kind, step int) {
+		d := sched.depth(task, step)
+		// Published before the touch, so that the sampler's mincore
+		// window always covers every page the task may have made resident.
+		s := &states[task]
+		s.depth.Store(d)
+		if d > s.highWater.Load() {
+			s.highWater.Store(d)
+		}
+		st := m.stacks[task]
+		err := st.Touch(int(d))
+		if err == nil {
+			err = st.Release()
+		}
+		if err != nil {
+			e := fmt.Errorf("task %d step %d: %w", task, step, err)
+			touchErr.CompareAndSwap(nil, &e)
+		}
+		s.steps.Add(1)
+		if task == 0 {
+			env.Progress(step+1, cfg.Messages)
+		}
+	}
+
+	sctx, stopSampler := context.WithCancel(ctx)
+	smp := &sampler{cfg: cfg, env: env, m: m, states: states, sched: sched, page: page, start: time.Now()}
+	var wg sync.WaitGroup
+	wg.Go(func() { smp.run(sctx) })
+
+	cpu0 := processCPU()
+	pr, runErr := pingpong.Run(ctx, pingpong.Config{
+		Transport: pingpong.Transport(cfg.Transport),
+		Clients:   clients,
+		Messages:  cfg.Messages,
+		Watchdog:  cfg.Watchdog,
+		OnStep:    onStep,
+	})
+	stopSampler()
+	wg.Wait()
+	cpu := processCPU() - cpu0
+	if e := touchErr.Load(); e != nil && runErr == nil {
+		runErr = *e
+	}
+
+	p := &PingPongResult{
+		Transport:           string(pr.Transport),
+		Clients:             pr.Clients,
+		MessagesPerClient:   pr.MessagesPerClient,
+		RoundTrips:          pr.RoundTrips,
+		Errors:              pr.Errors,
+		Seconds:             pr.Elapsed.Seconds(),
+		RoundTripsPerSecond: pr.RoundTripsPerSecond(),
+		Sampler:             smp.stats(cpu),
+	}
+	p.LatencyNanos.P50 = pr.Latency.P50.Nanoseconds()
+	p.LatencyNanos.P99 = pr.Latency.P99.Nanoseconds()
+	p.LatencyNanos.Max = pr.Latency.Max.Nanoseconds()
+	res.PingPong = p
+	res.Timeline = smp.timeline
+	if smp.err != nil {
+		runErr = errors.Join(runErr, smp.err)
+	}
+
+	// The final measurement, with smaps, after the IO has stopped.
+	final := smp.sample
+	final.Seq = smp.seq
+	if err := smp.measure(&final, true); err != nil {
+		return errors.Join(runErr, err)
+	}
+	if err := env.Recorder.Record(&final); err != nil {
+		return errors.Join(runErr, err)
+	}
+	res.Depths = byHighWater(cfg, &final, states, page, m)
+	return runErr
+}
+
+// byHighWater groups the stacks by the deepest depth they used and
+// summarises each group: the claim says a stack holds ceil(deepest/page) pages.
+func byHighWater(cfg Config, s *Sample, states []taskState, page int, m *meter) []DepthResult {
+	groups := map[int64][]int{}
+	for i := range states {
+		hw := states[i].highWater.Load()
+		groups[hw] = append(groups[hw], i)
+	}
+	keys := make([]int64, 0, len(groups))
+	for k := range groups {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	out := make([]DepthResult, 0, len(keys))
+	for _, hw := range keys {
+		sub := Sample{Totals: s.Totals, Check: s.Check}
+		for _, i := range groups[hw] {
+			sub.Stacks = append(sub.Stacks, s.Stacks[i])
+		}
+		out = append(out, summarize(&sub, hw, hw, expectedAfterRelease(cfg, hw, page), page, m))
+	}
+	return out
+}
+
+// sampler measures the stacks every interval while the IO runs.
+type sampler struct {
+	cfg    Config
+	env    Env
+	m      *meter
+	states []taskState
+	sched  schedule
+	page   int
+	start  time.Time
+
+	sample   Sample
+	seq      int
+	costs    []time.Duration
+	timeline []TimelinePoint
+	stride   int
+	cpu      time.Duration // the sampler thread's own CPU time
+	err      error
+}
+
+func (s *sampler) run(ctx context.Context) {
+	// Pinned so that RUSAGE_THREAD measures the sampler alone.
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	cpu0 := threadCPU()
+	defer func() { s.cpu = threadCPU() - cpu0 }()
+	s.stride = 1
+	t := time.NewTicker(s.cfg.Interval)
+	defer t.Stop()
+	for {
+		if err := s.take(); err != nil {
+			s.err = err
+			return
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+func (s *sampler) take() error {
+	s.sample.Seq = s.seq
+	if err := s.measure(&s.sample, false); err != nil {
+		return err
+	}
+	s.costs = append(s.costs, s.sample.Cost)
+	if err := s.env.Recorder.Record(&s.sample); err != nil {
+		return err
+	}
+	if s.seq%s.stride == 0 {
+		s.timeline = append(s.timeline, TimelinePoint{
+			Elapsed:  s.sample.Elapsed,
+			StackRSS: s.sample.StackRSS,
+			Expected: s.sample.Expected,
+			VmRSS:    s.sample.Totals.VmRSS,
+			VmPTE:    s.sample.Totals.VmPTE,
+			Depth:    s.sched.rampDepth(int(s.states[0].steps.Load()) - 1),
+		})
+		if len(s.timeline) >= maxTimeline {
+			s.timeline = halve(s.timeline)
+			s.stride *= 2
+		}
+	}
+	s.seq++
+	return nil
+}
+
+// halve keeps every other point.
+func halve(tl []TimelinePoint) []TimelinePoint {
+	n := 0
+	for i := 0; i < len(tl); i += 2 {
+		tl[n] = tl[i]
+		n++
+	}
+	return tl[:n]
+}
+
+// measure takes one sample: per-stack residency, process totals, the
+// schedule's prediction, and (at the end only) the smaps cross-check.
+func (s *sampler) measure(out *Sample, withSmaps bool) (err error) {
+	begin := time.Now()
+	out.Elapsed = begin.Sub(s.start)
+	if withSmaps {
+		err = s.m.residency(out)
+	} else {
+		err = s.m.residencyWithin(out, s.deepest)
+	}
+	if err != nil {
+		return err
+	}
+	if err := s.m.totals(out); err != nil {
+		return err
+	}
+	out.Check = nil
+	if withSmaps {
+		if err := s.m.smaps(out); err != nil {
+			return err
+		}
+	}
+	out.Expected = 0
+	for i := range s.states {
+		out.Stacks[i].Depth = s.states[i].depth.Load()
+		out.Expected += expectedAfterRelease(s.cfg, s.states[i].highWater.Load(), s.page)
+	}
+	out.Cost = time.Since(begin)
+	return nil
+}
+
+// deepest is the deepest depth stack i has used, as its task published it.
+func (s *sampler) deepest(i int) int64 { return s.states[i].highWater.Load() }
+
+func (s *sampler) stats(processCPU time.Duration) SamplerStats {
+	st := SamplerStats{Samples: len(s.costs), IntervalNs: s.cfg.Interval.Nanoseconds(), TimelinePoints: len(s.timeline)}
+	var sum time.Duration
+	for _, c := range s.costs {
+		sum += c
+		st.MaxCostNs = max(st.MaxCostNs, c.Nanoseconds())
+	}
+	if len(s.costs) > 0 {
+		st.MeanCostNs = sum.Nanoseconds() / int64(len(s.costs))
+	}
+	st.CPUNs = s.cpu.Nanoseconds()
+	if processCPU > 0 {
+		st.CPUFraction = float64(s.cpu) / float64(processCPU)
+	}
+	return st
+}
+
+func rusage(who int) time.Duration {
+	var ru unix.Rusage
+	if err := unix.Getrusage(who, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+func threadCPU() time.Duration  { return rusage(unix.RUSAGE_THREAD) }
+func processCPU() time.Duration { return rusage(unix.RUSAGE_SELF) }

@@ -1,0 +1,102 @@
+package probe
+
+import (
+	"context"
+	"slices"
+	"testing"
+	"time"
+
+	"stackprobe/mmapstack"
+)
+
+func pingpongConfig(transport string, clients, messages int, pattern Pattern, depths ...int64) Config {
+	cfg := touchConfig(clients, depths...)
+	cfg.Workload = WorkloadPingPong
+	cfg.Transport = transport
+	cfg.Messages = messages
+	cfg.Pattern = pattern
+	cfg.Interval = 2 * time.Millisecond
+	cfg.Watchdog = 30 * time.Second
+	return cfg
+}
+
+func TestPingPongResidencyFollowsSchedule(t *testing.T) {
+	page := int64(mmapstack.PageSize())
+	for _, tr := range []string{"tcp", "unix"} {
+		t.Run(tr, func(t *testing.T) {
+			const clients, messages = 4, 60
+			cfg := pingpongConfig(tr, clients, messages, PatternSpread, 4096, 64<<10, 1*mib)
+			rec := &memRecorder{}
+			res, err := Run(context.Background(), cfg, Env{Recorder: rec})
+			if err != nil {
+				t.Fatal(err)
+			}
+			p := res.PingPong
+			if p.RoundTrips != clients*messages || p.Errors != 0 || p.Transport != tr {
+				t.Fatalf("round trips %d errors %d transport %s; want %d, 0, %s", p.RoundTrips, p.Errors, p.Transport, clients*messages, tr)
+			}
+			if p.Sampler.Samples < 1 || rec.samples != p.Sampler.Samples+1 || len(rec.infos) != 2*clients {
+				t.Fatalf("sampler %d samples, recorder %d samples, %d stacks", p.Sampler.Samples, rec.samples, len(rec.infos))
+			}
+			// Spread: task k used depth k mod 3 for the whole run; tasks 0..3
+			// are clients and 4..7 peers, so depths 4K:3 stacks, 64K:3, 1M:2.
+			wantStacks := map[int64]int{4096: 3, 64 << 10: 3, 1 * mib: 2}
+			if len(res.Depths) != 3 {
+				t.Fatalf("%d depth groups, want 3", len(res.Depths))
+			}
+			for _, d := range res.Depths {
+				want := ExpectedPages(d.DepthBytes, int(page)) * page
+				if d.Stacks != wantStacks[d.DepthBytes] || d.Matched != d.Stacks || d.RSSBytesMin != want || d.RSSBytesMax != want {
+					t.Errorf("depth %d: %d stacks, matched %d, rss %d..%d; want %d stacks at %d bytes",
+						d.DepthBytes, d.Stacks, d.Matched, d.RSSBytesMin, d.RSSBytesMax, wantStacks[d.DepthBytes], want)
+				}
+				if !d.Smaps.Agree || d.Smaps.OwnVMAStacks != 2*clients {
+					t.Errorf("depth %d: smaps check %+v", d.DepthBytes, d.Smaps)
+				}
+			}
+		})
+	}
+}
+
+func TestPingPongRamp(t *testing.T) {
+	const clients, messages = 3, 90
+	cfg := pingpongConfig("unix", clients, messages, PatternRamp, 4096, 256<<10, 2*mib)
+	res, err := Run(context.Background(), cfg, Env{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Depths) != 1 || res.Depths[0].DepthBytes != 2*mib || res.Depths[0].Matched != 2*clients {
+		t.Fatalf("ramp ended with %+v, want every stack at 2 MiB", res.Depths)
+	}
+	if len(res.Timeline) == 0 {
+		t.Fatal("no timeline points")
+	}
+	last := res.Timeline[len(res.Timeline)-1]
+	if last.StackRSS > last.Expected {
+		t.Errorf("last sample: %d resident over %d predicted", last.StackRSS, last.Expected)
+	}
+}
+
+func TestSchedule(t *testing.T) {
+	s := schedule{depths: []int64{1, 2, 3}, messages: 6, pattern: PatternRamp}
+	var got []int64
+	for step := range 6 {
+		got = append(got, s.depth(0, step))
+	}
+	if want := []int64{1, 1, 2, 2, 3, 3}; !slices.Equal(got, want) {
+		t.Errorf("ramp = %v, want %v", got, want)
+	}
+	s.pattern = PatternSpread
+	if s.depth(4, 0) != 2 || s.depth(4, 5) != 2 {
+		t.Error("spread: task 4 should use depth index 1 at every step")
+	}
+	s.pattern, s.seed = PatternRandom, 7
+	a, b := s.depth(1, 3), s.depth(1, 3)
+	seen := map[int64]bool{}
+	for step := range 100 {
+		seen[s.depth(2, step)] = true
+	}
+	if a != b || len(seen) != 3 {
+		t.Errorf("random: not reproducible (%d vs %d) or not covering the list (%v)", a, b, seen)
+	}
+}

@@ -1,0 +1,160 @@
+package probe
+
+import (
+	"time"
+
+	"stackprobe/procread"
+)
+
+// Result is everything one run measured. Its JSON form is summary.json.
+type Result struct {
+	// Partial is true when the run was interrupted or failed after it had
+	// measured something: the figures are real but the schedule is incomplete.
+	Partial bool `json:"partial"`
+	// Error says why a partial run stopped.
+	Error       string          `json:"error,omitempty"`
+	Command     string          `json:"command"`
+	Started     time.Time       `json:"started"`
+	Seconds     float64         `json:"seconds"`
+	Environment procread.System `json:"environment"`
+	Config      Config          `json:"config"`
+	// PageSize is the base page the expectations are computed in, bytes.
+	PageSize int `json:"page_size"`
+	// Baseline is the process before any stack was reserved.
+	Baseline Totals `json:"baseline"`
+	// Depths has one entry per measured depth (touch workload) or per depth
+	// of the list reached by the ping-pong schedule's end.
+	Depths []DepthResult `json:"depths"`
+	// PingPong is set for the ping-pong workload.
+	PingPong *PingPongResult `json:"pingpong,omitempty"`
+	// Timeline is the sampled history the over-time chart draws (bounded;
+	// samples.csv has every sample).
+	Timeline []TimelinePoint `json:"-"`
+	// Tool is stackprobe's own memory outside the stacks.
+	Tool ToolMemory `json:"tool"`
+}
+
+// Totals are process-wide figures at one moment, bytes unless named.
+type Totals struct {
+	VmRSS       uint64 `json:"vmrss_bytes"`
+	VmHWM       uint64 `json:"vmhwm_bytes"`
+	VmPTE       uint64 `json:"vmpte_bytes"`
+	MinorFaults uint64 `json:"minor_faults"`
+	VMAs        int    `json:"vma_count"`
+}
+
+func totalsFrom(t procread.Totals) Totals {
+	return Totals{VmRSS: t.VmRSS, VmHWM: t.VmHWM, VmPTE: t.VmPTE, MinorFaults: t.MinorFaults, VMAs: t.VMAs}
+}
+
+// DepthResult is the measurement after every stack was used to one depth.
+type DepthResult struct {
+	DepthBytes int64 `json:"depth_bytes"`
+	// ExpectedRSSBytes is the seed's claim: ceil(depth/page)·page per stack.
+	ExpectedRSSBytes int64 `json:"expected_rss_bytes"`
+	ExpectedPages    int64 `json:"expected_pages"`
+	// HighWaterBytes is ceil(deepest depth so far/page)·page: what a stack
+	// that never gives pages back holds.
+	HighWaterBytes int64 `json:"high_water_bytes"`
+	// ExpectedAfterReleaseBytes is what the release mode should leave:
+	// the high-water mark for none and free, the kept top for dontneed.
+	ExpectedAfterReleaseBytes int64 `json:"expected_after_release_bytes"`
+	// Per-stack resident bytes from mincore(2), whole mapping.
+	RSSBytesMin   int64 `json:"rss_bytes_min"`
+	RSSBytesMax   int64 `json:"rss_bytes_max"`
+	RSSBytesTotal int64 `json:"rss_bytes_total"`
+	// Matched counts stacks whose resident bytes equal ExpectedRSSBytes.
+	Matched int `json:"matched"`
+	// MatchedAfterRelease counts stacks equal to ExpectedAfterReleaseBytes.
+	MatchedAfterRelease int `json:"matched_after_release"`
+	Stacks              int `json:"stacks"`
+	// AnonHugeBytesTotal sums smaps AnonHugePages over the stacks' VMAs.
+	AnonHugeBytesTotal int64 `json:"anon_huge_bytes_total"`
+	// Smaps is the cross-check of mincore against /proc/self/smaps.
+	Smaps SmapsCheck `json:"smaps"`
+	// Process totals right after this depth.
+	VmPTEBytes  uint64 `json:"vmpte_bytes"`
+	VmRSSBytes  uint64 `json:"vmrss_bytes"`
+	VMACount    int    `json:"vma_count"`
+	MinorFaults uint64 `json:"minor_faults"`
+	// TouchNanos is the wall time to touch (and release) every stack.
+	TouchNanos int64 `json:"touch_ns"`
+	// NewPages is how many pages became resident during the touch
+	// (resident after minus before, all stacks).
+	NewPages int64 `json:"new_pages"`
+	// PerStackRSS is each stack's resident bytes, in stack order.
+	PerStackRSS []int64 `json:"-"`
+}
+
+// SmapsCheck compares per-stack residency from mincore with smaps Rss.
+type SmapsCheck struct {
+	// VMAs is how many smaps VMAs overlap the stacks.
+	VMAs int `json:"vmas"`
+	// OwnVMAStacks counts stacks that are the only stack in their VMAs, so
+	// smaps gives their Rss directly.
+	OwnVMAStacks int `json:"own_vma_stacks"`
+	// Groups counts runs of merged stacks whose VMAs cover exactly those
+	// stacks: smaps Rss of the run must equal their summed mincore bytes.
+	Groups int `json:"groups"`
+	// Agree is true when every comparable stack and group agreed.
+	Agree bool `json:"agree"`
+	// Disagreements counts comparable stacks or groups that did not.
+	Disagreements int `json:"disagreements"`
+	// RSSBytesTotal is the smaps Rss summed over comparable groups.
+	RSSBytesTotal int64 `json:"rss_bytes_total"`
+}
+
+// PingPongResult is the workload section of summary.json.
+type PingPongResult struct {
+	Transport           string  `json:"transport"`
+	Clients             int     `json:"clients"`
+	MessagesPerClient   int     `json:"messages_per_client"`
+	RoundTrips          int64   `json:"round_trips"`
+	Errors              int64   `json:"errors"`
+	Seconds             float64 `json:"seconds"`
+	RoundTripsPerSecond float64 `json:"round_trips_per_second"`
+	LatencyNanos        struct {
+		P50 int64 `json:"p50"`
+		P99 int64 `json:"p99"`
+		Max int64 `json:"max"`
+	} `json:"latency_ns"`
+	Sampler SamplerStats `json:"sampler"`
+}
+
+// SamplerStats is what live sampling cost.
+type SamplerStats struct {
+	Samples    int   `json:"samples"`
+	IntervalNs int64 `json:"interval_ns"`
+	// MeanCostNs and MaxCostNs are the wall time of one sample.
+	MeanCostNs int64 `json:"mean_cost_ns"`
+	MaxCostNs  int64 `json:"max_cost_ns"`
+	// CPUNs is the sampler thread's CPU time (getrusage RUSAGE_THREAD).
+	CPUNs int64 `json:"cpu_ns"`
+	// CPUFraction is CPUNs over the whole process's CPU time during the run.
+	CPUFraction float64 `json:"cpu_fraction"`
+	// TimelinePoints is how many samples the over-time chart keeps.
+	TimelinePoints int `json:"timeline_points"`
+}
+
+// TimelinePoint is one sample kept for the over-time chart.
+type TimelinePoint struct {
+	Elapsed time.Duration
+	// StackRSS is resident bytes summed over all stacks (mincore).
+	StackRSS int64
+	// Expected is what the schedule predicts for StackRSS at this moment.
+	Expected int64
+	VmRSS    uint64
+	VmPTE    uint64
+	// Depth is the ramp's depth at this moment (0 for other patterns).
+	Depth int64
+}
+
+// ToolMemory is stackprobe's own footprint, outside the stacks.
+type ToolMemory struct {
+	// GoHeapBytes is the Go heap in use at the end (runtime/metrics).
+	GoHeapBytes uint64 `json:"go_heap_bytes"`
+	// GoTotalBytes is all memory mapped by the Go runtime.
+	GoTotalBytes uint64 `json:"go_total_bytes"`
+	// NonStackRSSBytes is VmRSS minus the stacks' resident bytes at the end.
+	NonStackRSSBytes int64 `json:"non_stack_rss_bytes"`
+}

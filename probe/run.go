@@ -1,0 +1,258 @@
+package probe
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"runtime/metrics"
+	"time"
+
+	"stackprobe/mmapstack"
+	"stackprobe/procread"
+)
+
+// Env is what a run takes from its surroundings.
+type Env struct {
+	// ProcRoot and SysRoot locate /proc and /sys (tests point them at fixtures).
+	ProcRoot, SysRoot string
+	// Command is the command line recorded in the result.
+	Command string
+	// Recorder receives every sample; nil drops them.
+	Recorder Recorder
+	// Progress, if set, is called as steps complete (done of total).
+	Progress func(done, total int)
+	// Finish, if set, is called with the final result while the stacks are
+	// still mapped (to write outputs, or to linger for an outside look).
+	Finish func(res *Result)
+}
+
+// Run runs the experiment cfg describes. It always returns a Result when it
+// has measured anything, also together with an error; the Result is then
+// marked Partial. A cancelled ctx stops the run at the next step.
+func Run(ctx context.Context, cfg Config, env Env) (*Result, error) {
+	if env.ProcRoot == "" {
+		env.ProcRoot = "/proc"
+	}
+	if env.SysRoot == "" {
+		env.SysRoot = "/sys"
+	}
+	if env.Recorder == nil {
+		env.Recorder = discard{}
+	}
+	if env.Progress == nil {
+		env.Progress = func(int, int) {}
+	}
+	sys, err := procread.ReadSystem(env.ProcRoot, env.SysRoot)
+	if err != nil {
+		return nil, fmt.Errorf("read system facts: %w", err)
+	}
+	proc, err := procread.NewReader(env.ProcRoot, 0)
+	if err != nil {
+		return nil, err
+	}
+	res := &Result{
+		Command:     env.Command,
+		Started:     time.Now().UTC().Truncate(time.Millisecond),
+		Environment: sys,
+		Config:      cfg,
+		PageSize:    mmapstack.PageSize(),
+	}
+	base, err := proc.Totals()
+	if err != nil {
+		return nil, err
+	}
+	res.Baseline = totalsFrom(base)
+
+	stacks, err := reserveAll(ctx, cfg)
+	if err != nil {
+		return nil, err
+	}
+	defer closeAll(stacks)
+	m := newMeter(stacks, proc)
+
+	switch cfg.Workload {
+	case WorkloadTouch:
+		err = runTouch(ctx, cfg, env, m, res)
+	case WorkloadPingPong:
+		err = runPingPong(ctx, cfg, env, m, res)
+	default:
+		err = fmt.Errorf("unknown workload %q", cfg.Workload)
+	}
+	res.Seconds = time.Since(res.Started).Seconds()
+	res.Tool = toolMemory(res)
+	if err != nil {
+		res.Partial = true
+		res.Error = err.Error()
+	}
+	if env.Finish != nil {
+		env.Finish(res)
+	}
+	return res, err
+}
+
+// reserveAll reserves cfg.Stacks() stacks; on error none stays mapped.
+func reserveAll(ctx context.Context, cfg Config) (stacks []*mmapstack.Stack, err error) {
+	n := cfg.Stacks()
+	stacks = make([]*mmapstack.Stack, 0, n)
+	defer func() {
+		if err != nil {
+			closeAll(stacks)
+		}
+	}()
+	opts := cfg.StackOptions()
+	for i := range n {
+		if i%256 == 0 && ctx.Err() != nil {
+			return nil, fmt.Errorf("reserving stacks: %w", context.Cause(ctx))
+		}
+		s, err := mmapstack.Reserve(opts)
+		if err != nil {
+			return nil, fmt.Errorf("reserve stack %d of %d (%d bytes): %w", i, n, cfg.StackBytes, err)
+		}
+		stacks = append(stacks, s)
+	}
+	return stacks, nil
+}
+
+func closeAll(stacks []*mmapstack.Stack) {
+	for _, s := range stacks {
+		_ = s.Close()
+	}
+}
+
+// expectedAfterRelease is what one stack holds after its release, given the
+// deepest depth it has used so far.
+func expectedAfterRelease(cfg Config, highWater int64, page int) int64 {
+	hw := ExpectedPages(highWater, page) * int64(page)
+	if cfg.Release == mmapstack.ReleaseDontneed {
+		keep := max(ExpectedPages(cfg.KeepTopBytes, page), 1) * int64(page)
+		return min(hw, keep)
+	}
+	return hw
+}
+
+func runTouch(ctx context.Context, cfg Config, env Env, m *meter, res *Result) error {
+	page := res.PageSize
+	if err := env.Recorder.Begin(stackInfos(m.stacks, func(int) string { return "task" })); err != nil {
+		return err
+	}
+	var s Sample
+	if err := m.residency(&s); err != nil {
+		return err
+	}
+	prevResident := s.StackRSS
+	var highWater int64
+	for i, depth := range cfg.Depths {
+		if ctx.Err() != nil {
+			return fmt.Errorf("interrupted after %d of %d depths: %w", i, len(cfg.Depths), context.Cause(ctx))
+		}
+		highWater = max(highWater, depth)
+		start := time.Now()
+		for k, st := range m.stacks {
+			if err := st.Touch(int(depth)); err != nil {
+				return fmt.Errorf("stack %d: %w", k, err)
+			}
+			if err := st.Release(); err != nil {
+				return fmt.Errorf("stack %d: %w", k, err)
+			}
+		}
+		touch := time.Since(start)
+		s.Seq = i
+		s.Elapsed = time.Since(res.Started)
+		measure := time.Now()
+		if err := m.residency(&s); err != nil {
+			return err
+		}
+		if err := m.totals(&s); err != nil {
+			return err
+		}
+		if err := m.smaps(&s); err != nil {
+			return err
+		}
+		s.Cost = time.Since(measure)
+		after := expectedAfterRelease(cfg, highWater, page)
+		s.Expected = after * int64(len(m.stacks))
+		for k := range s.Stacks {
+			s.Stacks[k].Depth = depth
+		}
+		if err := env.Recorder.Record(&s); err != nil {
+			return err
+		}
+		d := summarize(&s, depth, highWater, after, page, m)
+		d.TouchNanos = touch.Nanoseconds()
+		d.NewPages = (s.StackRSS - prevResident) / int64(page)
+		prevResident = s.StackRSS
+		res.Depths = append(res.Depths, d)
+		env.Progress(i+1, len(cfg.Depths))
+	}
+	return nil
+}
+
+// summarize condenses one sample into the per-depth record.
+func summarize(s *Sample, depth, highWater, after int64, page int, m *meter) DepthResult {
+	exp := ExpectedPages(depth, page)
+	d := DepthResult{
+		DepthBytes:                depth,
+		ExpectedPages:             exp,
+		ExpectedRSSBytes:          exp * int64(page),
+		HighWaterBytes:            ExpectedPages(highWater, page) * int64(page),
+		ExpectedAfterReleaseBytes: after,
+		Stacks:                    len(s.Stacks),
+		VmPTEBytes:                s.Totals.VmPTE,
+		VmRSSBytes:                s.Totals.VmRSS,
+		VMACount:                  s.Totals.VMAs,
+		MinorFaults:               s.Totals.MinorFaults,
+		PerStackRSS:               make([]int64, len(s.Stacks)),
+	}
+	if len(s.Stacks) > 0 {
+		d.RSSBytesMin = s.Stacks[0].RSS
+	}
+	for k, st := range s.Stacks {
+		d.PerStackRSS[k] = st.RSS
+		d.RSSBytesMin = min(d.RSSBytesMin, st.RSS)
+		d.RSSBytesMax = max(d.RSSBytesMax, st.RSS)
+		d.RSSBytesTotal += st.RSS
+		if st.RSS == d.ExpectedRSSBytes {
+			d.Matched++
+		}
+		if st.RSS == after {
+			d.MatchedAfterRelease++
+		}
+	}
+	if s.Check != nil {
+		d.Smaps = *s.Check
+		d.AnonHugeBytesTotal = m.anonHugeTotal()
+	}
+	return d
+}
+
+func stackInfos(stacks []*mmapstack.Stack, kind func(int) string) []StackInfo {
+	infos := make([]StackInfo, len(stacks))
+	for i, s := range stacks {
+		infos[i] = StackInfo{Index: i, Kind: kind(i), Base: s.Base(), Size: s.Size()}
+	}
+	return infos
+}
+
+func toolMemory(res *Result) ToolMemory {
+	samples := []metrics.Sample{
+		{Name: "/memory/classes/heap/objects:bytes"},
+		{Name: "/memory/classes/total:bytes"},
+	}
+	metrics.Read(samples)
+	t := ToolMemory{GoHeapBytes: samples[0].Value.Uint64(), GoTotalBytes: samples[1].Value.Uint64()}
+	if n := len(res.Depths); n > 0 {
+		last := res.Depths[n-1]
+		t.NonStackRSSBytes = int64(last.VmRSSBytes) - last.RSSBytesTotal
+	}
+	return t
+}
+
+type discard struct{}
+
+func (discard) Begin([]StackInfo) error { return nil }
+func (discard) Record(*Sample) error    { return nil }
+
+// IsInterrupt reports whether err ended a run because its context was cancelled.
+func IsInterrupt(err error) bool {
+	return errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)
+}

@@ -1,0 +1,137 @@
+package probe
+
+import (
+	"context"
+	"os"
+	"strings"
+	"testing"
+
+	"stackprobe/mmapstack"
+)
+
+const mib = 1 << 20
+
+func touchConfig(tasks int, depths ...int64) Config {
+	return Config{
+		Workload:     WorkloadTouch,
+		StackBytes:   100 * mib,
+		GuardBytes:   int64(mmapstack.PageSize()),
+		Depths:       depths,
+		Tasks:        tasks,
+		Guard:        mmapstack.GuardMprotect,
+		THP:          mmapstack.THPNever,
+		MapStack:     true,
+		KeepTopBytes: int64(mmapstack.PageSize()),
+	}
+}
+
+type memRecorder struct {
+	infos   []StackInfo
+	samples int
+	rows    int
+}
+
+func (m *memRecorder) Begin(s []StackInfo) error { m.infos = s; return nil }
+func (m *memRecorder) Record(s *Sample) error    { m.samples++; m.rows += len(s.Stacks); return nil }
+
+// The seed's claim, checked to the page: with base pages only, a stack used
+// to depth d holds exactly ceil(d/4096) pages.
+func TestTouchExactPages(t *testing.T) {
+	depths := []int64{1, 4096, 4097, 64 << 10, 1 * mib, 8 * mib}
+	wantPages := []int64{1, 1, 2, 16, 256, 2048}
+	for _, guard := range []mmapstack.Guard{mmapstack.GuardMprotect, mmapstack.GuardNone} {
+		t.Run(guard.String(), func(t *testing.T) {
+			cfg := touchConfig(8, depths...)
+			cfg.Guard = guard
+			rec := &memRecorder{}
+			res, err := Run(context.Background(), cfg, Env{Recorder: rec})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(res.Depths) != len(depths) || rec.samples != len(depths) || rec.rows != 8*len(depths) || len(rec.infos) != 8 {
+				t.Fatalf("%d depths, %d samples, %d rows, %d stacks recorded", len(res.Depths), rec.samples, rec.rows, len(rec.infos))
+			}
+			page := int64(mmapstack.PageSize())
+			for i, d := range res.Depths {
+				want := wantPages[i] * page
+				if d.ExpectedRSSBytes != want || d.RSSBytesMin != want || d.RSSBytesMax != want || d.Matched != 8 {
+					t.Errorf("depth %d: expected %d min %d max %d matched %d; want %d for all 8",
+						d.DepthBytes, d.ExpectedRSSBytes, d.RSSBytesMin, d.RSSBytesMax, d.Matched, want)
+				}
+				if !d.Smaps.Agree || d.Smaps.OwnVMAStacks+d.Smaps.Groups == 0 {
+					t.Errorf("depth %d: smaps check %+v", d.DepthBytes, d.Smaps)
+				}
+				if d.AnonHugeBytesTotal != 0 {
+					t.Errorf("depth %d: %d bytes of huge pages with thp=never", d.DepthBytes, d.AnonHugeBytesTotal)
+				}
+			}
+			last := res.Depths[len(res.Depths)-1]
+			if guard == mmapstack.GuardMprotect && (last.Smaps.OwnVMAStacks != 8 || last.Smaps.VMAs != 16) {
+				t.Errorf("guard mprotect: %d own-VMA stacks over %d VMAs, want 8 over 16", last.Smaps.OwnVMAStacks, last.Smaps.VMAs)
+			}
+			if last.VmPTEBytes <= res.Baseline.VmPTE {
+				t.Errorf("VmPTE %d did not grow from %d", last.VmPTEBytes, res.Baseline.VmPTE)
+			}
+		})
+	}
+}
+
+// A shallower step after a deep one keeps the high-water mark unless the
+// stack releases its pages.
+func TestHighWaterAndRelease(t *testing.T) {
+	page := int64(mmapstack.PageSize())
+	for _, c := range []struct {
+		release mmapstack.Release
+		want    int64 // resident bytes per stack after the 4 KiB step
+	}{
+		{mmapstack.ReleaseNone, 1 * mib},
+		{mmapstack.ReleaseDontneed, page},
+	} {
+		cfg := touchConfig(4, 1*mib, 4096)
+		cfg.Release = c.release
+		res, err := Run(context.Background(), cfg, Env{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		d := res.Depths[1]
+		if d.RSSBytesMin != c.want || d.RSSBytesMax != c.want || d.MatchedAfterRelease != 4 {
+			t.Errorf("release %v: %d..%d bytes per stack (after-release matches %d), want %d",
+				c.release, d.RSSBytesMin, d.RSSBytesMax, d.MatchedAfterRelease, c.want)
+		}
+	}
+}
+
+func TestHugePagesShowTwoMiB(t *testing.T) {
+	b, err := os.ReadFile("/sys/kernel/mm/transparent_hugepage/enabled")
+	if err != nil || strings.Contains(string(b), "[never]") {
+		t.Skip("transparent huge pages unavailable or disabled (enabled=never)")
+	}
+	cfg := touchConfig(4, 1)
+	cfg.THP, cfg.MapStack = mmapstack.THPAlways, false
+	res, err := Run(context.Background(), cfg, Env{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := res.Depths[0]
+	if d.RSSBytesMin != 2*mib || d.RSSBytesMax != 2*mib || d.AnonHugeBytesTotal != 4*2*mib || d.Matched != 0 {
+		t.Errorf("1-byte touch with MADV_HUGEPAGE: %d..%d per stack, AnonHugePages %d, matched %d; want 2 MiB each, 8 MiB huge, 0 matched",
+			d.RSSBytesMin, d.RSSBytesMax, d.AnonHugeBytesTotal, d.Matched)
+	}
+}
+
+func TestCancelledRunIsPartial(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	n := 0
+	res, err := Run(ctx, touchConfig(2, 4096, 8192, 16384), Env{Progress: func(done, total int) {
+		n = done
+		if done == 1 {
+			cancel()
+		}
+	}})
+	if err == nil || !IsInterrupt(err) {
+		t.Fatalf("err = %v, want a cancellation", err)
+	}
+	if !res.Partial || len(res.Depths) != 1 || n != 1 {
+		t.Fatalf("partial=%v depths=%d progress=%d, want partial with 1 depth", res.Partial, len(res.Depths), n)
+	}
+}

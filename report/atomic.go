@@ -1,0 +1,97 @@
+// Package report writes a run's result folder: summary.json, the streamed
+// samples CSVs, evidence.md, and the short summary printed on stdout.
+//
+// Every file is written to a temporary name in the same folder and renamed
+// into place when complete, so a killed run never leaves half a file where a
+// complete one was, and never damages an earlier run's files.
+package report
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+
+	"golang.org/x/sys/unix"
+)
+
+// WriteFile writes path atomically: fill is given a buffered writer on a
+// temporary file in the same folder, which is synced and renamed to path
+// only if fill and every write succeed.
+func WriteFile(path string, fill func(w io.Writer) error) (err error) {
+	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*.tmp")
+	if err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	defer func() {
+		if err != nil {
+			f.Close()
+			os.Remove(f.Name())
+		}
+	}()
+	bw := bufio.NewWriter(f)
+	if err := fill(bw); err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	if err := bw.Flush(); err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	return commit(f, path)
+}
+
+// commit syncs, closes and renames a finished temporary file to path.
+func commit(f *os.File, path string) error {
+	if err := f.Chmod(0o644); err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	if err := f.Sync(); err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	if err := f.Close(); err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	if err := os.Rename(f.Name(), path); err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	return nil
+}
+
+// CheckOutDir reports whether dir may receive a run's files without
+// writing anything: it must not be a file, and an existing folder must be
+// empty unless force is set. A missing dir is fine if its parent exists.
+func CheckOutDir(dir string, force bool) error {
+	fi, err := os.Stat(dir)
+	switch {
+	case os.IsNotExist(err):
+		parent := filepath.Dir(filepath.Clean(dir))
+		pfi, perr := os.Stat(parent)
+		if perr != nil {
+			return fmt.Errorf("parent folder %s: %w", parent, perr)
+		}
+		if !pfi.IsDir() {
+			return fmt.Errorf("parent %s is not a folder", parent)
+		}
+		return writable(parent)
+	case err != nil:
+		return err
+	case !fi.IsDir():
+		return fmt.Errorf("%s exists and is not a folder", dir)
+	}
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return err
+	}
+	if len(entries) > 0 && !force {
+		return fmt.Errorf("%s is not empty (pass --force to write into it)", dir)
+	}
+	return writable(dir)
+}
+
+// writable checks write permission on dir with access(2), writing nothing.
+func writable(dir string) error {
+	if err := unix.Access(dir, unix.W_OK|unix.X_OK); err != nil {
+		return fmt.Errorf("%s is not writable: %w", dir, os.NewSyscallError("access", err))
+	}
+	return nil
+}

@@ -1,0 +1,170 @@
+package report
+
+import (
+	"bufio"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+
+	"stackprobe/probe"
+)
+
+// Column headers of the streamed CSV files; the README documents each.
+var (
+	samplesHeader = "sample,elapsed_ns,stack,kind,depth_bytes,rss_bytes,smaps_rss_bytes,anon_huge_bytes\n"
+	totalsHeader  = "sample,elapsed_ns,stack_rss_bytes,expected_rss_bytes,vmrss_bytes,vmhwm_bytes,vmpte_bytes,minor_faults,vma_count,cost_ns\n"
+	stacksHeader  = "stack,kind,base_addr,size_bytes\n"
+)
+
+// CSV streams samples to samples.csv (one row per stack per sample),
+// totals.csv (one row per sample) and stacks.csv (one row per stack) in a
+// folder. Rows go to temporary files as they come, so memory stays flat
+// however long the run; Close renames the files into place.
+type CSV struct {
+	dir   string
+	files [3]*os.File
+	bufs  [3]*bufio.Writer
+	kinds []string // per stack, from Begin
+	row   []byte
+	err   error
+}
+
+var csvNames = [3]string{"samples.csv", "totals.csv", "stacks.csv"}
+
+// NewCSV opens the temporary files in dir.
+func NewCSV(dir string) (c *CSV, err error) {
+	c = &CSV{dir: dir}
+	defer func() {
+		if err != nil {
+			c.Abort()
+		}
+	}()
+	for i, name := range csvNames {
+		f, err := os.CreateTemp(dir, "."+name+".*.tmp")
+		if err != nil {
+			return nil, fmt.Errorf("create %s: %w", filepath.Join(dir, name), err)
+		}
+		c.files[i], c.bufs[i] = f, bufio.NewWriterSize(f, 64<<10)
+	}
+	c.bufs[0].WriteString(samplesHeader)
+	c.bufs[1].WriteString(totalsHeader)
+	c.bufs[2].WriteString(stacksHeader)
+	return c, nil
+}
+
+// Begin writes stacks.csv's rows.
+func (c *CSV) Begin(stacks []probe.StackInfo) error {
+	for _, s := range stacks {
+		c.kinds = append(c.kinds, s.Kind)
+		r := c.row[:0]
+		r = strconv.AppendInt(r, int64(s.Index), 10)
+		r = append(r, ',')
+		r = append(r, s.Kind...)
+		r = append(r, ",0x"...)
+		r = strconv.AppendUint(r, uint64(s.Base), 16)
+		r = append(r, ',')
+		r = strconv.AppendInt(r, int64(s.Size), 10)
+		r = append(r, '\n')
+		c.row = r
+		c.write(2, r)
+	}
+	return c.err
+}
+
+// Record appends one sample.
+func (c *CSV) Record(s *probe.Sample) error {
+	head := strconv.AppendInt(c.row[:0], int64(s.Seq), 10)
+	head = append(head, ',')
+	head = strconv.AppendInt(head, s.Elapsed.Nanoseconds(), 10)
+	head = append(head, ',')
+	n := len(head)
+	for i, st := range s.Stacks {
+		r := head[:n]
+		r = strconv.AppendInt(r, int64(i), 10)
+		r = append(r, ',')
+		r = append(r, c.kind(i)...)
+		r = append(r, ',')
+		r = strconv.AppendInt(r, st.Depth, 10)
+		r = append(r, ',')
+		r = strconv.AppendInt(r, st.RSS, 10)
+		r = append(r, ',')
+		r = appendOptional(r, st.SmapsRSS)
+		r = append(r, ',')
+		r = appendOptional(r, st.AnonHuge)
+		r = append(r, '\n')
+		head = r
+		c.write(0, r)
+	}
+	t := s.Totals
+	r := head[:n]
+	r = strconv.AppendInt(r, s.StackRSS, 10)
+	r = append(r, ',')
+	r = strconv.AppendInt(r, s.Expected, 10)
+	for _, v := range []uint64{t.VmRSS, t.VmHWM, t.VmPTE, t.MinorFaults, uint64(t.VMAs), uint64(s.Cost.Nanoseconds())} {
+		r = append(r, ',')
+		r = strconv.AppendUint(r, v, 10)
+	}
+	r = append(r, '\n')
+	c.write(1, r)
+	c.row = r
+	return c.err
+}
+
+// kind is stack i's role as Begin announced it.
+func (c *CSV) kind(i int) string {
+	if i < len(c.kinds) {
+		return c.kinds[i]
+	}
+	return "task"
+}
+
+// appendOptional writes v, or nothing for -1 (not measured in this sample):
+// an empty cell, never a zero that was not measured.
+func appendOptional(r []byte, v int64) []byte {
+	if v < 0 {
+		return r
+	}
+	return strconv.AppendInt(r, v, 10)
+}
+
+func (c *CSV) write(i int, b []byte) {
+	if c.err != nil {
+		return
+	}
+	if _, err := c.bufs[i].Write(b); err != nil {
+		c.err = fmt.Errorf("write %s: %w", csvNames[i], err)
+	}
+}
+
+// Close flushes the files and renames them into place. Whatever was
+// recorded is kept, also after an error in the run.
+func (c *CSV) Close() error {
+	if c.err != nil {
+		c.Abort()
+		return c.err
+	}
+	for i, f := range c.files {
+		if err := c.bufs[i].Flush(); err != nil {
+			c.Abort()
+			return fmt.Errorf("write %s: %w", csvNames[i], err)
+		}
+		if err := commit(f, filepath.Join(c.dir, csvNames[i])); err != nil {
+			c.Abort()
+			return err
+		}
+		c.files[i] = nil
+	}
+	return nil
+}
+
+// Abort removes the temporary files that were not committed.
+func (c *CSV) Abort() {
+	for i, f := range c.files {
+		if f != nil {
+			f.Close()
+			os.Remove(f.Name())
+			c.files[i] = nil
+		}
+	}
+}

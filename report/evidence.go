@@ -1,0 +1,90 @@
+package report
+
+import (
+	"fmt"
+	"io"
+	"strings"
+
+	"stackprobe/probe"
+	"stackprobe/sizes"
+)
+
+// Chart file names written beside evidence.md.
+const (
+	ChartRSSVsDepth  = "rss-vs-depth.png"
+	ChartRSSOverTime = "rss-over-time.png"
+)
+
+// WriteEvidence writes evidence.md: verdict, environment, the exact command,
+// the per-depth table and links to the charts in charts (file names relative
+// to the evidence file).
+func WriteEvidence(w io.Writer, r *probe.Result, charts []string) error {
+	c := r.Config
+	e := r.Environment
+	var b strings.Builder
+	fmt.Fprintf(&b, "# stackprobe evidence: %d stacks of %s, %s workload\n\n", c.Stacks(), sizes.IEC(c.StackBytes), c.Workload)
+	if r.Partial {
+		fmt.Fprintf(&b, "> **PARTIAL RUN** — %s. The figures below are real measurements, but the schedule did not complete.\n\n", r.Error)
+	}
+	fmt.Fprintf(&b, "Claim under test: a stack reserved with `mmap(MAP_NORESERVE)` costs physical memory only for the pages it touches, growing in %s steps.\n\n", sizes.IEC(int64(r.PageSize)))
+	fmt.Fprintf(&b, "Command, run %s (%.2f s):\n\n    %s\n\n", r.Started.Format("2006-01-02 15:04:05 UTC"), r.Seconds, r.Command)
+	b.WriteString("## Verdict\n\n")
+	for _, v := range Verdicts(r) {
+		fmt.Fprintf(&b, "- %s.\n", v)
+	}
+	if p := r.PingPong; p != nil {
+		b.WriteString("\n## Workload\n\n")
+		fmt.Fprintf(&b, "Two-thread epoll ping-pong over %s: %d clients × %d one-byte messages, %d round trips in %.3f s (%.0f round trips/s), %d errors; latency p50 %v, p99 %v, max %v. The sampler took %d samples at %v, %v each on average (max %v).\n",
+			p.Transport, p.Clients, p.MessagesPerClient, p.RoundTrips, p.Seconds, p.RoundTripsPerSecond, p.Errors,
+			nanos(p.LatencyNanos.P50), nanos(p.LatencyNanos.P99), nanos(p.LatencyNanos.Max),
+			p.Sampler.Samples, c.Interval, nanos(p.Sampler.MeanCostNs), nanos(p.Sampler.MaxCostNs))
+	}
+	b.WriteString("\n## Environment\n\n| fact | value |\n|---|---|\n")
+	row := func(k, v string) { fmt.Fprintf(&b, "| %s | %s |\n", k, v) }
+	row("kernel", e.Kernel)
+	row("arch", e.Arch)
+	row("page size", fmt.Sprintf("%d bytes", e.PageSize))
+	row("THP enabled / defrag", fmt.Sprintf("%s / %s", orDash(e.THPEnabled), orDash(e.THPDefrag)))
+	row("khugepaged max_ptes_none", optional(e.THPMaxPtesNone))
+	row("vm.overcommit_memory", optional(e.OvercommitMemory))
+	row("vm.max_map_count", optional(e.MaxMapCount))
+	if e.RlimitAS == nil {
+		row("RLIMIT_AS", "unlimited")
+	} else {
+		row("RLIMIT_AS", fmt.Sprintf("%d bytes", *e.RlimitAS))
+	}
+	if e.CgroupMemoryMax != nil {
+		row("cgroup memory.max", sizes.IEC(int64(*e.CgroupMemoryMax)))
+	}
+	if len(e.Missing) > 0 {
+		row("unreadable", strings.Join(e.Missing, ", "))
+	}
+	fmt.Fprintf(&b, "| stacks | %d × %d bytes (%d pages), guard %s (%d bytes), thp %s, map_stack %v, release %s |\n",
+		c.Stacks(), c.StackBytes, c.StackBytes/int64(r.PageSize), c.Guard, c.GuardBytes, c.THP, c.MapStack, c.Release)
+	b.WriteString("\n## Results\n\nPer-stack resident bytes come from mincore(2) over each whole mapping; smaps is the cross-check.\n\n")
+	b.WriteString("| depth (bytes) | expected (claim) | measured min | measured max | pages min–max | matched | AnonHugePages total | VmPTE | VMAs | smaps |\n")
+	b.WriteString("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|\n")
+	page := int64(r.PageSize)
+	for _, d := range r.Depths {
+		fmt.Fprintf(&b, "| %d | %s | %s | %s | %d–%d | %d/%d | %s | %s | %d | %s |\n",
+			d.DepthBytes, sizes.IEC(d.ExpectedRSSBytes), sizes.IEC(d.RSSBytesMin), sizes.IEC(d.RSSBytesMax),
+			d.RSSBytesMin/page, d.RSSBytesMax/page, d.Matched, d.Stacks, sizes.IEC(d.AnonHugeBytesTotal),
+			sizes.IEC(int64(d.VmPTEBytes)), d.VMACount, smapsWord(d.Smaps))
+	}
+	if len(charts) > 0 {
+		b.WriteString("\n## Charts\n\n")
+		for _, ch := range charts {
+			fmt.Fprintf(&b, "![%s](%s)\n\n", strings.TrimSuffix(ch, ".png"), ch)
+		}
+	}
+	b.WriteString("Raw data: `summary.json`, `samples.csv` (one row per stack per sample), `totals.csv` (process totals per sample), `stacks.csv` (addresses).\n")
+	_, err := io.WriteString(w, b.String())
+	return err
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "—"
+	}
+	return s
+}

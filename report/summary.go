@@ -1,0 +1,63 @@
+package report
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"text/tabwriter"
+
+	"stackprobe/probe"
+	"stackprobe/sizes"
+)
+
+// WriteJSON writes the result as summary.json's indented JSON.
+func WriteJSON(w io.Writer, r *probe.Result) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	if err := enc.Encode(r); err != nil {
+		return fmt.Errorf("encode summary: %w", err)
+	}
+	return nil
+}
+
+// WriteText writes the short human summary printed on stdout.
+func WriteText(w io.Writer, r *probe.Result, outDir string) error {
+	c := r.Config
+	fmt.Fprintf(w, "stackprobe: %s, %d stacks of %s (%d bytes, %d pages), guard %s, thp %s, map_stack %v, release %s\n",
+		c.Workload, c.Stacks(), sizes.IEC(c.StackBytes), c.StackBytes, c.StackBytes/int64(r.PageSize),
+		c.Guard, c.THP, c.MapStack, c.Release)
+	if p := r.PingPong; p != nil {
+		fmt.Fprintf(w, "pingpong: %s, %d clients x %d messages: %d round trips in %.3fs (%.0f/s), p50 %v p99 %v, %d errors\n",
+			p.Transport, p.Clients, p.MessagesPerClient, p.RoundTrips, p.Seconds, p.RoundTripsPerSecond,
+			nanos(p.LatencyNanos.P50), nanos(p.LatencyNanos.P99), p.Errors)
+	}
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "depth\texpected/stack\tmin/stack\tmax/stack\tmatched\tAnonHuge total\tVmPTE\tsmaps\t")
+	for _, d := range r.Depths {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d/%d\t%s\t%s\t%s\t\n",
+			sizes.IEC(d.DepthBytes), sizes.IEC(d.ExpectedRSSBytes), sizes.IEC(d.RSSBytesMin), sizes.IEC(d.RSSBytesMax),
+			d.Matched, d.Stacks, sizes.IEC(d.AnonHugeBytesTotal), sizes.IEC(int64(d.VmPTEBytes)), smapsWord(d.Smaps))
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	for _, v := range Verdicts(r) {
+		fmt.Fprintf(w, "verdict: %s\n", v)
+	}
+	if r.Partial {
+		fmt.Fprintf(w, "PARTIAL: %s\n", r.Error)
+	}
+	_, err := fmt.Fprintf(w, "results in %s (evidence.md, summary.json, samples.csv, charts)\n", outDir)
+	return err
+}
+
+func smapsWord(c probe.SmapsCheck) string {
+	switch {
+	case c.OwnVMAStacks+c.Groups == 0:
+		return "n/a"
+	case c.Agree:
+		return "agrees"
+	default:
+		return fmt.Sprintf("%d differ", c.Disagreements)
+	}
+}

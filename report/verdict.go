@@ -1,0 +1,105 @@
+package report
+
+import (
+	"fmt"
+	"time"
+
+	"stackprobe/mmapstack"
+	"stackprobe/probe"
+	"stackprobe/sizes"
+)
+
+// Verdicts computes the evidence's conclusions from the measured depths.
+// Nothing here is decided in advance: each sentence follows from numbers in r.
+func Verdicts(r *probe.Result) []string {
+	var out []string
+	if len(r.Depths) == 0 {
+		return []string{"no depth was measured; there is no evidence either way"}
+	}
+	page := int64(r.PageSize)
+	stacks := r.Depths[0].Stacks
+	var mismatched []probe.DepthResult
+	for _, d := range r.Depths {
+		if d.Matched != d.Stacks {
+			mismatched = append(mismatched, d)
+		}
+	}
+	if len(mismatched) == 0 {
+		out = append(out, fmt.Sprintf("all %d stacks matched ceil(depth/%s) pages at all %d depths: the claim holds for this configuration",
+			stacks, sizes.IEC(page), len(r.Depths)))
+	} else {
+		out = append(out, fmt.Sprintf("the claim failed at %d of %d depths: stacks did not hold exactly ceil(depth/%s) pages",
+			len(mismatched), len(r.Depths), sizes.IEC(page)))
+		for _, d := range mismatched {
+			out = append(out, explain(r, d))
+		}
+	}
+	last := r.Depths[len(r.Depths)-1]
+	if stacks > 0 && last.VmPTEBytes > r.Baseline.VmPTE {
+		per := int64(last.VmPTEBytes-r.Baseline.VmPTE) / int64(stacks)
+		out = append(out, fmt.Sprintf("page tables grew by %s (%s per stack, VmPTE), memory that Rss does not count",
+			sizes.IEC(int64(last.VmPTEBytes-r.Baseline.VmPTE)), sizes.IEC(per)))
+	}
+	if stacks > 0 {
+		vmas := float64(last.Smaps.VMAs) / float64(stacks)
+		out = append(out, fmt.Sprintf("the stacks occupy %d VMAs (%.2f per stack, guard %s) of vm.max_map_count %s",
+			last.Smaps.VMAs, vmas, r.Config.Guard, optional(r.Environment.MaxMapCount)))
+	}
+	out = append(out, smapsVerdict(r))
+	return out
+}
+
+// explain says, from the numbers, how a depth differed from the claim and
+// which measured cause fits.
+func explain(r *probe.Result, d probe.DepthResult) string {
+	s := fmt.Sprintf("at depth %s (%d bytes) %d of %d stacks differed: resident %s..%s per stack against the claimed %s (%+d pages at most)",
+		sizes.IEC(d.DepthBytes), d.DepthBytes, d.Stacks-d.Matched, d.Stacks, sizes.IEC(d.RSSBytesMin), sizes.IEC(d.RSSBytesMax),
+		sizes.IEC(d.ExpectedRSSBytes), pagesOff(d, int64(r.PageSize)))
+	switch {
+	case d.AnonHugeBytesTotal > 0:
+		s += fmt.Sprintf("; smaps shows %s in transparent huge pages (AnonHugePages), %s per stack: the kernel backed each touched 2 MiB-aligned block with one huge page (thp %s, system %q, map_stack %v)",
+			sizes.IEC(d.AnonHugeBytesTotal), sizes.IEC(d.AnonHugeBytesTotal/int64(d.Stacks)), r.Config.THP, r.Environment.THPEnabled, r.Config.MapStack)
+	case d.MatchedAfterRelease == d.Stacks && d.HighWaterBytes > d.ExpectedRSSBytes && r.Config.Release != mmapstack.ReleaseDontneed:
+		s += fmt.Sprintf("; every stack still holds its high-water mark of %s from a deeper earlier step: with release %s touched pages are never given back",
+			sizes.IEC(d.HighWaterBytes), r.Config.Release)
+	case d.MatchedAfterRelease == d.Stacks && r.Config.Release == mmapstack.ReleaseDontneed:
+		s += fmt.Sprintf("; every stack holds exactly the %s kept top after MADV_DONTNEED released the rest", sizes.IEC(d.ExpectedAfterReleaseBytes))
+	case d.RSSBytesMin > d.ExpectedRSSBytes:
+		s += "; no huge pages and no high-water explanation fits: the extra pages are unexplained by this run"
+	}
+	return s
+}
+
+func pagesOff(d probe.DepthResult, page int64) int64 {
+	lo, hi := d.RSSBytesMin-d.ExpectedRSSBytes, d.RSSBytesMax-d.ExpectedRSSBytes
+	if -lo > hi {
+		return lo / page
+	}
+	return hi / page
+}
+
+func smapsVerdict(r *probe.Result) string {
+	var own, groups, differ int
+	for _, d := range r.Depths {
+		own, groups, differ = max(own, d.Smaps.OwnVMAStacks), max(groups, d.Smaps.Groups), differ+d.Smaps.Disagreements
+	}
+	switch {
+	case own+groups == 0:
+		return "no stack's VMAs could be compared with smaps (they share VMAs with other memory); per-stack figures come from mincore alone"
+	case differ == 0 && groups == 0:
+		return fmt.Sprintf("smaps Rss and mincore agreed to the page for all %d stacks at every depth (each stack is its own VMA)", own)
+	case differ == 0:
+		return fmt.Sprintf("smaps and mincore agreed at every depth: %d stacks with their own VMAs, and %d runs of merged stacks compared as sums (adjacent stacks share VMAs, so per-stack figures come from mincore)", own, groups)
+	default:
+		return fmt.Sprintf("smaps and mincore DISAGREED %d times across the depths; see samples.csv (smaps_rss_bytes vs rss_bytes)", differ)
+	}
+}
+
+func optional(p *int64) string {
+	if p == nil {
+		return "(unreadable)"
+	}
+	return fmt.Sprint(*p)
+}
+
+func nanos(n int64) time.Duration { return time.Duration(n) }
