@@ -108,11 +108,17 @@ func Predict(sys procread.System, cur Current, stackBytes int64, guard mmapstack
 			p.Limits = append(p.Limits, l)
 		}
 	}
+	// Only an mprotect'ed guard page stops being writable, and with it
+	// stops counting as committed memory and as data.
+	uncounted := int64(0)
+	if guard == mmapstack.GuardMprotect {
+		uncounted = page
+	}
 	p.Limits = append(p.Limits,
 		mapCount(sys, cur, guard),
-		overcommit(sys, cur, size, guardBytes),
+		overcommit(sys, cur, size, uncounted),
 		rlimitAS(sys, cur, size),
-		rlimitData(cur, size, guardBytes),
+		rlimitData(cur, size, uncounted),
 		addressSpace(sys, cur, size, page),
 	)
 	pt := int64(0)
@@ -133,7 +139,9 @@ func Predict(sys procread.System, cur Current, stackBytes int64, guard mmapstack
 
 // MaxTasks is how many tasks, one stack of stackBytes each, a run can
 // reserve, and the limit that says so: Predict's Max and Binding. Max is
-// Unbounded when nothing bounds it.
+// Unbounded when nothing bounds it. It counts the stacks alone; a run maps
+// a little more meanwhile (threads, heap, sockets), so a task count right
+// at the bound may still fail.
 func MaxTasks(sys procread.System, cur Current, stackBytes int64, guard mmapstack.Guard) (int64, Limit) {
 	p := Predict(sys, cur, stackBytes, guard)
 	return p.Max, p.Binding
@@ -206,8 +214,9 @@ func mapCount(sys procread.System, cur Current, guard mmapstack.Guard) Limit {
 // charge back. A mapping is refused unless Committed_AS after the charge
 // stays below CommitLimit less the user reserve, min(VmSize/32,
 // vm.user_reserve_kbytes). (A process without CAP_SYS_ADMIN also leaves
-// vm.admin_reserve_kbytes, which this does not model.)
-func overcommit(sys procread.System, cur Current, size, guardBytes int64) Limit {
+// vm.admin_reserve_kbytes, which this does not model.) uncounted is the
+// charge mprotect gives back per stack.
+func overcommit(sys procread.System, cur Current, size, uncounted int64) Limit {
 	l := Limit{Name: NameOvercommit, Max: Unbounded}
 	if sys.OvercommitMemory == nil {
 		l.Detail = "not read: not counted"
@@ -234,9 +243,9 @@ func overcommit(sys procread.System, cur Current, size, guardBytes int64) Limit 
 	if cur.UserReserveBytes != nil {
 		reserve = *cur.UserReserveBytes
 	}
-	l.Max = commitFit(sys.CommitLimit, committed, reserve, cur.VmSizeBytes, uint64(size), uint64(size-guardBytes))
+	l.Max = commitFit(sys.CommitLimit, committed, reserve, cur.VmSizeBytes, uint64(size), uint64(size-uncounted))
 	l.Detail = fmt.Sprintf("2 (strict): MAP_NORESERVE ignored, %d bytes charged per stack; CommitLimit %s, Committed_AS %s, "+
-		"user reserve min(VmSize/32, %s)", size-guardBytes, iec(sys.CommitLimit), iec(committed), iec(reserve))
+		"user reserve min(VmSize/32, %s)", size-uncounted, iec(sys.CommitLimit), iec(committed), iec(reserve))
 	return l
 }
 
@@ -283,8 +292,8 @@ func rlimitAS(sys procread.System, cur Current, size int64) Limit {
 // rlimitData is the RLIMIT_DATA limit: private writable mappings without
 // VM_GROWSDOWN (which MAP_STACK does not set) count as data, checked at
 // mmap with the whole stack; a PROT_NONE guard page stops counting once
-// mprotect has made it so.
-func rlimitData(cur Current, size, guardBytes int64) Limit {
+// mprotect has made it so. uncounted is what stops counting per stack.
+func rlimitData(cur Current, size, uncounted int64) Limit {
 	l := Limit{Name: NameRlimitData, Max: Unbounded}
 	if cur.RlimitData == nil {
 		l.Detail = "unlimited"
@@ -295,9 +304,9 @@ func rlimitData(cur Current, size, guardBytes int64) Limit {
 	if limit < cur.VmDataBytes || limit-cur.VmDataBytes < uint64(size) {
 		l.Max = 0
 	} else {
-		l.Max = 1 + fitCount(limit-uint64(size), cur.VmDataBytes, uint64(size-guardBytes))
+		l.Max = 1 + fitCount(limit-uint64(size), cur.VmDataBytes, uint64(size-uncounted))
 	}
-	l.Detail = fmt.Sprintf("%s, VmData %s, %s per stack", iec(limit), iec(cur.VmDataBytes), sizes.IEC(size-guardBytes))
+	l.Detail = fmt.Sprintf("%s, VmData %s, %d bytes per stack", iec(limit), iec(cur.VmDataBytes), size-uncounted)
 	return l
 }
 

@@ -58,7 +58,35 @@ func RoundUp(n int) int {
 }
 
 // Reserve maps a stack as opts describe. On error nothing stays mapped.
-func Reserve(opts Options) (s *Stack, err error) {
+func Reserve(opts Options) (*Stack, error) { return reserve(opts, nil, 0) }
+
+// ReservePair reserves two stacks as opts describe, lower directly below
+// upper, so that an overflow of upper lands in lower when upper has no
+// guard. The pair's address range is claimed first as one PROT_NONE
+// mapping, which each stack then replaces (MAP_FIXED), so no other mapping
+// can slip in between.
+func ReservePair(opts Options) (upper, lower *Stack, err error) {
+	size := RoundUp(opts.Size)
+	hole, err := unix.Mmap(-1, 0, 2*size, unix.PROT_NONE, unix.MAP_PRIVATE|unix.MAP_ANONYMOUS|unix.MAP_NORESERVE)
+	if err != nil {
+		return nil, nil, syscallError("mmap", err)
+	}
+	base := unsafe.Pointer(unsafe.SliceData(hole))
+	if lower, err = reserve(opts, base, unix.MAP_FIXED); err != nil {
+		_ = unix.Munmap(hole)
+		return nil, nil, err
+	}
+	if upper, err = reserve(opts, unsafe.Add(base, size), unix.MAP_FIXED); err != nil {
+		_ = lower.Close()
+		_ = unix.Munmap(hole[size:])
+		return nil, nil, err
+	}
+	return upper, lower, nil
+}
+
+// reserve maps a stack at the address at (nil: the kernel chooses) with
+// extra mmap flags.
+func reserve(opts Options, at unsafe.Pointer, extra int) (s *Stack, err error) {
 	if opts.Size <= 0 {
 		return nil, fmt.Errorf("reserve stack: size %d must be positive", opts.Size)
 	}
@@ -78,10 +106,11 @@ func Reserve(opts Options) (s *Stack, err error) {
 	if opts.Populate {
 		flags |= unix.MAP_POPULATE
 	}
-	mem, err := unix.Mmap(-1, 0, size, unix.PROT_READ|unix.PROT_WRITE, flags)
+	ptr, err := unix.MmapPtr(-1, 0, at, uintptr(size), unix.PROT_READ|unix.PROT_WRITE, flags|extra)
 	if err != nil {
 		return nil, syscallError("mmap", err)
 	}
+	mem := unsafe.Slice((*byte)(ptr), size)
 	defer func() {
 		if err != nil {
 			_ = unix.Munmap(mem)
@@ -198,6 +227,9 @@ func (s *Stack) Close() error {
 	}
 	return nil
 }
+
+// TopByte returns the highest byte of the stack (at Top-1).
+func (s *Stack) TopByte() byte { return s.mem[len(s.mem)-1] }
 
 // Fault describes a write that faulted.
 type Fault struct {

@@ -28,7 +28,7 @@ func resident(t *testing.T, s *Stack) int {
 	return n
 }
 
-func reserve(t *testing.T, o Options) *Stack {
+func mustReserve(t *testing.T, o Options) *Stack {
 	t.Helper()
 	s, err := Reserve(o)
 	if err != nil {
@@ -46,7 +46,7 @@ func TestTouchExactPages(t *testing.T) {
 	}
 	for _, mapStack := range []bool{false, true} {
 		for _, c := range cases {
-			s := reserve(t, Options{Size: 100 * mib, THP: THPNever, MapStack: mapStack})
+			s := mustReserve(t, Options{Size: 100 * mib, THP: THPNever, MapStack: mapStack})
 			if err := s.Touch(c.depth); err != nil {
 				t.Fatal(err)
 			}
@@ -59,21 +59,21 @@ func TestTouchExactPages(t *testing.T) {
 
 func TestLayout(t *testing.T) {
 	page := PageSize()
-	s := reserve(t, Options{Size: 10*page + 1})
+	s := mustReserve(t, Options{Size: 10*page + 1})
 	if s.Size() != 11*page || s.GuardBytes() != page || s.Usable() != 10*page {
 		t.Fatalf("size %d guard %d usable %d, want %d %d %d", s.Size(), s.GuardBytes(), s.Usable(), 11*page, page, 10*page)
 	}
 	if s.Top()-s.Base() != uintptr(s.Size()) || s.Lo()-s.Base() != uintptr(page) {
 		t.Fatalf("base %#x lo %#x top %#x inconsistent", s.Base(), s.Lo(), s.Top())
 	}
-	n := reserve(t, Options{Size: 10 * page, Guard: GuardNone})
+	n := mustReserve(t, Options{Size: 10 * page, Guard: GuardNone})
 	if n.Usable() != 10*page || n.Lo() != n.Base() {
 		t.Fatalf("guard none: usable %d, lo-base %d", n.Usable(), n.Lo()-n.Base())
 	}
 }
 
 func TestTouchBounds(t *testing.T) {
-	s := reserve(t, Options{Size: 16 * PageSize()})
+	s := mustReserve(t, Options{Size: 16 * PageSize()})
 	if err := s.Touch(s.Usable()); err != nil {
 		t.Fatalf("touching all usable bytes: %v", err)
 	}
@@ -101,7 +101,7 @@ func TestRelease(t *testing.T) {
 		{ReleaseDontneed, 0, 1},
 		{ReleaseDontneed, 64 << 10, 16},
 	} {
-		s := reserve(t, Options{Size: 100 * mib, THP: THPNever, Release: c.release, KeepTop: c.keep})
+		s := mustReserve(t, Options{Size: 100 * mib, THP: THPNever, Release: c.release, KeepTop: c.keep})
 		if err := s.Touch(mib); err != nil {
 			t.Fatal(err)
 		}
@@ -117,7 +117,7 @@ func TestRelease(t *testing.T) {
 // MADV_FREE pages stay mapped until the kernel needs the memory, so right
 // after Release they still count as resident.
 func TestReleaseFreeStaysResident(t *testing.T) {
-	s := reserve(t, Options{Size: 100 * mib, THP: THPNever, Release: ReleaseFree})
+	s := mustReserve(t, Options{Size: 100 * mib, THP: THPNever, Release: ReleaseFree})
 	if err := s.Touch(mib); err != nil {
 		t.Fatal(err)
 	}
@@ -161,7 +161,7 @@ func TestHugePageStep(t *testing.T) {
 	if strings.Contains(string(enabled), "[never]") {
 		t.Skip("THP disabled system-wide (enabled=never)")
 	}
-	s := reserve(t, Options{Size: 100 * mib, THP: THPAlways})
+	s := mustReserve(t, Options{Size: 100 * mib, THP: THPAlways})
 	if s.Top()%hugeBlock != 0 {
 		t.Skipf("mapping top %#x not 2 MiB aligned", s.Top())
 	}
@@ -217,4 +217,24 @@ func BenchmarkTouch(b *testing.B) {
 		}
 		b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*pages), "ns/page")
 	})
+}
+
+// Without a guard, a write one byte below the stack lands silently in
+// whatever is mapped there: here, the top byte of the stack below.
+func TestNoGuardOverflowLandsBelow(t *testing.T) {
+	upper, lower, err := ReservePair(Options{Size: 16 * PageSize(), Guard: GuardNone})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer upper.Close()
+	defer lower.Close()
+	if upper.Base() != lower.Top() {
+		t.Fatalf("upper stack at %#x, want %#x", upper.Base(), lower.Top())
+	}
+	if f := upper.WriteBelow(); f != nil {
+		t.Fatalf("write below an unguarded stack faulted: %v", f.Err)
+	}
+	if got := lower.TopByte(); got != 0x5a {
+		t.Fatalf("lower stack's top byte is %#x, want the 0x5a written past the upper stack", got)
+	}
 }

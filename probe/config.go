@@ -52,6 +52,9 @@ type Config struct {
 	// KeepTopBytes is how much of the top a release leaves resident.
 	KeepTopBytes int64 `json:"keep_top_bytes"`
 
+	// CheckGuard overflows a stack by one byte under each guard mode.
+	CheckGuard bool `json:"check_guard,omitempty"`
+
 	// Ping-pong only.
 	Transport string        `json:"transport,omitempty"`
 	Messages  int           `json:"messages_per_client,omitempty"`

@@ -25,6 +25,9 @@ type Result struct {
 	// Depths has one entry per measured depth (touch workload) or per depth
 	// of the list reached by the ping-pong schedule's end.
 	Depths []DepthResult `json:"depths"`
+	// GuardChecks is set with --check-guard: one deliberate overflow per
+	// guard mode.
+	GuardChecks []GuardCheck `json:"guard_checks,omitempty"`
 	// PingPong is set for the ping-pong workload.
 	PingPong *PingPongResult `json:"pingpong,omitempty"`
 	// Timeline is the sampled history the over-time chart draws (bounded;

@@ -63,6 +63,9 @@ func Run(ctx context.Context, cfg Config, env Env) (*Result, error) {
 	}
 	res.Baseline = totalsFrom(base)
 
+	if cfg.CheckGuard {
+		res.GuardChecks = CheckGuards()
+	}
 	stacks, err := reserveAll(ctx, cfg)
 	if err != nil {
 		return nil, err

@@ -135,3 +135,26 @@ func TestCancelledRunIsPartial(t *testing.T) {
 		t.Fatalf("partial=%v depths=%d progress=%d, want partial with 1 depth", res.Partial, len(res.Depths), n)
 	}
 }
+
+func TestCheckGuards(t *testing.T) {
+	for _, c := range CheckGuards() {
+		switch c.Guard {
+		case mmapstack.GuardMprotect:
+			if !c.Faulted || c.FaultAddr != c.Target || c.Corrupted {
+				t.Errorf("mprotect: %+v, want a caught fault at the target", c)
+			}
+		case mmapstack.GuardMadvise:
+			if strings.Contains(c.Detail, "could not set up") {
+				t.Logf("madvise guard unsupported here: %s", c.Detail)
+				continue
+			}
+			if !c.Faulted || c.FaultAddr != c.Target {
+				t.Errorf("madvise: %+v, want a caught fault at the target", c)
+			}
+		case mmapstack.GuardNone:
+			if c.Faulted || !c.Corrupted {
+				t.Errorf("none: %+v, want a silent write into the stack below", c)
+			}
+		}
+	}
+}

@@ -32,6 +32,13 @@ func WriteEvidence(w io.Writer, r *probe.Result, charts []string) error {
 	for _, v := range Verdicts(r) {
 		fmt.Fprintf(&b, "- %s.\n", v)
 	}
+	if len(r.GuardChecks) > 0 {
+		b.WriteString("\n## Guard check\n\nOne byte written just below the usable bottom of a stack that has another stack mapped directly beneath it:\n\n")
+		b.WriteString("| guard | target | faulted | fault address | stack below corrupted | what happened |\n|---|---|---|---|---|---|\n")
+		for _, g := range r.GuardChecks {
+			fmt.Fprintf(&b, "| %s | %s | %v | %s | %v | %s |\n", g.Guard, g.Target, g.Faulted, orDash(g.FaultAddr), g.Corrupted, g.Detail)
+		}
+	}
 	if p := r.PingPong; p != nil {
 		b.WriteString("\n## Workload\n\n")
 		fmt.Fprintf(&b, "Two-thread epoll ping-pong over %s: %d clients × %d one-byte messages, %d round trips in %.3f s (%.0f round trips/s), %d errors; latency p50 %v, p99 %v, max %v. The sampler took %d samples at %v, %v each on average (max %v).\n",

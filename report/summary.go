@@ -41,6 +41,9 @@ func WriteText(w io.Writer, r *probe.Result, outDir string) error {
 	if err := tw.Flush(); err != nil {
 		return err
 	}
+	for _, g := range r.GuardChecks {
+		fmt.Fprintf(w, "guard %s: %s\n", g.Guard, g.Detail)
+	}
 	for _, v := range Verdicts(r) {
 		fmt.Fprintf(w, "verdict: %s\n", v)
 	}

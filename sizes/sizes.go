@@ -116,6 +116,9 @@ func parseItem(item string) ([]int64, error) {
 	var out []int64
 	for v := a; v < b; v *= int64(f) {
 		out = append(out, v)
+		if v > b/int64(f) {
+			break // the next step passes b (and could overflow)
+		}
 		if len(out) > MaxListLen {
 			return nil, fmt.Errorf("range %q expands to more than %d sizes", item, MaxListLen)
 		}

@@ -29,7 +29,7 @@ type options struct {
 	transport, pattern, format, out                      string
 	tasks, messages                                      int
 	seed                                                 int64
-	mapStack, force, quiet                               bool
+	mapStack, force, quiet, checkGuard                   bool
 	interval, watchdog, linger                           time.Duration
 }
 
@@ -87,6 +87,7 @@ func newFlagSet(o *options, stderr io.Writer) *flag.FlagSet {
 	fs.DurationVar(&o.linger, "linger", 0, "after writing, keep the stacks mapped this long (for pmap -X PID)")
 	fs.StringVar(&o.format, "format", "text", "stdout format: text or json")
 	fs.BoolVar(&o.quiet, "quiet", false, "no progress bar")
+	fs.BoolVar(&o.checkGuard, "check-guard", false, "also write one byte past a stack under each guard mode and report what happened")
 	return fs
 }
 
@@ -151,6 +152,7 @@ func (o *options) config() (probe.Config, error) {
 		return c, usagef("--release: %v", err)
 	}
 	c.MapStack = o.mapStack
+	c.CheckGuard = o.checkGuard
 	if c.Guard != mmapstack.GuardNone {
 		c.GuardBytes = int64(mmapstack.PageSize())
 	}
