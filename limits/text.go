@@ -39,7 +39,7 @@ func WriteText(w io.Writer, p Prediction, v *Verification) error {
 	if v != nil {
 		writeVerification(bw, p, *v)
 	}
-	if h := hint(p.Binding.Name); h != "" && (p.Binding.Bounded() || v != nil && v.StoppedBy != nil) {
+	if h := Hint(p.Binding.Name); h != "" && (p.Binding.Bounded() || v != nil && v.StoppedBy != nil) {
 		fmt.Fprintf(bw, "To raise it: %s.\n", h)
 	}
 	return bw.Flush()
@@ -103,8 +103,8 @@ func percent(x float64) string {
 	}
 }
 
-// hint says how to raise the limit called name; "" if there is no advice.
-func hint(name string) string {
+// Hint says how to raise the limit called name; "" if there is no advice.
+func Hint(name string) string {
 	switch name {
 	case NameMapCount:
 		return "sysctl -w vm.max_map_count=N, N >= 2 x stacks + VMAs in use (guard mprotect), " +

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"os"
+	"runtime/debug"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -94,9 +96,21 @@ func Verify(ctx context.Context, opts mmapstack.Options, n int64) (v Verificatio
 	}
 	v.VMAsBefore = t.VMAs
 
-	stacks := make([]*mmapstack.Stack, 0, min(n, maxPrealloc))
+	// The loop makes raw system calls into a preallocated array, with the
+	// collector off: at a limit any mapping the Go runtime makes for itself
+	// fails too, and the runtime treats that as fatal, so nothing in the
+	// loop may allocate.
+	size := uintptr(mmapstack.RoundUp(opts.Size))
+	if opts.Size <= 0 || (opts.Guard != mmapstack.GuardNone && size <= uintptr(mmapstack.PageSize())) {
+		v.StoppedBy = fmt.Errorf("stack size %d leaves no usable bytes", opts.Size)
+		v.Stopped = v.StoppedBy.Error()
+		return v, nil
+	}
+	flags := opts.MmapFlags()
+	stacks := make([]uintptr, 0, min(n, maxPrealloc))
+	defer debug.SetGCPercent(debug.SetGCPercent(-1))
 	defer func() {
-		if rerr := closeAll(stacks); rerr != nil {
+		if rerr := unmapAll(stacks, size); rerr != nil {
 			err = errors.Join(err, rerr)
 		}
 		t, terr := r.Totals()
@@ -108,24 +122,24 @@ func Verify(ctx context.Context, opts mmapstack.Options, n int64) (v Verificatio
 	}()
 
 	start := time.Now()
-	for int64(len(stacks)) < n {
-		if len(stacks)%ctxEvery == 0 {
-			if cerr := ctx.Err(); cerr != nil {
-				v.StoppedBy = cerr
-				err = fmt.Errorf("limits: verify: %w", cerr)
-				break
-			}
-		}
-		s, rerr := mmapstack.Reserve(opts)
-		if rerr != nil {
-			v.StoppedBy = fmt.Errorf("stack %d: %w", len(stacks)+1, rerr)
-			var errno unix.Errno
-			if errors.As(rerr, &errno) {
-				v.Errno = unix.ErrnoName(errno)
-			}
+	var failed string
+	var errno unix.Errno
+	for int64(len(stacks)) < n && len(stacks) < cap(stacks) {
+		if len(stacks)%ctxEvery == 0 && ctx.Err() != nil {
+			v.StoppedBy = ctx.Err()
+			err = fmt.Errorf("limits: verify: %w", ctx.Err())
 			break
 		}
-		stacks = append(stacks, s)
+		var addr uintptr
+		addr, failed, errno = reserveRaw(size, flags, opts.Guard)
+		if errno != 0 {
+			break
+		}
+		stacks = append(stacks, addr)
+	}
+	if errno != 0 {
+		v.StoppedBy = fmt.Errorf("stack %d: %w", len(stacks)+1, os.NewSyscallError(failed, errno))
+		v.Errno = unix.ErrnoName(errno)
 	}
 	v.Seconds = time.Since(start).Seconds()
 	v.Reserved = int64(len(stacks))
@@ -144,22 +158,45 @@ func Verify(ctx context.Context, opts mmapstack.Options, n int64) (v Verificatio
 	return v, err
 }
 
-// closeAll unmaps every stack, going on past failures, and reports how
+// reserveRaw maps one stack as mmapstack.Reserve does (same flags, same
+// guard), through raw system calls that never allocate. On failure nothing
+// stays mapped and call names the failed system call.
+func reserveRaw(size uintptr, flags int, guard mmapstack.Guard) (addr uintptr, call string, errno unix.Errno) {
+	addr, _, errno = unix.Syscall6(unix.SYS_MMAP, 0, size, unix.PROT_READ|unix.PROT_WRITE, uintptr(flags), ^uintptr(0), 0)
+	if errno != 0 {
+		return 0, "mmap", errno
+	}
+	page := uintptr(mmapstack.PageSize())
+	switch guard {
+	case mmapstack.GuardMprotect:
+		_, _, errno = unix.Syscall(unix.SYS_MPROTECT, addr, page, unix.PROT_NONE)
+		call = "mprotect"
+	case mmapstack.GuardMadvise:
+		_, _, errno = unix.Syscall(unix.SYS_MADVISE, addr, page, unix.MADV_GUARD_INSTALL)
+		call = "madvise(MADV_GUARD_INSTALL)"
+	}
+	if errno != 0 {
+		unix.Syscall(unix.SYS_MUNMAP, addr, size, 0)
+		return 0, call, errno
+	}
+	return addr, "", 0
+}
+
+// unmapAll unmaps every stack, going on past failures, and reports how
 // many failed with the first failure.
-func closeAll(stacks []*mmapstack.Stack) error {
+func unmapAll(stacks []uintptr, size uintptr) error {
 	var first error
 	failed := 0
-	for i, s := range stacks {
-		if err := s.Close(); err != nil {
-			if first == nil {
-				first = err
-			}
+	for _, a := range stacks {
+		if _, _, e := unix.Syscall(unix.SYS_MUNMAP, a, size, 0); e != 0 {
 			failed++
+			if first == nil {
+				first = os.NewSyscallError("munmap", e)
+			}
 		}
-		stacks[i] = nil
 	}
 	if failed > 0 {
-		return fmt.Errorf("limits: verify: %d of %d stacks failed to unmap, the first: %w", failed, len(stacks), first)
+		return fmt.Errorf("limits: verify: %d of %d stacks failed to unmap: %w", failed, len(stacks), first)
 	}
 	return nil
 }

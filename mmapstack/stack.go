@@ -40,6 +40,18 @@ type Options struct {
 	KeepTop int
 }
 
+// MmapFlags are the mmap(2) flags a stack with these options is mapped with.
+func (o Options) MmapFlags() int {
+	flags := unix.MAP_PRIVATE | unix.MAP_ANONYMOUS | unix.MAP_NORESERVE
+	if o.MapStack {
+		flags |= unix.MAP_STACK
+	}
+	if o.Populate {
+		flags |= unix.MAP_POPULATE
+	}
+	return flags
+}
+
 // Stack is one reserved stack. It is not safe for concurrent use; a
 // coroutine owns its stack.
 type Stack struct {
@@ -67,18 +79,17 @@ func Reserve(opts Options) (*Stack, error) { return reserve(opts, nil, 0) }
 // can slip in between.
 func ReservePair(opts Options) (upper, lower *Stack, err error) {
 	size := RoundUp(opts.Size)
-	hole, err := unix.Mmap(-1, 0, 2*size, unix.PROT_NONE, unix.MAP_PRIVATE|unix.MAP_ANONYMOUS|unix.MAP_NORESERVE)
+	base, err := unix.MmapPtr(-1, 0, nil, uintptr(2*size), unix.PROT_NONE, unix.MAP_PRIVATE|unix.MAP_ANONYMOUS|unix.MAP_NORESERVE)
 	if err != nil {
 		return nil, nil, syscallError("mmap", err)
 	}
-	base := unsafe.Pointer(unsafe.SliceData(hole))
 	if lower, err = reserve(opts, base, unix.MAP_FIXED); err != nil {
-		_ = unix.Munmap(hole)
+		_ = unix.MunmapPtr(base, uintptr(2*size))
 		return nil, nil, err
 	}
 	if upper, err = reserve(opts, unsafe.Add(base, size), unix.MAP_FIXED); err != nil {
 		_ = lower.Close()
-		_ = unix.Munmap(hole[size:])
+		_ = unix.MunmapPtr(unsafe.Add(base, size), uintptr(size))
 		return nil, nil, err
 	}
 	return upper, lower, nil
@@ -99,13 +110,7 @@ func reserve(opts Options, at unsafe.Pointer, extra int) (s *Stack, err error) {
 	if size <= guard {
 		return nil, fmt.Errorf("reserve stack: size %d leaves no room above the %d-byte guard", size, guard)
 	}
-	flags := unix.MAP_PRIVATE | unix.MAP_ANONYMOUS | unix.MAP_NORESERVE
-	if opts.MapStack {
-		flags |= unix.MAP_STACK
-	}
-	if opts.Populate {
-		flags |= unix.MAP_POPULATE
-	}
+	flags := opts.MmapFlags()
 	ptr, err := unix.MmapPtr(-1, 0, at, uintptr(size), unix.PROT_READ|unix.PROT_WRITE, flags|extra)
 	if err != nil {
 		return nil, syscallError("mmap", err)
@@ -113,7 +118,7 @@ func reserve(opts Options, at unsafe.Pointer, extra int) (s *Stack, err error) {
 	mem := unsafe.Slice((*byte)(ptr), size)
 	defer func() {
 		if err != nil {
-			_ = unix.Munmap(mem)
+			_ = unix.MunmapPtr(ptr, uintptr(size))
 		}
 	}()
 	switch opts.THP {
@@ -220,7 +225,9 @@ func (s *Stack) Close() error {
 	if s.mem == nil {
 		return nil
 	}
-	err := unix.Munmap(s.mem)
+	// The mapping was made with MmapPtr, so it is unmapped by pointer
+	// (unix.Munmap only knows mappings made by unix.Mmap).
+	err := unix.MunmapPtr(unsafe.Pointer(unsafe.SliceData(s.mem)), uintptr(len(s.mem)))
 	s.mem = nil
 	if err != nil {
 		return syscallError("munmap", err)

@@ -34,7 +34,11 @@ func mustReserve(t *testing.T, o Options) *Stack {
 	if err != nil {
 		t.Fatalf("Reserve(%+v): %v", o, err)
 	}
-	t.Cleanup(func() { _ = s.Close() })
+	t.Cleanup(func() {
+		if err := s.Close(); err != nil {
+			t.Errorf("Close: %v", err)
+		}
+	})
 	return s
 }
 
@@ -236,5 +240,25 @@ func TestNoGuardOverflowLandsBelow(t *testing.T) {
 	}
 	if got := lower.TopByte(); got != 0x5a {
 		t.Fatalf("lower stack's top byte is %#x, want the 0x5a written past the upper stack", got)
+	}
+}
+
+// Close unmaps: the address range is gone from the process afterwards.
+func TestCloseUnmaps(t *testing.T) {
+	s, err := Reserve(Options{Size: 16 * PageSize()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	base := s.Base()
+	if err := s.Close(); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatalf("second Close: %v", err)
+	}
+	vec := make([]byte, 1)
+	_, _, errno := unix.Syscall(unix.SYS_MINCORE, base, uintptr(PageSize()), uintptr(unsafe.Pointer(&vec[0])))
+	if errno != unix.ENOMEM {
+		t.Fatalf("mincore of the unmapped stack: %v, want ENOMEM (nothing mapped there)", errno)
 	}
 }

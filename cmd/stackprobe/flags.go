@@ -205,6 +205,9 @@ func (o *options) config() (probe.Config, error) {
 		}
 		c.Seed, c.Interval, c.Watchdog = o.seed, o.interval, o.watchdog
 	}
+	if err := checkTaskLimits(int64(c.Stacks()), c.StackBytes, c.Guard, c.Workload == probe.WorkloadPingPong, c.Tasks); err != nil {
+		return c, err
+	}
 	if o.linger < 0 {
 		return c, usagef("--linger %v: want a duration of 0 or more", o.linger)
 	}

@@ -52,8 +52,13 @@ func exitCode(err error, stderr io.Writer) int {
 // run is the whole command: parse, run, write, report. It returns a
 // *usageError for bad input (before anything is reserved or written).
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	if len(args) > 0 && args[0] == "version" {
-		return printVersion(stdout)
+	if len(args) > 0 {
+		switch args[0] {
+		case "version":
+			return printVersion(stdout)
+		case "limits":
+			return runLimits(ctx, args[1:], stdout)
+		}
 	}
 	cfg, o, err := parseArgs(args, stderr)
 	if errors.Is(err, flag.ErrHelp) {

@@ -271,3 +271,29 @@ func readCSV(t *testing.T, path string) [][]string {
 	}
 	return rows
 }
+
+func TestLimitsCommand(t *testing.T) {
+	code, stdout, stderr := invoke(t, "limits", "--stack=100MiB", "--guard=mprotect", "--verify=100")
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	for _, want := range []string{"vm.max_map_count", "2 VMAs per stack", "Predicted:", "all 100 requested stacks reserved", "2.000 per stack"} {
+		if !strings.Contains(stdout, want) {
+			t.Errorf("limits output lacks %q:\n%s", want, stdout)
+		}
+	}
+	if code, _, stderr := invoke(t, "limits", "--stack=0"); code != 2 || !strings.Contains(stderr, "--stack") {
+		t.Errorf("limits --stack=0: exit %d, %q", code, stderr)
+	}
+}
+
+func TestTasksBeyondMapCountRefused(t *testing.T) {
+	out := filepath.Join(t.TempDir(), "x")
+	code, _, stderr := invoke(t, "--workload=touch", "--tasks=40000", "--guard=mprotect", "--out="+out)
+	if code != 2 || !strings.Contains(stderr, "--tasks 40000: at most") || !strings.Contains(stderr, "vm.max_map_count") {
+		t.Errorf("exit %d, stderr %q", code, stderr)
+	}
+	if _, err := os.Stat(out); !os.IsNotExist(err) {
+		t.Error("output folder created")
+	}
+}
