@@ -193,6 +193,10 @@ func (s *Stack) touch(depth int) {
 	s.deepest = max(s.deepest, depth)
 }
 
+// MarkUsed records that something other than Touch (real call frames)
+// used depth bytes below Top, so that Release covers those pages.
+func (s *Stack) MarkUsed(depth int) { s.deepest = max(s.deepest, depth) }
+
 // Release applies the stack's release mode to the pages below the kept top
 // that the steps since the previous Release touched.
 func (s *Stack) Release() error {

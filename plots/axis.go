@@ -36,16 +36,23 @@ type byteAxis struct {
 // multiple of its tick step above the largest value; neither can have a
 // zero-width range.
 func newByteAxis(series ...[]float64) byteAxis {
-	return byteAxisFor(true, series...)
+	return byteAxisFor(logSpan, series...)
 }
 
 // newLinearByteAxis is newByteAxis restricted to a linear scale.
 func newLinearByteAxis(series ...[]float64) byteAxis {
-	return byteAxisFor(false, series...)
+	return byteAxisFor(math.Inf(1), series...)
 }
 
-// byteAxisFor is newByteAxis, allowed a log scale only when mayLog.
-func byteAxisFor(mayLog bool, series ...[]float64) byteAxis {
+// newLogByteAxis is newByteAxis on a log scale whenever the positive values
+// differ at all, for charts whose values are expected to span decades.
+func newLogByteAxis(series ...[]float64) byteAxis {
+	return byteAxisFor(1, series...)
+}
+
+// byteAxisFor is newByteAxis, on a log scale when the largest value is more
+// than minSpan times the smallest positive one.
+func byteAxisFor(minSpan float64, series ...[]float64) byteAxis {
 	minPos, lo, hi := math.Inf(1), math.Inf(1), math.Inf(-1)
 	nonPos := false
 	for _, vals := range series {
@@ -61,7 +68,7 @@ func byteAxisFor(mayLog bool, series ...[]float64) byteAxis {
 	if math.IsInf(hi, -1) || hi <= 0 {
 		return byteAxis{min: math.Min(0, lo), max: emptyAxisMax}
 	}
-	if mayLog && hi/minPos > logSpan {
+	if hi/minPos > minSpan {
 		a := byteAxis{log: true, min: pow2Floor(minPos), max: pow2Ceil(hi)}
 		if nonPos {
 			a.floor = a.min / 4
@@ -116,6 +123,9 @@ type bytesTicks struct {
 	// labelled "0 B".
 	zero    float64
 	hasZero bool
+	// labels is roughly how many labelled ticks a log axis gets; 0 means
+	// maxLabels.
+	labels int
 }
 
 // maxLabels is roughly how many labelled ticks an axis gets.
@@ -167,10 +177,14 @@ func linearStep(lo, hi float64) float64 {
 // it is left unlabelled so the two labels do not crowd.
 func (t bytesTicks) logTicks(lo, hi float64) []plot.Tick {
 	e0, e1 := int(math.Ceil(lo)), int(math.Floor(hi))
+	want := t.labels
+	if want <= 0 {
+		want = maxLabels
+	}
 	stride := 1
 	for _, s := range []int{1, 2, 5, 10, 20, 30, 40, 50, 60} {
 		stride = s
-		if (e1-e0)/s < maxLabels {
+		if (e1-e0)/s < want {
 			break
 		}
 	}

@@ -1,9 +1,10 @@
-// Package plots turns a probe.Result into charts.
+// Package plots turns a probe.Result or a probe.Comparison into charts.
 //
-// RSSVsDepth and RSSOverTime are pure functions from a Result to a
-// *plot.Plot: they read nothing but their argument, so a chart can be redrawn
-// from saved data and its series tested without a display. Save writes a plot
-// as PNG or SVG.
+// RSSVsDepth, RSSOverTime and Residency chart one run; Strategies and
+// ResidencyCompare put the stack strategies of a comparison side by side.
+// All are pure functions from their argument to a *plot.Plot: they read
+// nothing else, so a chart can be redrawn from saved data and its series
+// tested without a display. Save writes a plot as PNG or SVG.
 //
 // Byte axes are labelled in IEC units ("4 KiB", "1 MiB"). An axis turns
 // logarithmic when its positive values span more than two decades, so the

@@ -3,6 +3,7 @@ package probe
 import (
 	"context"
 	"testing"
+	"time"
 
 	"stackprobe/procread"
 )
@@ -68,4 +69,35 @@ func BenchmarkSample(b *testing.B) {
 			}
 		}
 	})
+}
+
+// BenchmarkSamplerShare runs the default ping-pong (100 clients, so 200
+// stacks, 1000 messages, ramp 4 KiB..1 MiB, 10 ms interval) and reports
+// the sampler's share of the run's CPU time.
+func BenchmarkSamplerShare(b *testing.B) {
+	for _, depths := range [][]int64{{0}, {4096, 64 << 10, 1 * mib}} {
+		name := "depth=0"
+		if len(depths) > 1 {
+			name = "depth=4KiB..1MiB"
+		}
+		b.Run(name, func(b *testing.B) {
+			cfg := pingpongConfig("tcp", 100, 1000, PatternRamp, depths...)
+			cfg.StackBytes = 100_003_840
+			cfg.Interval = 10 * time.Millisecond
+			var share, cost, rate float64
+			for b.Loop() {
+				res, err := Run(context.Background(), cfg, Env{})
+				if err != nil {
+					b.Fatal(err)
+				}
+				share += res.PingPong.Sampler.CPUFraction
+				cost += float64(res.PingPong.Sampler.MeanCostNs)
+				rate += res.PingPong.RoundTripsPerSecond
+			}
+			n := float64(b.N)
+			b.ReportMetric(100*share/n, "sampler-%cpu")
+			b.ReportMetric(cost/n, "ns/sample")
+			b.ReportMetric(rate/n, "round_trips/s")
+		})
+	}
 }

@@ -34,6 +34,16 @@ const (
 	PatternRandom Pattern = "random"
 )
 
+// TouchMode names how stacks are used.
+type TouchMode string
+
+const (
+	// TouchPages writes one byte into every page of [Top-depth, Top).
+	TouchPages TouchMode = "pages"
+	// TouchFrames recurses with real CALL frames on the stack (amd64).
+	TouchFrames TouchMode = "frames"
+)
+
 // Config is one experiment, fully resolved: sizes in bytes, modes parsed.
 type Config struct {
 	Workload Workload `json:"workload"`
@@ -51,7 +61,12 @@ type Config struct {
 	Release  mmapstack.Release `json:"release"`
 	// KeepTopBytes is how much of the top a release leaves resident.
 	KeepTopBytes int64 `json:"keep_top_bytes"`
+	// Populate maps stacks with MAP_POPULATE (eager).
+	Populate bool `json:"populate,omitempty"`
 
+	// TouchMode is how a task uses its stack: TouchPages writes one byte
+	// per page; TouchFrames runs real call frames on it.
+	TouchMode TouchMode `json:"touch"`
 	// CheckGuard overflows a stack by one byte under each guard mode.
 	CheckGuard bool `json:"check_guard,omitempty"`
 
@@ -73,6 +88,7 @@ func (c Config) StackOptions() mmapstack.Options {
 		MapStack: c.MapStack,
 		Release:  c.Release,
 		KeepTop:  int(c.KeepTopBytes),
+		Populate: c.Populate,
 	}
 }
 

@@ -58,7 +58,7 @@ func runPingPong(ctx context.Context, cfg Config, env Env, m *meter, res *Result
 			s.highWater.Store(d)
 		}
 		st := m.stacks[task]
-		err := st.Touch(int(d))
+		_, err := use(st, cfg.TouchMode, d)
 		if err == nil {
 			err = st.Release()
 		}

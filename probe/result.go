@@ -30,6 +30,13 @@ type Result struct {
 	GuardChecks []GuardCheck `json:"guard_checks,omitempty"`
 	// PingPong is set for the ping-pong workload.
 	PingPong *PingPongResult `json:"pingpong,omitempty"`
+	// TopsAligned2M counts stacks whose top is 2 MiB aligned: only then can
+	// a transparent huge page back the topmost block.
+	TopsAligned2M int `json:"tops_aligned_2m"`
+	// Residency is the page map of some stacks after the last step, and
+	// ResidencyFirst after the first (touch workload).
+	Residency      *ResidencyMap `json:"-"`
+	ResidencyFirst *ResidencyMap `json:"-"`
 	// Timeline is the sampled history the over-time chart draws (bounded;
 	// samples.csv has every sample).
 	Timeline []TimelinePoint `json:"-"`
@@ -66,6 +73,10 @@ type DepthResult struct {
 	RSSBytesMin   int64 `json:"rss_bytes_min"`
 	RSSBytesMax   int64 `json:"rss_bytes_max"`
 	RSSBytesTotal int64 `json:"rss_bytes_total"`
+	// PeakRSSBytesMin/Max are per-stack resident bytes right after the
+	// touch, before the release (equal to RSSBytesMin/Max with release none).
+	PeakRSSBytesMin int64 `json:"peak_rss_bytes_min"`
+	PeakRSSBytesMax int64 `json:"peak_rss_bytes_max"`
 	// Matched counts stacks whose resident bytes equal ExpectedRSSBytes.
 	Matched int `json:"matched"`
 	// MatchedAfterRelease counts stacks equal to ExpectedAfterReleaseBytes.
@@ -80,7 +91,10 @@ type DepthResult struct {
 	VmRSSBytes  uint64 `json:"vmrss_bytes"`
 	VMACount    int    `json:"vma_count"`
 	MinorFaults uint64 `json:"minor_faults"`
-	// TouchNanos is the wall time to touch (and release) every stack.
+	// UsedBytes is the most any stack really used below its top: the depth
+	// with --touch=pages, the depth rounded up to whole frames with frames.
+	UsedBytes int64 `json:"used_bytes"`
+	// TouchNanos is the wall time to touch every stack (release excluded).
 	TouchNanos int64 `json:"touch_ns"`
 	// NewPages is how many pages became resident during the touch
 	// (resident after minus before, all stacks).
@@ -160,4 +174,16 @@ type ToolMemory struct {
 	GoTotalBytes uint64 `json:"go_total_bytes"`
 	// NonStackRSSBytes is VmRSS minus the stacks' resident bytes at the end.
 	NonStackRSSBytes int64 `json:"non_stack_rss_bytes"`
+}
+
+// ResidencyMap is which pages at the top of some stacks are resident.
+type ResidencyMap struct {
+	// WindowBytes is how much of each stack's top the map covers.
+	WindowBytes int64
+	PageSize    int
+	// Stacks are the indexes of the stacks drawn, one row each.
+	Stacks []int
+	// Rows[i][j] tells whether page j below the top of stack Stacks[i] is
+	// resident (j = 0 is the topmost page).
+	Rows [][]bool
 }

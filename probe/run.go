@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"runtime/metrics"
+	"slices"
 	"time"
 
 	"stackprobe/mmapstack"
@@ -81,6 +82,16 @@ func Run(ctx context.Context, cfg Config, env Env) (*Result, error) {
 	default:
 		err = fmt.Errorf("unknown workload %q", cfg.Workload)
 	}
+	for _, s := range stacks {
+		if s.Top()%hugeBlock == 0 {
+			res.TopsAligned2M++
+		}
+	}
+	if rm, rerr := residencyMap(m, cfg.Depths, maxResidencyRows); rerr == nil {
+		res.Residency = rm
+	} else if err == nil {
+		err = rerr
+	}
 	res.Seconds = time.Since(res.Started).Seconds()
 	res.Tool = toolMemory(res)
 	if err != nil {
@@ -150,15 +161,28 @@ func runTouch(ctx context.Context, cfg Config, env Env, m *meter, res *Result) e
 		}
 		highWater = max(highWater, depth)
 		start := time.Now()
+		var used int64
 		for k, st := range m.stacks {
-			if err := st.Touch(int(depth)); err != nil {
+			u, err := use(st, cfg.TouchMode, depth)
+			if err != nil {
 				return fmt.Errorf("stack %d: %w", k, err)
 			}
-			if err := st.Release(); err != nil {
-				return fmt.Errorf("stack %d: %w", k, err)
-			}
+			used = max(used, u)
 		}
 		touch := time.Since(start)
+		var peakMin, peakMax int64
+		if cfg.Release != mmapstack.ReleaseNone {
+			// What the step held at its deepest, before the release.
+			if err := m.residency(&s); err != nil {
+				return err
+			}
+			peakMin, peakMax = minMaxRSS(s.Stacks)
+			for k, st := range m.stacks {
+				if err := st.Release(); err != nil {
+					return fmt.Errorf("stack %d: %w", k, err)
+				}
+			}
+		}
 		s.Seq = i
 		s.Elapsed = time.Since(res.Started)
 		measure := time.Now()
@@ -180,8 +204,20 @@ func runTouch(ctx context.Context, cfg Config, env Env, m *meter, res *Result) e
 		if err := env.Recorder.Record(&s); err != nil {
 			return err
 		}
+		if i == 0 {
+			rm, err := residencyMap(m, cfg.Depths, maxResidencyRows)
+			if err != nil {
+				return err
+			}
+			res.ResidencyFirst = rm
+		}
 		d := summarize(&s, depth, highWater, after, page, m)
 		d.TouchNanos = touch.Nanoseconds()
+		d.UsedBytes = used
+		d.PeakRSSBytesMin, d.PeakRSSBytesMax = d.RSSBytesMin, d.RSSBytesMax
+		if cfg.Release != mmapstack.ReleaseNone {
+			d.PeakRSSBytesMin, d.PeakRSSBytesMax = peakMin, peakMax
+		}
 		d.NewPages = (s.StackRSS - prevResident) / int64(page)
 		prevResident = s.StackRSS
 		res.Depths = append(res.Depths, d)
@@ -258,4 +294,53 @@ func (discard) Record(*Sample) error    { return nil }
 // IsInterrupt reports whether err ended a run because its context was cancelled.
 func IsInterrupt(err error) bool {
 	return errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)
+}
+
+// maxResidencyRows bounds the stacks drawn in the residency map.
+const maxResidencyRows = 32
+
+// residencyMap reads, with mincore, which pages of the top window of up to
+// rows stacks (evenly spread over all) are resident. The window is twice
+// the deepest depth, at least 2 MiB, rounded up to 2 MiB (so a huge page
+// shows whole and untouched pages show beside touched ones), at most the
+// whole stack.
+func residencyMap(m *meter, depths []int64, rows int) (*ResidencyMap, error) {
+	if len(m.stacks) == 0 {
+		return nil, nil
+	}
+	page := mmapstack.PageSize()
+	var deepest int64
+	for _, d := range depths {
+		deepest = max(deepest, d)
+	}
+	window := min((max(2*deepest, 1)+hugeBlock-1)/hugeBlock*hugeBlock, int64(m.stacks[0].Size()))
+	rm := &ResidencyMap{WindowBytes: window, PageSize: page}
+	n := min(rows, len(m.stacks))
+	for k := range n {
+		i := k * len(m.stacks) / n
+		st := m.stacks[i]
+		top := st.Top()
+		row := make([]bool, window/int64(page))
+		vec, err := procread.ResidentMap(top-uintptr(window), uintptr(window), m.vec, row)
+		m.vec = vec
+		if err != nil {
+			return nil, fmt.Errorf("residency map of stack %d: %w", i, err)
+		}
+		// ResidentMap orders pages upward; rows read from the top down.
+		slices.Reverse(row)
+		rm.Stacks = append(rm.Stacks, i)
+		rm.Rows = append(rm.Rows, row)
+	}
+	return rm, nil
+}
+
+func minMaxRSS(stacks []StackSample) (lo, hi int64) {
+	if len(stacks) == 0 {
+		return 0, 0
+	}
+	lo = stacks[0].RSS
+	for _, s := range stacks {
+		lo, hi = min(lo, s.RSS), max(hi, s.RSS)
+	}
+	return lo, hi
 }

@@ -158,3 +158,31 @@ func TestCheckGuards(t *testing.T) {
 		}
 	}
 }
+
+// A /proc without smaps (a container, hidepid, gVisor) ends the run with
+// an error naming the file, never with zeros reported as measurements.
+func TestMissingSmapsIsNamed(t *testing.T) {
+	root := t.TempDir()
+	if err := os.MkdirAll(root+"/self", 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range []string{"status", "stat", "maps"} {
+		b, err := os.ReadFile("/proc/self/" + f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(root+"/self/"+f, b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	res, err := Run(context.Background(), touchConfig(2, 4096), Env{ProcRoot: root})
+	if err == nil || !strings.Contains(err.Error(), root+"/self/smaps") {
+		t.Fatalf("err = %v, want one naming %s/self/smaps", err, root)
+	}
+	if res == nil || !res.Partial || len(res.Depths) != 0 {
+		t.Fatalf("result %+v, want a partial result with no depth", res)
+	}
+	if len(res.Environment.Missing) == 0 {
+		t.Error("system facts that could not be read are not listed as missing")
+	}
+}

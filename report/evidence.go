@@ -3,9 +3,11 @@ package report
 import (
 	"fmt"
 	"io"
+	"path/filepath"
 	"strings"
 
 	"stackprobe/probe"
+	"stackprobe/procread"
 	"stackprobe/sizes"
 )
 
@@ -46,8 +48,38 @@ func WriteEvidence(w io.Writer, r *probe.Result, charts []string) error {
 			nanos(p.LatencyNanos.P50), nanos(p.LatencyNanos.P99), nanos(p.LatencyNanos.Max),
 			p.Sampler.Samples, c.Interval, nanos(p.Sampler.MeanCostNs), nanos(p.Sampler.MaxCostNs))
 	}
-	b.WriteString("\n## Environment\n\n| fact | value |\n|---|---|\n")
-	row := func(k, v string) { fmt.Fprintf(&b, "| %s | %s |\n", k, v) }
+	b.WriteString("\n## Environment\n\n")
+	writeEnvTable(&b, e)
+	fmt.Fprintf(&b, "| stacks | %d × %d bytes (%d pages), guard %s (%d bytes), thp %s, map_stack %v, release %s |\n",
+		c.Stacks(), c.StackBytes, c.StackBytes/int64(r.PageSize), c.Guard, c.GuardBytes, c.THP, c.MapStack, c.Release)
+	b.WriteString("\n## Results\n\nPer-stack resident bytes come from mincore(2) over each whole mapping; smaps is the cross-check.\n\n")
+	b.WriteString("| depth (bytes) | expected (claim) | measured min | measured max | pages min–max | matched | AnonHugePages total | VmPTE | VMAs | smaps |\n")
+	b.WriteString("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|\n")
+	page := int64(r.PageSize)
+	for _, d := range r.Depths {
+		fmt.Fprintf(&b, "| %d | %s | %s | %s | %d–%d | %d/%d | %s | %s | %d | %s |\n",
+			d.DepthBytes, sizes.IEC(d.ExpectedRSSBytes), sizes.IEC(d.RSSBytesMin), sizes.IEC(d.RSSBytesMax),
+			d.RSSBytesMin/page, d.RSSBytesMax/page, d.Matched, d.Stacks, sizes.IEC(d.AnonHugeBytesTotal),
+			sizes.IEC(int64(d.VmPTEBytes)), d.VMACount, smapsWord(d.Smaps))
+	}
+	writeCharts(&b, charts)
+	b.WriteString("Raw data: `summary.json`, `samples.csv` (one row per stack per sample), `totals.csv` (process totals per sample), `stacks.csv` (addresses).\n")
+	_, err := io.WriteString(w, b.String())
+	return err
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "—"
+	}
+	return s
+}
+
+// writeEnvTable writes the environment facts as a Markdown table (the
+// caller appends rows of its own).
+func writeEnvTable(b *strings.Builder, e procread.System) {
+	b.WriteString("| fact | value |\n|---|---|\n")
+	row := func(k, v string) { fmt.Fprintf(b, "| %s | %s |\n", k, v) }
 	row("kernel", e.Kernel)
 	row("arch", e.Arch)
 	row("page size", fmt.Sprintf("%d bytes", e.PageSize))
@@ -66,32 +98,15 @@ func WriteEvidence(w io.Writer, r *probe.Result, charts []string) error {
 	if len(e.Missing) > 0 {
 		row("unreadable", strings.Join(e.Missing, ", "))
 	}
-	fmt.Fprintf(&b, "| stacks | %d × %d bytes (%d pages), guard %s (%d bytes), thp %s, map_stack %v, release %s |\n",
-		c.Stacks(), c.StackBytes, c.StackBytes/int64(r.PageSize), c.Guard, c.GuardBytes, c.THP, c.MapStack, c.Release)
-	b.WriteString("\n## Results\n\nPer-stack resident bytes come from mincore(2) over each whole mapping; smaps is the cross-check.\n\n")
-	b.WriteString("| depth (bytes) | expected (claim) | measured min | measured max | pages min–max | matched | AnonHugePages total | VmPTE | VMAs | smaps |\n")
-	b.WriteString("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|\n")
-	page := int64(r.PageSize)
-	for _, d := range r.Depths {
-		fmt.Fprintf(&b, "| %d | %s | %s | %s | %d–%d | %d/%d | %s | %s | %d | %s |\n",
-			d.DepthBytes, sizes.IEC(d.ExpectedRSSBytes), sizes.IEC(d.RSSBytesMin), sizes.IEC(d.RSSBytesMax),
-			d.RSSBytesMin/page, d.RSSBytesMax/page, d.Matched, d.Stacks, sizes.IEC(d.AnonHugeBytesTotal),
-			sizes.IEC(int64(d.VmPTEBytes)), d.VMACount, smapsWord(d.Smaps))
-	}
-	if len(charts) > 0 {
-		b.WriteString("\n## Charts\n\n")
-		for _, ch := range charts {
-			fmt.Fprintf(&b, "![%s](%s)\n\n", strings.TrimSuffix(ch, ".png"), ch)
-		}
-	}
-	b.WriteString("Raw data: `summary.json`, `samples.csv` (one row per stack per sample), `totals.csv` (process totals per sample), `stacks.csv` (addresses).\n")
-	_, err := io.WriteString(w, b.String())
-	return err
 }
 
-func orDash(s string) string {
-	if s == "" {
-		return "—"
+// writeCharts links the charts, relative to the evidence file.
+func writeCharts(b *strings.Builder, charts []string) {
+	if len(charts) == 0 {
+		return
 	}
-	return s
+	b.WriteString("\n## Charts\n\n")
+	for _, ch := range charts {
+		fmt.Fprintf(b, "![%s](%s)\n\n", strings.TrimSuffix(filepath.Base(ch), ".png"), ch)
+	}
 }

@@ -10,8 +10,9 @@ import (
 	"stackprobe/sizes"
 )
 
-// WriteJSON writes the result as summary.json's indented JSON.
-func WriteJSON(w io.Writer, r *probe.Result) error {
+// WriteJSON writes a result (a *probe.Result or *probe.Comparison) as
+// summary.json's indented JSON.
+func WriteJSON(w io.Writer, r any) error {
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
 	if err := enc.Encode(r); err != nil {

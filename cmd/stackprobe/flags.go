@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"stackprobe/frames"
 	"stackprobe/mmapstack"
 	"stackprobe/probe"
 	"stackprobe/report"
@@ -26,7 +27,7 @@ func usagef(format string, args ...any) error {
 // options is everything the command line says, before it becomes a Config.
 type options struct {
 	workload, stack, depth, guard, thp, release, keepTop string
-	transport, pattern, format, out                      string
+	transport, pattern, format, out, touch, notes        string
 	tasks, messages                                      int
 	seed                                                 int64
 	mapStack, force, quiet, checkGuard                   bool
@@ -45,6 +46,8 @@ the scheduled depth per message. --workload=touch runs a plain depth sweep.
 
 Usage:
   stackprobe [flags]
+  stackprobe compare [flags]    the same schedule under every stack strategy
+  stackprobe limits [flags]     how many stacks this machine can reserve
   stackprobe version
 
 Flags:
@@ -59,6 +62,10 @@ Examples:
   stackprobe --workload=touch --stack=100MiB --depth=1B,4KiB,4097B,64KiB,1MiB,8MiB --tasks=1000 --thp=never
   stackprobe --workload=touch --stack=100MiB --depth=1B --thp=always --map-stack=false
   stackprobe --workload=touch --depth=8MiB,4KiB --release=dontneed --out=hwm --force
+  stackprobe --workload=touch --touch=frames --depth=4KiB,64KiB,1MiB,8MiB --tasks=16
+  stackprobe --workload=touch --depth=1MiB --check-guard --notes=docs/stacks.md
+  stackprobe compare --stack=100MiB --depth=1B,64KiB,1MiB,8MiB,4KiB --tasks=16
+  stackprobe limits --stack=100MB --guard=mprotect --verify=40000
 
 Exit status: 0 done, 1 runtime failure, 2 bad input, 130/143 interrupted
 (SIGINT/SIGTERM; outputs are still written, marked partial).
@@ -76,6 +83,8 @@ func newFlagSet(o *options, stderr io.Writer) *flag.FlagSet {
 	fs.BoolVar(&o.mapStack, "map-stack", true, "map with MAP_STACK (implies no huge pages on Linux >= 6.7)")
 	fs.StringVar(&o.release, "release", "none", "after each step: none, dontneed (MADV_DONTNEED) or free (MADV_FREE) below the kept top")
 	fs.StringVar(&o.keepTop, "keep-top", "4KiB", "bytes at the top of a stack that a release keeps")
+	fs.StringVar(&o.touch, "touch", string(probe.TouchPages), "how a task uses its stack: pages (one byte per page) or frames (real call frames, amd64)")
+	fs.StringVar(&o.notes, "notes", "", "also insert or update this run's evidence in an existing Markdown design note")
 	fs.StringVar(&o.transport, "transport", "tcp", "pingpong: tcp (127.0.0.1) or unix (AF_UNIX socket file)")
 	fs.IntVar(&o.messages, "messages", 1000, "pingpong: one-byte round trips per client")
 	fs.StringVar(&o.pattern, "pattern", string(probe.PatternRamp), "pingpong depth schedule: ramp, spread or random")
@@ -168,6 +177,23 @@ func (o *options) config() (probe.Config, error) {
 			return c, usagef("--depth %s exceeds --stack %s: at most %d bytes are usable above the guard", sizes.IEC(d), o.stack, usable)
 		}
 	}
+	switch probe.TouchMode(o.touch) {
+	case probe.TouchPages:
+		c.TouchMode = probe.TouchPages
+	case probe.TouchFrames:
+		if !frames.Supported {
+			return c, usagef("--touch=frames: %v", frames.ErrUnsupported)
+		}
+		c.TouchMode = probe.TouchFrames
+		for _, d := range c.Depths {
+			if span, _ := frames.Span(int(d)); int64(span+frames.EntryBytes) > usable {
+				return c, usagef("--depth %s with --touch=frames needs %d bytes of frames, more than the %d usable (a fault in frames is fatal; use --touch=pages to overflow)",
+					sizes.IEC(d), span+frames.EntryBytes, usable)
+			}
+		}
+	default:
+		return c, usagef("--touch %q: want pages or frames", o.touch)
+	}
 	keep, err := sizes.Parse(o.keepTop)
 	if err != nil {
 		return c, usagef("--keep-top: %v", err)
@@ -215,6 +241,11 @@ func (o *options) config() (probe.Config, error) {
 	case "text", "json":
 	default:
 		return c, usagef("--format %q: want text or json", o.format)
+	}
+	if o.notes != "" {
+		if err := report.CheckNotes(o.notes); err != nil {
+			return c, usagef("--notes: %v (it must be an existing, writable Markdown file)", err)
+		}
 	}
 	if o.out == "" {
 		return c, usagef("--out must name a folder")

@@ -58,6 +58,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			return printVersion(stdout)
 		case "limits":
 			return runLimits(ctx, args[1:], stdout)
+		case "compare":
+			return runCompare(ctx, args[1:], stdout, stderr)
 		}
 	}
 	cfg, o, err := parseArgs(args, stderr)
@@ -75,8 +77,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	stopSignals := watchSignals(cancel, stderr)
 	defer stopSignals()
 
-	if err := os.MkdirAll(o.out, 0o755); err != nil {
-		return fmt.Errorf("create --out folder: %w", err)
+	if err := mkdirOut(o.out); err != nil {
+		return err
 	}
 	rec, err := report.NewCSV(o.out)
 	if err != nil {
@@ -93,7 +95,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		Progress: prog.update,
 		Finish: func(res *probe.Result) {
 			prog.finish()
-			writeErr = writeOutputs(o.out, res, rec)
+			writeErr = writeOutputs(o.out, o.notes, res, rec)
 			if writeErr == nil && o.linger > 0 {
 				linger(ctx, o.linger, stderr)
 			}
@@ -112,37 +114,53 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		err = report.WriteText(stdout, res, o.out)
 	}
 	if runErr != nil {
-		if cause := context.Cause(ctx); cause != nil {
-			var in *interrupted
-			if errors.As(cause, &in) {
-				return fmt.Errorf("%w; partial results written to %s", cause, o.out)
-			}
-		}
-		return fmt.Errorf("%w; partial results written to %s", runErr, o.out)
+		return interruptedOr(ctx, runErr, o.out)
 	}
 	return err
 }
 
-// writeOutputs writes every file of the result folder.
-func writeOutputs(dir string, res *probe.Result, rec *report.CSV) error {
+// interruptedOr is the error a run that wrote partial results returns:
+// the signal that stopped it, or its own error.
+func interruptedOr(ctx context.Context, runErr error, out string) error {
+	var in *interrupted
+	if cause := context.Cause(ctx); errors.As(cause, &in) {
+		return fmt.Errorf("%w; partial results written to %s", cause, out)
+	}
+	return fmt.Errorf("%w; partial results written to %s", runErr, out)
+}
+
+func mkdirOut(dir string) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return fmt.Errorf("create --out folder: %w", err)
+	}
+	return nil
+}
+
+// writeOutputs writes every file of the result folder, and the section of
+// the design note when notes is set.
+func writeOutputs(dir, notes string, res *probe.Result, rec *report.CSV) error {
 	var errs []error
 	if err := rec.Close(); err != nil {
 		errs = append(errs, err)
 	}
 	var charts []string
-	if len(res.Depths) > 0 {
-		if err := saveChart(filepath.Join(dir, report.ChartRSSVsDepth), plots.RSSVsDepth, res); err != nil {
+	chart := func(name string, draw func() (*plot.Plot, error)) {
+		if err := saveChart(filepath.Join(dir, name), draw); err != nil {
 			errs = append(errs, err)
-		} else {
-			charts = append(charts, report.ChartRSSVsDepth)
+			return
 		}
+		charts = append(charts, name)
+	}
+	if len(res.Depths) > 0 {
+		chart(report.ChartRSSVsDepth, func() (*plot.Plot, error) { return plots.RSSVsDepth(res) })
 	}
 	if len(res.Timeline) > 0 {
-		if err := saveChart(filepath.Join(dir, report.ChartRSSOverTime), plots.RSSOverTime, res); err != nil {
-			errs = append(errs, err)
-		} else {
-			charts = append(charts, report.ChartRSSOverTime)
-		}
+		chart(report.ChartRSSOverTime, func() (*plot.Plot, error) { return plots.RSSOverTime(res) })
+	}
+	if res.Residency != nil {
+		chart(report.ChartResidency, func() (*plot.Plot, error) {
+			return plots.Residency(res.Residency, fmt.Sprintf("Resident pages at the top of %d of %d stacks", len(res.Residency.Rows), res.Config.Stacks()))
+		})
 	}
 	if err := report.WriteFile(filepath.Join(dir, "summary.json"), func(w io.Writer) error { return report.WriteJSON(w, res) }); err != nil {
 		errs = append(errs, err)
@@ -150,11 +168,24 @@ func writeOutputs(dir string, res *probe.Result, rec *report.CSV) error {
 	if err := report.WriteFile(filepath.Join(dir, "evidence.md"), func(w io.Writer) error { return report.WriteEvidence(w, res, charts) }); err != nil {
 		errs = append(errs, err)
 	}
+	if notes != "" {
+		errs = append(errs, updateNotes(notes, dir, charts, func(w io.Writer, links []string) error { return report.WriteEvidence(w, res, links) }))
+	}
 	return errors.Join(errs...)
 }
 
-func saveChart(path string, chart func(*probe.Result) (*plot.Plot, error), res *probe.Result) error {
-	p, err := chart(res)
+// updateNotes writes the evidence section into the design note, with chart
+// links relative to it.
+func updateNotes(notes, dir string, charts []string, write func(w io.Writer, links []string) error) error {
+	links, err := report.ChartLinks(notes, dir, charts)
+	if err != nil {
+		return err
+	}
+	return report.UpdateNotes(notes, dir, func(w io.Writer) error { return write(w, links) })
+}
+
+func saveChart(path string, draw func() (*plot.Plot, error)) error {
+	p, err := draw()
 	if err != nil {
 		return fmt.Errorf("chart %s: %w", filepath.Base(path), err)
 	}

@@ -8,6 +8,7 @@ import (
 	"image/png"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -295,5 +296,74 @@ func TestTasksBeyondMapCountRefused(t *testing.T) {
 	}
 	if _, err := os.Stat(out); !os.IsNotExist(err) {
 		t.Error("output folder created")
+	}
+}
+
+func TestCompareEndToEnd(t *testing.T) {
+	dir := t.TempDir()
+	notes := filepath.Join(dir, "design.md")
+	if err := os.WriteFile(notes, []byte("# Coroutine stacks\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(dir, "cmp")
+	for range 2 { // twice: the note keeps one section
+		code, stdout, stderr := invoke(t, "compare", "--stack=16MiB", "--depth=1B,1MiB,4KiB", "--tasks=4", "--out="+out, "--force", "--notes="+notes)
+		if code != 0 {
+			t.Fatalf("exit %d: %s", code, stderr)
+		}
+		if !strings.Contains(stdout, "lazy-dontneed") || !strings.Contains(stdout, "goroutine") {
+			t.Errorf("stdout lacks strategies:\n%s", stdout)
+		}
+	}
+	checkPNG(t, filepath.Join(out, "strategies.png"))
+	checkPNG(t, filepath.Join(out, "residency.png"))
+	var c struct {
+		Strategies []struct {
+			Strategy struct{ Name string } `json:"strategy"`
+			Steps    []struct {
+				RSSBytesMax int64 `json:"rss_bytes_max"`
+			} `json:"steps"`
+		} `json:"strategies"`
+	}
+	b, err := os.ReadFile(filepath.Join(out, "summary.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(b, &c); err != nil || len(c.Strategies) != 6 {
+		t.Fatalf("summary: %v, %d strategies", err, len(c.Strategies))
+	}
+	if s := c.Strategies[0]; s.Strategy.Name != "lazy-4k" || s.Steps[2].RSSBytesMax != 1<<20 {
+		t.Errorf("lazy-4k after going back to 4 KiB: %+v, want the 1 MiB high-water mark", s)
+	}
+	n, _ := os.ReadFile(notes)
+	if strings.Count(string(n), "<!-- stackprobe:begin") != 1 || !strings.Contains(string(n), "](cmp/strategies.png)") ||
+		!strings.HasPrefix(string(n), "# Coroutine stacks\n") || !strings.Contains(string(n), "## stackprobe evidence") {
+		t.Errorf("design note after two runs:\n%s", n)
+	}
+}
+
+func TestFramesMatchPages(t *testing.T) {
+	dir := t.TempDir()
+	depths := "--depth=4KiB,4097B,64KiB,1MiB,8MiB"
+	var got [2][]int64
+	for i, mode := range []string{"pages", "frames"} {
+		out := filepath.Join(dir, mode)
+		code, _, stderr := invoke(t, "--workload=touch", "--stack=16MiB", depths, "--tasks=4", "--thp=never", "--touch="+mode, "--out="+out)
+		if code != 0 {
+			t.Fatalf("%s: exit %d: %s", mode, code, stderr)
+		}
+		for _, d := range readSummary(t, out).Depths {
+			if d.Matched != 4 || d.RSSBytesMin != d.RSSBytesMax {
+				t.Errorf("%s depth %d: %+v", mode, d.DepthBytes, d)
+			}
+			got[i] = append(got[i], d.RSSBytesMax)
+		}
+	}
+	if !slices.Equal(got[0], got[1]) {
+		t.Errorf("per-stack residency: pages %v, frames %v", got[0], got[1])
+	}
+	code, _, stderr := invoke(t, "--workload=touch", "--stack=1MiB", "--depth=1MiB", "--touch=frames", "--out="+filepath.Join(dir, "x"))
+	if code != 2 || !strings.Contains(stderr, "--depth") {
+		t.Errorf("frames into the guard: exit %d, %q", code, stderr)
 	}
 }

@@ -1,0 +1,124 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"path/filepath"
+
+	"gonum.org/v1/plot"
+
+	"stackprobe/plots"
+	"stackprobe/probe"
+	"stackprobe/report"
+)
+
+const compareHelp = `stackprobe compare runs one touch schedule under every stack strategy in
+turn and puts them side by side: lazy mmap with 4 KiB pages, lazy mmap
+eligible for transparent huge pages, lazy mmap released after each step with
+MADV_DONTNEED and with MADV_FREE, eager mmap (MAP_POPULATE), and Go's own
+goroutine stacks recursing through real frames. For each step it reports
+resident bytes per stack, page tables, VMAs, minor faults and time per page,
+and writes strategies.png, residency.png, summary.json and evidence.md.
+The strategies set --thp, --map-stack and --release themselves.
+
+Usage:
+  stackprobe compare [flags]
+
+Flags:
+`
+
+// compareDefaults go deep then return shallow (the high-water mark) and
+// start with a 1-byte touch (the 2 MiB huge-page step); 100 MiB is a
+// multiple of 2 MiB, so stack tops are usually 2 MiB aligned.
+var compareDefaults = map[string]string{
+	"workload": "touch", "stack": "100MiB", "depth": "1B,64KiB,1MiB,8MiB,4KiB", "tasks": "16", "out": "out-compare",
+}
+
+func runCompare(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	var o options
+	fs := newFlagSet(&o, stderr)
+	for k, v := range compareDefaults {
+		if err := fs.Set(k, v); err != nil {
+			return err
+		}
+		fs.Lookup(k).DefValue = v
+	}
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			fmt.Fprint(stdout, compareHelp)
+			fs.SetOutput(stdout)
+			fs.PrintDefaults()
+			return nil
+		}
+		return usagef("compare: %s", flagError(err))
+	}
+	if fs.NArg() > 0 {
+		return usagef("compare: unexpected argument %q", fs.Arg(0))
+	}
+	if o.workload != string(probe.WorkloadTouch) {
+		return usagef("--workload: compare runs the touch schedule only")
+	}
+	cfg, err := o.config()
+	if err != nil {
+		return err
+	}
+
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	stopSignals := watchSignals(cancel, stderr)
+	defer stopSignals()
+	if err := mkdirOut(o.out); err != nil {
+		return err
+	}
+	prog := newProgress(stderr, o.quiet, "strategies")
+	c, runErr := probe.Compare(ctx, cfg, probe.Env{Command: commandLine(append([]string{"compare"}, args...)), Progress: prog.update})
+	prog.finish()
+	if c == nil {
+		return runErr
+	}
+	if err := writeCompare(o.out, o.notes, c); err != nil {
+		return errors.Join(runErr, err)
+	}
+	if o.format == "json" {
+		err = report.WriteJSON(stdout, c)
+	} else {
+		err = report.WriteCompareText(stdout, c, o.out)
+	}
+	if runErr != nil {
+		return interruptedOr(ctx, runErr, o.out)
+	}
+	return err
+}
+
+func writeCompare(dir, notes string, c *probe.Comparison) error {
+	var errs []error
+	var charts []string
+	for _, ch := range []struct {
+		name string
+		draw func() (*plot.Plot, error)
+	}{
+		{report.ChartStrategies, func() (*plot.Plot, error) { return plots.Strategies(c) }},
+		{report.ChartResidency, func() (*plot.Plot, error) { return plots.ResidencyCompare(c) }},
+	} {
+		if err := saveChart(filepath.Join(dir, ch.name), ch.draw); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		charts = append(charts, ch.name)
+	}
+	if err := report.WriteFile(filepath.Join(dir, "summary.json"), func(w io.Writer) error { return report.WriteJSON(w, c) }); err != nil {
+		errs = append(errs, err)
+	}
+	if err := report.WriteFile(filepath.Join(dir, "evidence.md"), func(w io.Writer) error { return report.WriteCompareEvidence(w, c, charts) }); err != nil {
+		errs = append(errs, err)
+	}
+	if notes != "" {
+		errs = append(errs, updateNotes(notes, dir, charts, func(w io.Writer, links []string) error {
+			return report.WriteCompareEvidence(w, c, links)
+		}))
+	}
+	return errors.Join(errs...)
+}

@@ -1,0 +1,87 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// TestMain lets the test binary act as stackprobe itself, so that tests
+// can signal a real process.
+func TestMain(m *testing.M) {
+	if os.Getenv("STACKPROBE_TEST_MAIN") == "1" {
+		os.Exit(exitCode(run(context.Background(), os.Args[1:], os.Stdout, os.Stderr), os.Stderr))
+	}
+	os.Exit(m.Run())
+}
+
+func startStackprobe(t *testing.T, args ...string) *exec.Cmd {
+	t.Helper()
+	cmd := exec.Command(os.Args[0], args...)
+	cmd.Env = append(os.Environ(), "STACKPROBE_TEST_MAIN=1")
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	return cmd
+}
+
+func TestInterruptWritesPartialResults(t *testing.T) {
+	for _, c := range []struct {
+		sig  syscall.Signal
+		code int
+	}{{syscall.SIGINT, 130}, {syscall.SIGTERM, 143}} {
+		t.Run(c.sig.String(), func(t *testing.T) {
+			out := filepath.Join(t.TempDir(), "run")
+			cmd := startStackprobe(t, "--stack=16MiB", "--depth=4KiB,64KiB", "--tasks=10", "--messages=100000000",
+				"--interval=5ms", "--out="+out)
+			// Wait until samples are being taken, then interrupt.
+			deadline := time.Now().Add(20 * time.Second)
+			for {
+				if ents, _ := os.ReadDir(out); len(ents) > 0 {
+					break
+				}
+				if time.Now().After(deadline) {
+					t.Fatal("the run never started writing")
+				}
+				time.Sleep(10 * time.Millisecond)
+			}
+			time.Sleep(300 * time.Millisecond)
+			sent := time.Now()
+			if err := cmd.Process.Signal(c.sig); err != nil {
+				t.Fatal(err)
+			}
+			err := cmd.Wait()
+			took := time.Since(sent)
+			var ee *exec.ExitError
+			if !errors.As(err, &ee) || ee.ExitCode() != c.code {
+				t.Fatalf("exit: %v, want status %d", err, c.code)
+			}
+			// The bound is 1 s on an idle machine; allow for -race.
+			if took > 5*time.Second {
+				t.Errorf("took %v to exit after %v", took, c.sig)
+			}
+			t.Logf("exited %v after %v", c.code, took)
+			s := readSummary(t, out)
+			if !s.Partial || s.PingPong == nil || s.PingPong.RoundTrips == 0 || s.PingPong.Sampler.Samples == 0 {
+				t.Errorf("summary: partial %v pingpong %+v", s.Partial, s.PingPong)
+			}
+			if rows := readCSV(t, filepath.Join(out, "samples.csv")); len(rows) < 1+20 {
+				t.Errorf("samples.csv has %d rows", len(rows))
+			}
+			checkPNG(t, filepath.Join(out, "rss-over-time.png"))
+			checkPNG(t, filepath.Join(out, "rss-vs-depth.png"))
+			ev, _ := os.ReadFile(filepath.Join(out, "evidence.md"))
+			if !bytesContains(ev, "PARTIAL RUN") {
+				t.Errorf("evidence.md does not say the run is partial")
+			}
+		})
+	}
+}
+
+func bytesContains(b []byte, s string) bool { return strings.Contains(string(b), s) }

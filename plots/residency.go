@@ -1,0 +1,315 @@
+package plots
+
+import (
+	"errors"
+	"fmt"
+	"image/color"
+	"strings"
+
+	"gonum.org/v1/plot"
+	"gonum.org/v1/plot/vg"
+	"gonum.org/v1/plot/vg/draw"
+
+	"stackprobe/probe"
+)
+
+// pageRun is a run of consecutive resident pages in one row of a residency
+// map: pages first .. first+n-1 below the top.
+type pageRun struct {
+	first, n int
+}
+
+// residentRuns are the runs of resident pages in row, top first. A stack
+// touched to depth d under 4 KiB pages is one run from page 0; a huge page
+// is one run of 512 pages.
+func residentRuns(row []bool) []pageRun {
+	var runs []pageRun
+	for j := 0; j < len(row); {
+		if !row[j] {
+			j++
+			continue
+		}
+		k := j
+		for k < len(row) && row[k] {
+			k++
+		}
+		runs = append(runs, pageRun{first: j, n: k - j})
+		j = k
+	}
+	return runs
+}
+
+// byteRun is a run of resident bytes below the top of a stack: [from, to).
+type byteRun struct {
+	from, to float64
+}
+
+// residencyRow is one row of a residency chart.
+type residencyRow struct {
+	label string
+	// pos is the row's place from the top of the chart, in rows; groups of
+	// rows are separated by groupGap.
+	pos float64
+	// width is how many bytes below the top the row's map covers; the
+	// chart is blank beyond it.
+	width float64
+	// resident are the row's runs of resident pages, in bytes.
+	resident []byteRun
+}
+
+// residencyData is what Residency and ResidencyCompare draw.
+type residencyData struct {
+	rows []residencyRow
+	// window is the widest row's window (or the widest map's recorded
+	// WindowBytes), in bytes: the X range.
+	window float64
+	// page is the base page of the first map, bytes, for the caption.
+	page int64
+	// groups counts the maps added.
+	groups int
+}
+
+// groupGap is the blank space between two maps' rows, in rows.
+const groupGap = 0.6
+
+// add appends up to n rows of rm, evenly spread over its rows, each
+// labelled by label(i) with i the row's index in rm. Rows of a second map
+// start groupGap below the last row of the first.
+func (d *residencyData) add(rm *probe.ResidencyMap, n int, label func(i int) string) {
+	page := int64(rm.PageSize)
+	if page <= 0 {
+		page = defaultPage
+	}
+	if d.groups == 0 {
+		d.page = page
+	}
+	pos := 0.0
+	if len(d.rows) > 0 {
+		pos = d.rows[len(d.rows)-1].pos + 1 + groupGap
+	}
+	d.groups++
+	d.window = max(d.window, float64(rm.WindowBytes))
+	n = min(n, len(rm.Rows))
+	for k := range n {
+		i := k * len(rm.Rows) / n
+		row := residencyRow{label: label(i), pos: pos, width: float64(int64(len(rm.Rows[i])) * page)}
+		for _, r := range residentRuns(rm.Rows[i]) {
+			row.resident = append(row.resident, byteRun{
+				from: float64(int64(r.first) * page),
+				to:   float64(int64(r.first+r.n) * page),
+			})
+		}
+		d.rows = append(d.rows, row)
+		d.window = max(d.window, row.width)
+		pos++
+	}
+}
+
+// stackLabel is the Y label of rm's row i: the stack's index, or the row's
+// when the map does not say which stack the row is.
+func stackLabel(rm *probe.ResidencyMap, i int) string {
+	if i < len(rm.Stacks) {
+		return fmt.Sprintf("#%d", rm.Stacks[i])
+	}
+	return fmt.Sprintf("row %d", i)
+}
+
+// Residency colours: a resident page is dark, a page the map covers that is
+// not resident is light; where a row's map ends the chart is left white.
+var (
+	colResident    = color.NRGBA{R: 23, G: 55, B: 120, A: 255}
+	colNotResident = color.NRGBA{R: 220, G: 220, B: 220, A: 255}
+	colOutside     = color.NRGBA{R: 255, G: 255, B: 255, A: 255}
+)
+
+// maxMapRows is the most rows Residency draws: more would be thinner than a
+// line of text and the map is a sample of the stacks anyway.
+const maxMapRows = 256
+
+// maxCompareRows is how many stacks of each strategy ResidencyCompare draws.
+const maxCompareRows = 4
+
+// Residency draws which pages at the top of some stacks are resident: one
+// row per stack, labelled with the stack's index, one column per page from
+// the top (left) down, dark where the page is resident. A stack used to
+// depth d under 4 KiB pages shows a dark run ceil(d/4 KiB) pages long; one
+// backed by a transparent huge page shows a solid 2 MiB run. An empty title
+// gets a default. A map of more than maxMapRows rows is drawn with that
+// many, evenly spread. It fails for a nil map or one with no rows.
+func Residency(rm *probe.ResidencyMap, title string) (*plot.Plot, error) {
+	if rm == nil {
+		return nil, errors.New("residency: no map")
+	}
+	if len(rm.Rows) == 0 {
+		return nil, errors.New("residency: the map has no rows")
+	}
+	var d residencyData
+	d.add(rm, maxMapRows, func(i int) string { return stackLabel(rm, i) })
+	if d.window <= 0 {
+		return nil, errors.New("residency: the map covers no page")
+	}
+	if title == "" {
+		title = "Resident pages at the top of each stack"
+	}
+	caption := fmt.Sprintf("%d stack%s, top %s of each, %s pages",
+		len(d.rows), plural(len(d.rows)), iecLabel(d.window), iecLabel(float64(d.page)))
+	return residencyPlot(d, title, "stack", caption)
+}
+
+// ResidencyCompare is Residency for a comparison: the rows of up to
+// maxCompareRows stacks of every strategy that recorded a page map, grouped
+// by strategy and labelled "strategy #stack". Maps of different window
+// sizes share the X axis of the widest; a narrower map's row is blank beyond
+// its window. Strategies without a map are named in the caption. It fails
+// when no strategy recorded a map.
+func ResidencyCompare(c *probe.Comparison) (*plot.Plot, error) {
+	if c == nil {
+		return nil, errors.New("residency compare: no comparison")
+	}
+	var d residencyData
+	var without []string
+	for _, sr := range c.Strategies {
+		rm := sr.Residency
+		if sr.Skipped != "" || rm == nil || len(rm.Rows) == 0 {
+			without = append(without, sr.Strategy.Name)
+			continue
+		}
+		name := sr.Strategy.Name
+		d.add(rm, maxCompareRows, func(i int) string { return name + " " + stackLabel(rm, i) })
+	}
+	if len(d.rows) == 0 || d.window <= 0 {
+		return nil, errors.New("residency compare: no strategy recorded a page map")
+	}
+
+	sys := systemOf(c.Environment)
+	kernel := sys.Kernel
+	if kernel == "" {
+		kernel = "unknown"
+	}
+	parts := []string{
+		"kernel " + kernel,
+		"thp_enabled " + thpMode(sys.THPEnabled),
+		fmt.Sprintf("up to %d stacks per strategy", maxCompareRows),
+		fmt.Sprintf("%s pages", iecLabel(float64(d.page))),
+	}
+	if c.Config.StackBytes > 0 {
+		parts = append(parts, fmt.Sprintf("%s stacks", iecLabel(float64(c.Config.StackBytes))))
+	}
+	if len(without) > 0 {
+		parts = append(parts, truncate("no page map: "+strings.Join(without, ", "), captionWidth))
+	}
+	title := "Resident pages at the top of the stacks, by strategy"
+	if c.Partial {
+		title += " (partial run)"
+	}
+	return residencyPlot(d, title, "strategy #stack", wrap(parts, " · ", captionWidth))
+}
+
+// residencyPlot draws d.
+func residencyPlot(d residencyData, title, yName, caption string) (*plot.Plot, error) {
+	p := plot.New()
+	p.Title.Text = title
+	setLabel(&p.X, "bytes below the top of the stack", caption)
+	setLabel(&p.Y, yName, "")
+	legendOutside(p)
+
+	cells := &residencyCells{rows: d.rows, height: 1}
+	if len(d.rows) <= 64 {
+		cells.height = 0.8 // a gap between rows while they are tall
+	}
+	p.Add(cells)
+	p.Legend.Add("resident page", swatch{fill: colResident})
+	p.Legend.Add("not resident", swatch{fill: colNotResident})
+	for _, r := range d.rows {
+		if r.width < d.window {
+			p.Legend.Add("beyond the map", swatch{fill: colOutside, edge: colNotResident})
+			break
+		}
+	}
+
+	xa := byteAxis{min: 0, max: d.window}
+	xa.apply(&p.X)
+	last := d.rows[len(d.rows)-1].pos
+	p.Y.Min, p.Y.Max = -last-0.5, 0.5
+	p.Y.Scale = plot.LinearScale{}
+	p.Y.Tick.Marker = rowTicks(d.rows)
+	return p, nil
+}
+
+// maxRowLabels is the most rows labelled on the Y axis; beyond it every
+// k-th row is.
+const maxRowLabels = 24
+
+// rowTicks labels the rows, top down, at Y = -pos.
+func rowTicks(rows []residencyRow) plot.ConstantTicks {
+	stride := max(1, (len(rows)+maxRowLabels-1)/maxRowLabels)
+	ticks := make(plot.ConstantTicks, len(rows))
+	for i, r := range rows {
+		ticks[i].Value = -r.pos
+		if i%stride == 0 {
+			ticks[i].Label = r.label
+		}
+	}
+	return ticks
+}
+
+// minRunWidth is the narrowest a resident run is drawn: about one pixel at
+// the PNG resolution, so a single resident page in a window of thousands
+// stays visible.
+const minRunWidth = vg.Length(72.0 / dpi)
+
+// residencyCells is a plot.Plotter that draws residency rows as
+// rectangles: one light rectangle for the window of each row, then one dark
+// rectangle per run of resident pages, so a map of thousands of pages costs
+// a few shapes per row. X is bytes below the top; row r is centred at
+// Y = -r.pos and height rows tall.
+type residencyCells struct {
+	rows   []residencyRow
+	height float64
+}
+
+// Plot implements plot.Plotter.
+func (rc *residencyCells) Plot(c draw.Canvas, p *plot.Plot) {
+	trX, trY := p.Transforms(&c)
+	for _, r := range rc.rows {
+		y0, y1 := trY(-r.pos-rc.height/2), trY(-r.pos+rc.height/2)
+		fillRect(&c, colNotResident, trX(0), y0, trX(r.width), y1)
+		for _, run := range r.resident {
+			x0, x1 := trX(run.from), trX(run.to)
+			x1 = max(x1, x0+minRunWidth)
+			fillRect(&c, colResident, x0, y0, x1, y1)
+		}
+	}
+}
+
+// DataRange implements plot.DataRanger.
+func (rc *residencyCells) DataRange() (xmin, xmax, ymin, ymax float64) {
+	for _, r := range rc.rows {
+		xmax = max(xmax, r.width)
+		ymin = min(ymin, -r.pos-0.5)
+	}
+	return 0, xmax, ymin, 0.5
+}
+
+// fillRect fills the rectangle with corners (x0, y0) and (x1, y1), clipped
+// to the canvas.
+func fillRect(c *draw.Canvas, col color.Color, x0, y0, x1, y1 vg.Length) {
+	pts := c.ClipPolygonXY([]vg.Point{{X: x0, Y: y0}, {X: x1, Y: y0}, {X: x1, Y: y1}, {X: x0, Y: y1}})
+	c.FillPolygon(col, pts)
+}
+
+// swatch is a legend icon: a filled square, outlined when edge is set.
+type swatch struct {
+	fill, edge color.Color
+}
+
+// Thumbnail implements plot.Thumbnailer.
+func (s swatch) Thumbnail(c *draw.Canvas) {
+	side := min(c.Max.X-c.Min.X, c.Max.Y-c.Min.Y)
+	x0 := (c.Min.X+c.Max.X)/2 - side/2
+	pts := []vg.Point{{X: x0, Y: c.Min.Y}, {X: x0 + side, Y: c.Min.Y}, {X: x0 + side, Y: c.Min.Y + side}, {X: x0, Y: c.Min.Y + side}}
+	c.FillPolygon(s.fill, pts)
+	if s.edge != nil {
+		c.StrokeLines(draw.LineStyle{Color: s.edge, Width: vg.Points(0.8)}, append(pts, pts[0]))
+	}
+}

@@ -1,0 +1,196 @@
+package probe
+
+import (
+	"cmp"
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/prometheus/procfs"
+
+	"stackprobe/mmapstack"
+	"stackprobe/procread"
+)
+
+// Strategy is one way of providing stacks, compared side by side.
+type Strategy struct {
+	// Name is short and stable ("lazy-4k"); Label is for charts and tables.
+	Name  string `json:"name"`
+	Label string `json:"label"`
+	// GoStacks marks Go's own goroutine stacks; the other fields are the
+	// mmap configuration otherwise.
+	GoStacks bool              `json:"go_stacks,omitempty"`
+	THP      mmapstack.THP     `json:"thp"`
+	MapStack bool              `json:"map_stack"`
+	Release  mmapstack.Release `json:"release"`
+	Populate bool              `json:"populate,omitempty"`
+}
+
+// Strategies are the stack strategies compare runs, in order.
+func Strategies() []Strategy {
+	return []Strategy{
+		{Name: "lazy-4k", Label: "lazy mmap, 4 KiB pages (MAP_STACK, MADV_NOHUGEPAGE)", THP: mmapstack.THPNever, MapStack: true},
+		{Name: "lazy-thp", Label: "lazy mmap, THP eligible (MADV_HUGEPAGE, no MAP_STACK)", THP: mmapstack.THPAlways},
+		{Name: "lazy-dontneed", Label: "lazy mmap, MADV_DONTNEED after each step", THP: mmapstack.THPNever, MapStack: true, Release: mmapstack.ReleaseDontneed},
+		{Name: "lazy-free", Label: "lazy mmap, MADV_FREE after each step", THP: mmapstack.THPNever, MapStack: true, Release: mmapstack.ReleaseFree},
+		{Name: "eager", Label: "eager mmap (MAP_POPULATE)", THP: mmapstack.THPNever, MapStack: true, Populate: true},
+		{Name: "goroutine", Label: "Go goroutine stacks (copying, real frames)", GoStacks: true},
+	}
+}
+
+// StrategyStep is one strategy after every task used one depth.
+type StrategyStep struct {
+	DepthBytes int64 `json:"depth_bytes"`
+	// Per-stack resident bytes: mincore for mmap stacks; for goroutines
+	// the growth of the runtime's stack memory per goroutine.
+	RSSBytesMin  int64 `json:"rss_bytes_min"`
+	RSSBytesMax  int64 `json:"rss_bytes_max"`
+	RSSBytesMean int64 `json:"rss_bytes_mean"`
+	// PeakRSSBytesMax is the most a stack held during the step, before its
+	// release (the same as RSSBytesMax without a release).
+	PeakRSSBytesMax int64 `json:"peak_rss_bytes_max"`
+	// AnonHugeBytesPerStack is smaps AnonHugePages per stack.
+	AnonHugeBytesPerStack int64 `json:"anon_huge_bytes_per_stack"`
+	// PTEBytesPerStack is the growth of VmPTE since before the stacks were
+	// reserved, per stack: page tables, which Rss does not count.
+	PTEBytesPerStack int64 `json:"pte_bytes_per_stack"`
+	// VMAsPerStack is the smaps VMAs overlapping the stacks, per stack.
+	VMAsPerStack float64 `json:"vmas_per_stack"`
+	// MinorFaultsPerPage is the step's minor faults over the pages touched.
+	MinorFaultsPerPage float64 `json:"minor_faults_per_page"`
+	// NsPerPage is the step's touch time over the pages touched
+	// (stacks × ceil(depth/page)).
+	NsPerPage float64 `json:"ns_per_page"`
+	// VmRSSBytes is the process's resident set after the step.
+	VmRSSBytes uint64 `json:"vmrss_bytes"`
+}
+
+// StrategyResult is one strategy's run.
+type StrategyResult struct {
+	Strategy Strategy `json:"strategy"`
+	Stacks   int      `json:"stacks"`
+	// TopsAligned2M counts stacks whose top is 2 MiB aligned (THP can back
+	// the topmost block only then).
+	TopsAligned2M int            `json:"tops_aligned_2m"`
+	Steps         []StrategyStep `json:"steps"`
+	// Skipped says why the strategy did not run.
+	Skipped string `json:"skipped,omitempty"`
+	// Residency is the page map after the first step.
+	Residency *ResidencyMap `json:"-"`
+}
+
+// Comparison is the result of compare: the same schedule under each strategy.
+type Comparison struct {
+	Partial    bool             `json:"partial"`
+	Error      string           `json:"error,omitempty"`
+	Command    string           `json:"command"`
+	Started    time.Time        `json:"started"`
+	Seconds    float64          `json:"seconds"`
+	PageSize   int              `json:"page_size"`
+	Config     Config           `json:"config"`
+	Strategies []StrategyResult `json:"strategies"`
+	// Environment is shared with Result so reports read both alike.
+	Environment any `json:"environment"`
+}
+
+// maxEagerFraction bounds eager stacks to this share of MemAvailable.
+const maxEagerFraction = 0.5
+
+// Compare runs cfg's touch schedule under every strategy, one after the
+// other; each strategy's stacks are unmapped before the next starts.
+func Compare(ctx context.Context, cfg Config, env Env) (*Comparison, error) {
+	c := &Comparison{Command: env.Command, Started: time.Now().UTC().Truncate(time.Millisecond), PageSize: mmapstack.PageSize(), Config: cfg}
+	sys, err := procread.ReadSystem(cmp.Or(env.ProcRoot, "/proc"), cmp.Or(env.SysRoot, "/sys"))
+	if err != nil {
+		return nil, fmt.Errorf("read system facts: %w", err)
+	}
+	c.Environment = sys
+	strategies := Strategies()
+	for i, st := range strategies {
+		if err := ctx.Err(); err != nil {
+			c.Partial, c.Error = true, fmt.Sprintf("interrupted before %s: %v", st.Name, context.Cause(ctx))
+			break
+		}
+		var sr StrategyResult
+		var err error
+		if st.GoStacks {
+			sr, err = runGoStacks(ctx, cfg, st)
+		} else {
+			sr, err = runMmapStrategy(ctx, cfg, st, env)
+		}
+		c.Strategies = append(c.Strategies, sr)
+		if err != nil {
+			c.Partial, c.Error = true, fmt.Sprintf("%s: %v", st.Name, err)
+			c.Seconds = time.Since(c.Started).Seconds()
+			return c, fmt.Errorf("strategy %s: %w", st.Name, err)
+		}
+		env.progress(i+1, len(strategies))
+	}
+	c.Seconds = time.Since(c.Started).Seconds()
+	if c.Partial {
+		return c, fmt.Errorf("%s: %w", c.Error, context.Cause(ctx))
+	}
+	return c, nil
+}
+
+// memAvailable is /proc/meminfo's MemAvailable in bytes, 0 if unknown.
+func memAvailable(env Env) uint64 {
+	fs, err := procfs.NewFS(cmp.Or(env.ProcRoot, "/proc"))
+	if err != nil {
+		return 0
+	}
+	mi, err := fs.Meminfo()
+	if err != nil || mi.MemAvailableBytes == nil {
+		return 0
+	}
+	return *mi.MemAvailableBytes
+}
+
+func (e Env) progress(done, total int) {
+	if e.Progress != nil {
+		e.Progress(done, total)
+	}
+}
+
+func runMmapStrategy(ctx context.Context, base Config, st Strategy, env Env) (StrategyResult, error) {
+	sr := StrategyResult{Strategy: st, Stacks: base.Tasks}
+	cfg := base
+	cfg.Workload = WorkloadTouch
+	cfg.THP, cfg.MapStack, cfg.Release, cfg.Populate = st.THP, st.MapStack, st.Release, st.Populate
+	cfg.CheckGuard = false
+	if st.Populate {
+		if avail := memAvailable(env); avail > 0 && float64(cfg.StackBytes)*float64(cfg.Tasks) > maxEagerFraction*float64(avail) {
+			sr.Skipped = fmt.Sprintf("%d populated stacks of %d bytes would need more than half of MemAvailable (%d bytes)",
+				cfg.Tasks, cfg.StackBytes, avail)
+			return sr, nil
+		}
+	}
+	res, err := Run(ctx, cfg, Env{ProcRoot: env.ProcRoot, SysRoot: env.SysRoot})
+	if res == nil {
+		return sr, err
+	}
+	// The map after the first step shows laziness best: the touched pages
+	// beside the untouched, a huge page as a solid 2 MiB run.
+	sr.TopsAligned2M, sr.Residency = res.TopsAligned2M, res.ResidencyFirst
+	page := int64(res.PageSize)
+	prevFaults := res.Baseline.MinorFaults
+	for _, d := range res.Depths {
+		touched := float64(d.Stacks) * float64(max(ExpectedPages(d.DepthBytes, int(page)), 1))
+		step := StrategyStep{
+			DepthBytes:            d.DepthBytes,
+			RSSBytesMin:           d.RSSBytesMin,
+			RSSBytesMax:           d.RSSBytesMax,
+			RSSBytesMean:          d.RSSBytesTotal / int64(max(d.Stacks, 1)),
+			PeakRSSBytesMax:       d.PeakRSSBytesMax,
+			AnonHugeBytesPerStack: d.AnonHugeBytesTotal / int64(max(d.Stacks, 1)),
+			PTEBytesPerStack:      (int64(d.VmPTEBytes) - int64(res.Baseline.VmPTE)) / int64(max(d.Stacks, 1)),
+			VMAsPerStack:          float64(d.Smaps.VMAs) / float64(max(d.Stacks, 1)),
+			MinorFaultsPerPage:    float64(d.MinorFaults-prevFaults) / touched,
+			NsPerPage:             float64(d.TouchNanos) / touched,
+			VmRSSBytes:            d.VmRSSBytes,
+		}
+		prevFaults = d.MinorFaults
+		sr.Steps = append(sr.Steps, step)
+	}
+	return sr, err
+}

@@ -1,0 +1,168 @@
+package report
+
+import (
+	"fmt"
+	"io"
+	"strings"
+	"text/tabwriter"
+
+	"stackprobe/probe"
+	"stackprobe/procread"
+	"stackprobe/sizes"
+)
+
+// Chart file names of a compare run.
+const (
+	ChartStrategies = "strategies.png"
+	ChartResidency  = "residency.png"
+)
+
+// CompareVerdicts computes the comparison's conclusions from its numbers.
+func CompareVerdicts(c *probe.Comparison) []string {
+	var out []string
+	page := int64(c.PageSize)
+	by := map[string]probe.StrategyResult{}
+	for _, s := range c.Strategies {
+		by[s.Strategy.Name] = s
+		if s.Skipped != "" {
+			out = append(out, fmt.Sprintf("%s did not run: %s", s.Strategy.Name, s.Skipped))
+		}
+	}
+	if s, ok := by["lazy-4k"]; ok && len(s.Steps) > 0 {
+		exact, hw := 0, -1
+		var deepest int64
+		for i, st := range s.Steps {
+			claim := probe.ExpectedPages(st.DepthBytes, int(page)) * page
+			if st.RSSBytesMin == claim && st.RSSBytesMax == claim {
+				exact++
+			} else if st.RSSBytesMin == probe.ExpectedPages(deepest, int(page))*page && deepest > st.DepthBytes {
+				hw = i
+			}
+			deepest = max(deepest, st.DepthBytes)
+		}
+		out = append(out, fmt.Sprintf("lazy mmap with 4 KiB pages held exactly ceil(depth/%s) pages per stack at %d of %d steps",
+			sizes.IEC(page), exact, len(s.Steps)))
+		if hw >= 0 {
+			st := s.Steps[hw]
+			msg := fmt.Sprintf("after going back to %s at step %d, lazy-4k stacks still held %s each: residency is a high-water mark",
+				sizes.IEC(st.DepthBytes), hw+1, sizes.IEC(st.RSSBytesMax))
+			if d, ok := by["lazy-dontneed"]; ok && hw < len(d.Steps) {
+				msg += fmt.Sprintf(", while MADV_DONTNEED brought them to %s", sizes.IEC(d.Steps[hw].RSSBytesMax))
+			}
+			if f, ok := by["lazy-free"]; ok && hw < len(f.Steps) {
+				msg += fmt.Sprintf(" and MADV_FREE left %s counted in Rss (freed only under memory pressure)", sizes.IEC(f.Steps[hw].RSSBytesMax))
+			}
+			out = append(out, msg)
+		}
+	}
+	if s, ok := by["lazy-thp"]; ok && len(s.Steps) > 0 {
+		st := s.Steps[0]
+		claim := probe.ExpectedPages(st.DepthBytes, int(page)) * page
+		out = append(out, fmt.Sprintf("THP-eligible stacks held %s..%s per stack at the first step (depth %s, claim %s; AnonHugePages %s per stack; %d of %d stack tops 2 MiB aligned)",
+			sizes.IEC(st.RSSBytesMin), sizes.IEC(st.RSSBytesMax), sizes.IEC(st.DepthBytes), sizes.IEC(claim),
+			sizes.IEC(st.AnonHugeBytesPerStack), s.TopsAligned2M, s.Stacks))
+	}
+	if s, ok := by["eager"]; ok && len(s.Steps) > 0 {
+		out = append(out, fmt.Sprintf("eager (MAP_POPULATE) stacks held %s each from the first step, whatever the depth", sizes.IEC(s.Steps[0].RSSBytesMax)))
+	}
+	if s, ok := by["goroutine"]; ok && len(s.Steps) > 0 {
+		var parts []string
+		for _, st := range s.Steps {
+			parts = append(parts, fmt.Sprintf("%s at %s", sizes.IEC(st.RSSBytesMean), sizes.IEC(st.DepthBytes)))
+		}
+		out = append(out, "Go goroutine stacks (contiguous, copied to twice the size when they overflow) took "+strings.Join(parts, ", ")+" per goroutine")
+	}
+	for _, s := range c.Strategies {
+		if len(s.Steps) == 0 {
+			continue
+		}
+		last := s.Steps[len(s.Steps)-1]
+		if last.PTEBytesPerStack > 0 {
+			out = append(out, fmt.Sprintf("%s: page tables %s per stack (VmPTE), %.2f VMAs per stack", s.Strategy.Name, sizes.IEC(last.PTEBytesPerStack), last.VMAsPerStack))
+		}
+	}
+	return out
+}
+
+// WriteCompareEvidence writes a compare run's evidence.md.
+func WriteCompareEvidence(w io.Writer, c *probe.Comparison, charts []string) error {
+	var b strings.Builder
+	cfg := c.Config
+	fmt.Fprintf(&b, "# stackprobe evidence: stack strategies side by side\n\n")
+	if c.Partial {
+		fmt.Fprintf(&b, "> **PARTIAL RUN** — %s. The figures below are real measurements, but not every strategy ran.\n\n", c.Error)
+	}
+	fmt.Fprintf(&b, "The same schedule — %d tasks, depths %s in this order — under each stack strategy; stacks of %s (%d bytes), guard %s.\n\n",
+		cfg.Tasks, depthList(cfg.Depths), sizes.IEC(cfg.StackBytes), cfg.StackBytes, cfg.Guard)
+	fmt.Fprintf(&b, "Command, run %s (%.2f s):\n\n    %s\n\n## Verdict\n\n", c.Started.Format("2006-01-02 15:04:05 UTC"), c.Seconds, c.Command)
+	for _, v := range CompareVerdicts(c) {
+		fmt.Fprintf(&b, "- %s.\n", v)
+	}
+	if sys, ok := c.Environment.(procread.System); ok {
+		b.WriteString("\n## Environment\n\n")
+		writeEnvTable(&b, sys)
+	}
+	b.WriteString("\n## Results\n\nResident bytes per stack after each step (mincore; for goroutines the runtime's stack memory per goroutine), the peak before a release in parentheses when it differs.\n\n")
+	b.WriteString("| strategy | step | depth (bytes) | resident per stack | AnonHugePages per stack | page tables per stack | VMAs per stack | minor faults per page | ns per page |\n")
+	b.WriteString("|---|---:|---:|---:|---:|---:|---:|---:|---:|\n")
+	for _, s := range c.Strategies {
+		if s.Skipped != "" {
+			fmt.Fprintf(&b, "| %s | — | — | skipped: %s | | | | | |\n", s.Strategy.Name, s.Skipped)
+			continue
+		}
+		for i, st := range s.Steps {
+			res := sizes.IEC(st.RSSBytesMean)
+			if st.RSSBytesMin != st.RSSBytesMax {
+				res = sizes.IEC(st.RSSBytesMin) + "–" + sizes.IEC(st.RSSBytesMax)
+			}
+			if st.PeakRSSBytesMax != st.RSSBytesMax {
+				res += " (" + sizes.IEC(st.PeakRSSBytesMax) + ")"
+			}
+			fmt.Fprintf(&b, "| %s | %d | %d | %s | %s | %s | %.2f | %.2f | %.0f |\n", s.Strategy.Name, i+1, st.DepthBytes, res,
+				sizes.IEC(st.AnonHugeBytesPerStack), sizes.IEC(st.PTEBytesPerStack), st.VMAsPerStack, st.MinorFaultsPerPage, st.NsPerPage)
+		}
+	}
+	b.WriteString("\nStrategies:\n\n")
+	for _, s := range c.Strategies {
+		fmt.Fprintf(&b, "- `%s`: %s\n", s.Strategy.Name, s.Strategy.Label)
+	}
+	writeCharts(&b, charts)
+	b.WriteString("Raw data: `summary.json`.\n")
+	_, err := io.WriteString(w, b.String())
+	return err
+}
+
+// WriteCompareText writes the compare run's stdout summary.
+func WriteCompareText(w io.Writer, c *probe.Comparison, outDir string) error {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "strategy\tstep\tdepth\tresident/stack\tpeak/stack\tPTE/stack\tVMAs/stack\tns/page\t")
+	for _, s := range c.Strategies {
+		if s.Skipped != "" {
+			fmt.Fprintf(tw, "%s\t-\t-\tskipped\t\t\t\t\t\n", s.Strategy.Name)
+			continue
+		}
+		for i, st := range s.Steps {
+			fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\t%s\t%.2f\t%.0f\t\n", s.Strategy.Name, i+1, sizes.IEC(st.DepthBytes),
+				sizes.IEC(st.RSSBytesMean), sizes.IEC(st.PeakRSSBytesMax), sizes.IEC(st.PTEBytesPerStack), st.VMAsPerStack, st.NsPerPage)
+		}
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	for _, v := range CompareVerdicts(c) {
+		fmt.Fprintf(w, "verdict: %s\n", v)
+	}
+	if c.Partial {
+		fmt.Fprintf(w, "PARTIAL: %s\n", c.Error)
+	}
+	_, err := fmt.Fprintf(w, "results in %s (evidence.md, summary.json, charts)\n", outDir)
+	return err
+}
+
+func depthList(d []int64) string {
+	parts := make([]string, len(d))
+	for i, v := range d {
+		parts[i] = sizes.IEC(v)
+	}
+	return strings.Join(parts, ", ")
+}
