@@ -3,10 +3,12 @@ package probe
 import (
 	"cmp"
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
 	"github.com/prometheus/procfs"
+	"golang.org/x/sys/unix"
 
 	"stackprobe/mmapstack"
 	"stackprobe/procread"
@@ -89,8 +91,59 @@ type Comparison struct {
 	PageSize   int              `json:"page_size"`
 	Config     Config           `json:"config"`
 	Strategies []StrategyResult `json:"strategies"`
+	// Guards is what each guard mode costs, lazy 4 KiB stacks used to the
+	// first depth of the schedule.
+	Guards []GuardCost `json:"guards"`
 	// Environment is shared with Result so reports read both alike.
 	Environment any `json:"environment"`
+}
+
+// GuardCost is what one guard mode adds per stack.
+type GuardCost struct {
+	Guard mmapstack.Guard `json:"guard"`
+	// VMAsPerStack is the growth of the process's VMA count (lines of
+	// /proc/self/maps) over the stack count: 2 for a PROT_NONE guard page,
+	// near 0 where neighbouring stacks merge into one VMA.
+	VMAsPerStack float64 `json:"vmas_per_stack"`
+	// PTEBytesPerStack is the growth of VmPTE per stack: a guard marker
+	// installed with MADV_GUARD_INSTALL lives in a page table of its own.
+	PTEBytesPerStack int64 `json:"pte_bytes_per_stack"`
+	// RSSBytesPerStack is the stacks' resident bytes per stack.
+	RSSBytesPerStack int64 `json:"rss_bytes_per_stack"`
+	// Skipped says why the mode could not be measured here.
+	Skipped string `json:"skipped,omitempty"`
+}
+
+// measureGuards reserves cfg.Tasks lazy stacks under each guard mode and
+// uses them to the schedule's first depth.
+func measureGuards(ctx context.Context, cfg Config, env Env) ([]GuardCost, error) {
+	var out []GuardCost
+	for _, g := range []mmapstack.Guard{mmapstack.GuardMprotect, mmapstack.GuardMadvise, mmapstack.GuardNone} {
+		c := cfg
+		c.Workload, c.Guard, c.THP, c.MapStack, c.Release, c.Populate = WorkloadTouch, g, mmapstack.THPNever, true, mmapstack.ReleaseNone, false
+		c.Depths = cfg.Depths[:1]
+		c.GuardBytes = 0
+		if g != mmapstack.GuardNone {
+			c.GuardBytes = int64(mmapstack.PageSize())
+		}
+		res, err := Run(ctx, c, Env{ProcRoot: env.ProcRoot, SysRoot: env.SysRoot})
+		gc := GuardCost{Guard: g}
+		if err != nil && res == nil && g == mmapstack.GuardMadvise && errors.Is(err, unix.EINVAL) {
+			gc.Skipped = err.Error()
+			out = append(out, gc)
+			continue
+		}
+		if err != nil {
+			return out, fmt.Errorf("guard %s: %w", g, err)
+		}
+		d := res.Depths[0]
+		n := float64(d.Stacks)
+		gc.VMAsPerStack = float64(d.VMACount-res.Baseline.VMAs) / n
+		gc.PTEBytesPerStack = (int64(d.VmPTEBytes) - int64(res.Baseline.VmPTE)) / int64(d.Stacks)
+		gc.RSSBytesPerStack = d.RSSBytesTotal / int64(d.Stacks)
+		out = append(out, gc)
+	}
+	return out, nil
 }
 
 // maxEagerFraction bounds eager stacks to this share of MemAvailable.
@@ -125,6 +178,15 @@ func Compare(ctx context.Context, cfg Config, env Env) (*Comparison, error) {
 			return c, fmt.Errorf("strategy %s: %w", st.Name, err)
 		}
 		env.progress(i+1, len(strategies))
+	}
+	if !c.Partial {
+		guards, err := measureGuards(ctx, cfg, env)
+		c.Guards = guards
+		if err != nil {
+			c.Partial, c.Error = true, err.Error()
+			c.Seconds = time.Since(c.Started).Seconds()
+			return c, err
+		}
 	}
 	c.Seconds = time.Since(c.Started).Seconds()
 	if c.Partial {

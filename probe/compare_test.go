@@ -64,4 +64,19 @@ func TestCompareStrategies(t *testing.T) {
 			t.Errorf("%s: %.2f VMAs per stack with guard mprotect, want 2", name, v)
 		}
 	}
+	if len(c.Guards) != 3 {
+		t.Fatalf("%d guard modes measured, want 3", len(c.Guards))
+	}
+	for _, g := range c.Guards {
+		switch {
+		case g.Skipped != "":
+			t.Logf("guard %s skipped: %s", g.Guard, g.Skipped)
+		case g.Guard == mmapstack.GuardMprotect && (g.VMAsPerStack < 1.75 || g.VMAsPerStack > 2.5):
+			t.Errorf("guard mprotect: %.2f VMAs per stack, want 2", g.VMAsPerStack)
+		case g.Guard != mmapstack.GuardMprotect && g.VMAsPerStack >= 1:
+			t.Errorf("guard %s: %.2f VMAs per stack, want merged stacks (< 1)", g.Guard, g.VMAsPerStack)
+		case g.RSSBytesPerStack != page:
+			t.Errorf("guard %s: %d resident bytes per stack after a 1-byte touch", g.Guard, g.RSSBytesPerStack)
+		}
+	}
 }

@@ -198,22 +198,28 @@ func (s *sampler) take() error {
 	if err := s.env.Recorder.Record(&s.sample); err != nil {
 		return err
 	}
-	if s.seq%s.stride == 0 {
-		s.timeline = append(s.timeline, TimelinePoint{
-			Elapsed:  s.sample.Elapsed,
-			StackRSS: s.sample.StackRSS,
-			Expected: s.sample.Expected,
-			VmRSS:    s.sample.Totals.VmRSS,
-			VmPTE:    s.sample.Totals.VmPTE,
-			Depth:    s.sched.rampDepth(int(s.states[0].steps.Load()) - 1),
-		})
-		if len(s.timeline) >= maxTimeline {
-			s.timeline = halve(s.timeline)
-			s.stride *= 2
-		}
-	}
+	s.keep(TimelinePoint{
+		Elapsed:  s.sample.Elapsed,
+		StackRSS: s.sample.StackRSS,
+		Expected: s.sample.Expected,
+		VmRSS:    s.sample.Totals.VmRSS,
+		VmPTE:    s.sample.Totals.VmPTE,
+		Depth:    s.sched.rampDepth(int(s.states[0].steps.Load()) - 1),
+	})
 	s.seq++
 	return nil
+}
+
+// keep adds sample s.seq's point to the timeline if the stride takes it.
+func (s *sampler) keep(p TimelinePoint) {
+	if s.seq%s.stride != 0 {
+		return
+	}
+	s.timeline = append(s.timeline, p)
+	if len(s.timeline) >= maxTimeline {
+		s.timeline = halve(s.timeline)
+		s.stride *= 2
+	}
 }
 
 // halve keeps every other point.

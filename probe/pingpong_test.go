@@ -100,3 +100,21 @@ func TestSchedule(t *testing.T) {
 		t.Errorf("random: not reproducible (%d vs %d) or not covering the list (%v)", a, b, seen)
 	}
 }
+
+// However long a run, the chart's timeline stays bounded: when full it keeps
+// every other point and samples half as often.
+func TestTimelineBounded(t *testing.T) {
+	s := &sampler{stride: 1}
+	for i := range 100 * maxTimeline {
+		s.seq = i
+		s.keep(TimelinePoint{Elapsed: time.Duration(i)})
+	}
+	if n := len(s.timeline); n < maxTimeline/2 || n > maxTimeline {
+		t.Fatalf("%d points kept after %d samples", n, 100*maxTimeline)
+	}
+	for i := 1; i < len(s.timeline); i++ {
+		if gap := s.timeline[i].Elapsed - s.timeline[i-1].Elapsed; gap != time.Duration(s.stride) {
+			t.Fatalf("points %d and %d are %v apart, want an even %d", i-1, i, gap, s.stride)
+		}
+	}
+}

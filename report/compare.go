@@ -72,6 +72,15 @@ func CompareVerdicts(c *probe.Comparison) []string {
 		}
 		out = append(out, "Go goroutine stacks (contiguous, copied to twice the size when they overflow) took "+strings.Join(parts, ", ")+" per goroutine")
 	}
+	if len(c.Guards) > 0 {
+		var parts []string
+		for _, g := range c.Guards {
+			if g.Skipped == "" {
+				parts = append(parts, fmt.Sprintf("%s %.2f VMAs and %s of page tables", g.Guard, g.VMAsPerStack, sizes.IEC(g.PTEBytesPerStack)))
+			}
+		}
+		out = append(out, "per stack, guard "+strings.Join(parts, "; ")+" (page tables are not in Rss; vm.max_map_count counts VMAs)")
+	}
 	for _, s := range c.Strategies {
 		if len(s.Steps) == 0 {
 			continue
@@ -120,6 +129,17 @@ func WriteCompareEvidence(w io.Writer, c *probe.Comparison, charts []string) err
 			}
 			fmt.Fprintf(&b, "| %s | %d | %d | %s | %s | %s | %.2f | %.2f | %.0f |\n", s.Strategy.Name, i+1, st.DepthBytes, res,
 				sizes.IEC(st.AnonHugeBytesPerStack), sizes.IEC(st.PTEBytesPerStack), st.VMAsPerStack, st.MinorFaultsPerPage, st.NsPerPage)
+		}
+	}
+	if len(c.Guards) > 0 {
+		b.WriteString("\n## Guard pages\n\nLazy 4 KiB stacks used to the first depth, under each guard mode: what the guard adds per stack.\n\n")
+		b.WriteString("| guard | VMAs per stack | page tables per stack | resident per stack |\n|---|---:|---:|---:|\n")
+		for _, g := range c.Guards {
+			if g.Skipped != "" {
+				fmt.Fprintf(&b, "| %s | skipped: %s | | |\n", g.Guard, g.Skipped)
+				continue
+			}
+			fmt.Fprintf(&b, "| %s | %.3f | %s | %s |\n", g.Guard, g.VMAsPerStack, sizes.IEC(g.PTEBytesPerStack), sizes.IEC(g.RSSBytesPerStack))
 		}
 	}
 	b.WriteString("\nStrategies:\n\n")

@@ -2,8 +2,10 @@ package report
 
 import (
 	"fmt"
+	"strings"
 	"time"
 
+	"stackprobe/frames"
 	"stackprobe/mmapstack"
 	"stackprobe/probe"
 	"stackprobe/sizes"
@@ -45,6 +47,30 @@ func Verdicts(r *probe.Result) []string {
 		out = append(out, fmt.Sprintf("the stacks occupy %d VMAs (%.2f per stack, guard %s) of vm.max_map_count %s",
 			last.Smaps.VMAs, vmas, r.Config.Guard, optional(r.Environment.MaxMapCount)))
 	}
+	if r.Config.THP == mmapstack.THPAlways && !r.Config.MapStack && r.TopsAligned2M < r.Config.Stacks() {
+		out = append(out, fmt.Sprintf("huge pages were asked for, but only %d of %d stack tops are 2 MiB aligned (the kernel aligns anonymous mappings whose size is a multiple of 2 MiB; %d bytes is %s): a stack's top block is huge-page eligible only when aligned",
+			r.TopsAligned2M, r.Config.Stacks(), r.Config.StackBytes, multipleOf2M(r.Config.StackBytes)))
+	}
+	if r.Config.TouchMode == probe.TouchFrames {
+		var parts []string
+		samePages := true
+		for _, d := range r.Depths {
+			if d.UsedBytes != d.DepthBytes {
+				parts = append(parts, fmt.Sprintf("%d bytes for depth %d (+%d)", d.UsedBytes, d.DepthBytes, d.UsedBytes-d.DepthBytes))
+			}
+			samePages = samePages && probe.ExpectedPages(d.UsedBytes, r.PageSize) == d.ExpectedPages
+		}
+		msg := "real call frames (--touch=frames) used exactly the scheduled depths"
+		if len(parts) > 0 {
+			msg = fmt.Sprintf("real call frames (--touch=frames, whole frames of %d bytes) used %s", frames.FrameBytes, strings.Join(parts, ", "))
+		}
+		if samePages {
+			msg += "; every depth's frames ended inside the page the claim counts last, so the claim's page count applies to frames unchanged"
+		} else {
+			msg += "; some frames reached a page below the claimed depth, one page more than ceil(depth/page)"
+		}
+		out = append(out, msg)
+	}
 	out = append(out, smapsVerdict(r))
 	return out
 }
@@ -57,8 +83,9 @@ func explain(r *probe.Result, d probe.DepthResult) string {
 		sizes.IEC(d.ExpectedRSSBytes), pagesOff(d, int64(r.PageSize)))
 	switch {
 	case d.AnonHugeBytesTotal > 0:
-		s += fmt.Sprintf("; smaps shows %s in transparent huge pages (AnonHugePages), %s per stack: the kernel backed each touched 2 MiB-aligned block with one huge page (thp %s, system %q, map_stack %v)",
-			sizes.IEC(d.AnonHugeBytesTotal), sizes.IEC(d.AnonHugeBytesTotal/int64(d.Stacks)), r.Config.THP, r.Environment.THPEnabled, r.Config.MapStack)
+		s += fmt.Sprintf("; smaps shows %s in transparent huge pages (AnonHugePages), %s per stack: the kernel backed each touched 2 MiB-aligned block with one huge page (thp %s, system %q, map_stack %v; %d of %d stack tops 2 MiB aligned)",
+			sizes.IEC(d.AnonHugeBytesTotal), sizes.IEC(d.AnonHugeBytesTotal/int64(d.Stacks)), r.Config.THP, r.Environment.THPEnabled, r.Config.MapStack,
+			r.TopsAligned2M, r.Config.Stacks())
 	case d.MatchedAfterRelease == d.Stacks && d.HighWaterBytes > d.ExpectedRSSBytes && r.Config.Release != mmapstack.ReleaseDontneed:
 		s += fmt.Sprintf("; every stack still holds its high-water mark of %s from a deeper earlier step: with release %s touched pages are never given back",
 			sizes.IEC(d.HighWaterBytes), r.Config.Release)
@@ -103,3 +130,10 @@ func optional(p *int64) string {
 }
 
 func nanos(n int64) time.Duration { return time.Duration(n) }
+
+func multipleOf2M(n int64) string {
+	if n%(2<<20) == 0 {
+		return "a multiple of 2 MiB"
+	}
+	return "not a multiple of 2 MiB"
+}

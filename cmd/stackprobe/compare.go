@@ -79,18 +79,8 @@ func runCompare(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if c == nil {
 		return runErr
 	}
-	if err := writeCompare(o.out, o.notes, c); err != nil {
-		return errors.Join(runErr, err)
-	}
-	if o.format == "json" {
-		err = report.WriteJSON(stdout, c)
-	} else {
-		err = report.WriteCompareText(stdout, c, o.out)
-	}
-	if runErr != nil {
-		return interruptedOr(ctx, runErr, o.out)
-	}
-	return err
+	writeErr := writeCompare(o.out, o.notes, c)
+	return conclude(ctx, o, stdout, c, func(w io.Writer) error { return report.WriteCompareText(w, c, o.out) }, runErr, writeErr)
 }
 
 func writeCompare(dir, notes string, c *probe.Comparison) error {

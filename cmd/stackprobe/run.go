@@ -105,28 +105,30 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if res == nil {
 		return runErr
 	}
+	return conclude(ctx, o, stdout, res, func(w io.Writer) error { return report.WriteText(w, res, o.out) }, runErr, writeErr)
+}
+
+// conclude prints the summary of a run whose outputs were written (as
+// --format says) and returns the error the command exits with: the signal
+// that stopped the run, the run's own error, or a failure to write.
+func conclude(ctx context.Context, o options, stdout io.Writer, result any, text func(io.Writer) error, runErr, writeErr error) error {
 	if writeErr != nil {
 		return errors.Join(runErr, writeErr)
 	}
+	var err error
 	if o.format == "json" {
-		err = report.WriteJSON(stdout, res)
+		err = report.WriteJSON(stdout, result)
 	} else {
-		err = report.WriteText(stdout, res, o.out)
+		err = text(stdout)
 	}
 	if runErr != nil {
-		return interruptedOr(ctx, runErr, o.out)
+		var in *interrupted
+		if cause := context.Cause(ctx); errors.As(cause, &in) {
+			return fmt.Errorf("%w; partial results written to %s", cause, o.out)
+		}
+		return fmt.Errorf("%w; partial results written to %s", runErr, o.out)
 	}
 	return err
-}
-
-// interruptedOr is the error a run that wrote partial results returns:
-// the signal that stopped it, or its own error.
-func interruptedOr(ctx context.Context, runErr error, out string) error {
-	var in *interrupted
-	if cause := context.Cause(ctx); errors.As(cause, &in) {
-		return fmt.Errorf("%w; partial results written to %s", cause, out)
-	}
-	return fmt.Errorf("%w; partial results written to %s", runErr, out)
 }
 
 func mkdirOut(dir string) error {
