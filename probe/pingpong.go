@@ -105,6 +105,7 @@ func runPingPong(ctx context.Context, cfg Config, env Env, m *meter, res *Result
 	p.LatencyNanos.P50 = pr.Latency.P50.Nanoseconds()
 	p.LatencyNanos.P99 = pr.Latency.P99.Nanoseconds()
 	p.LatencyNanos.Max = pr.Latency.Max.Nanoseconds()
+	p.PredictionExactSamples, p.PredictionMaxGapBytes = smp.exact, smp.maxGap
 	res.PingPong = p
 	res.Timeline = smp.timeline
 	if smp.err != nil {
@@ -164,6 +165,8 @@ type sampler struct {
 	timeline []TimelinePoint
 	stride   int
 	cpu      time.Duration // the sampler thread's own CPU time
+	exact    int           // samples whose residency equalled the prediction
+	maxGap   int64         // largest |residency - prediction|, bytes
 	err      error
 }
 
@@ -195,6 +198,11 @@ func (s *sampler) take() error {
 		return err
 	}
 	s.costs = append(s.costs, s.sample.Cost)
+	if gap := s.sample.StackRSS - s.sample.Expected; gap == 0 {
+		s.exact++
+	} else {
+		s.maxGap = max(s.maxGap, gap, -gap)
+	}
 	if err := s.env.Recorder.Record(&s.sample); err != nil {
 		return err
 	}

@@ -136,6 +136,12 @@ type PingPongResult struct {
 		Max int64 `json:"max"`
 	} `json:"latency_ns"`
 	Sampler SamplerStats `json:"sampler"`
+	// PredictionExactSamples counts live samples in which the stacks'
+	// summed residency equalled the schedule's prediction exactly.
+	PredictionExactSamples int `json:"prediction_exact_samples"`
+	// PredictionMaxGapBytes is the largest |measured - predicted| of any
+	// live sample (a task caught between publishing its depth and touching).
+	PredictionMaxGapBytes int64 `json:"prediction_max_gap_bytes"`
 }
 
 // SamplerStats is what live sampling cost.

@@ -19,22 +19,40 @@ func Verdicts(r *probe.Result) []string {
 		return []string{"no depth was measured; there is no evidence either way"}
 	}
 	page := int64(r.PageSize)
-	stacks := r.Depths[0].Stacks
+	stacks := r.Config.Stacks()
 	var mismatched []probe.DepthResult
 	for _, d := range r.Depths {
 		if d.Matched != d.Stacks {
 			mismatched = append(mismatched, d)
 		}
 	}
-	if len(mismatched) == 0 {
-		out = append(out, fmt.Sprintf("all %d stacks matched ceil(depth/%s) pages at all %d depths: the claim holds for this configuration",
-			stacks, sizes.IEC(page), len(r.Depths)))
-	} else {
+	pingpong := r.PingPong != nil
+	switch {
+	case len(mismatched) == 0 && pingpong:
+		total := 0
+		for _, d := range r.Depths {
+			total += d.Stacks
+		}
+		out = append(out, fmt.Sprintf("after the ping-pong, all %d stacks held exactly ceil(d/%s) pages, d being the deepest depth their task used (%s): the claim holds for this configuration",
+			total, sizes.IEC(page), plural(len(r.Depths), "depth group")))
+	case len(mismatched) == 0:
+		out = append(out, fmt.Sprintf("all %d stacks matched ceil(depth/%s) pages at all %s: the claim holds for this configuration",
+			stacks, sizes.IEC(page), plural(len(r.Depths), "depth")))
+	default:
 		out = append(out, fmt.Sprintf("the claim failed at %d of %d depths: stacks did not hold exactly ceil(depth/%s) pages",
 			len(mismatched), len(r.Depths), sizes.IEC(page)))
 		for _, d := range mismatched {
 			out = append(out, explain(r, d))
 		}
+	}
+	if p := r.PingPong; p != nil && p.Sampler.Samples > 0 {
+		msg := fmt.Sprintf("while the IO ran, the stacks' summed residency equalled the schedule's prediction in %d of %d live samples",
+			p.PredictionExactSamples, p.Sampler.Samples)
+		if p.PredictionMaxGapBytes > 0 {
+			msg += fmt.Sprintf("; the largest gap was %s (%d pages) (the sampler never stops the IO threads, so it can catch a task in the middle of a step)",
+				sizes.IEC(p.PredictionMaxGapBytes), p.PredictionMaxGapBytes/page)
+		}
+		out = append(out, msg)
 	}
 	last := r.Depths[len(r.Depths)-1]
 	if stacks > 0 && last.VmPTEBytes > r.Baseline.VmPTE {
@@ -129,11 +147,19 @@ func optional(p *int64) string {
 	return fmt.Sprint(*p)
 }
 
-func nanos(n int64) time.Duration { return time.Duration(n) }
+// nanos formats a nanosecond count for people, to the microsecond.
+func nanos(n int64) time.Duration { return time.Duration(n).Round(time.Microsecond) }
 
 func multipleOf2M(n int64) string {
 	if n%(2<<20) == 0 {
 		return "a multiple of 2 MiB"
 	}
 	return "not a multiple of 2 MiB"
+}
+
+func plural(n int, noun string) string {
+	if n == 1 {
+		return "1 " + noun
+	}
+	return fmt.Sprintf("%d %ss", n, noun)
 }
