@@ -70,9 +70,11 @@ func runCompare(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	defer cancel(nil)
 	stopSignals := watchSignals(cancel, stderr)
 	defer stopSignals()
-	if err := mkdirOut(o.out); err != nil {
+	cleanup, err := mkdirOut(o.out)
+	if err != nil {
 		return err
 	}
+	defer cleanup()
 	prog := newProgress(stderr, o.quiet, "strategies")
 	c, runErr := probe.Compare(ctx, cfg, probe.Env{Command: commandLine(append([]string{"compare"}, args...)), Progress: prog.update})
 	prog.finish()

@@ -77,9 +77,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	stopSignals := watchSignals(cancel, stderr)
 	defer stopSignals()
 
-	if err := mkdirOut(o.out); err != nil {
+	cleanup, err := mkdirOut(o.out)
+	if err != nil {
 		return err
 	}
+	defer cleanup()
 	rec, err := report.NewCSV(o.out)
 	if err != nil {
 		return err
@@ -131,11 +133,18 @@ func conclude(ctx context.Context, o options, stdout io.Writer, result any, text
 	return err
 }
 
-func mkdirOut(dir string) error {
+// mkdirOut creates the result folder. The returned func removes it again
+// if it was created here and is still empty: a run that failed before it
+// measured anything leaves nothing behind.
+func mkdirOut(dir string) (cleanup func(), err error) {
+	_, statErr := os.Stat(dir)
 	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return fmt.Errorf("create --out folder: %w", err)
+		return nil, fmt.Errorf("create --out folder: %w", err)
 	}
-	return nil
+	if !os.IsNotExist(statErr) {
+		return func() {}, nil
+	}
+	return func() { _ = os.Remove(dir) }, nil // fails, as it should, unless empty
 }
 
 // writeOutputs writes every file of the result folder, and the section of
