@@ -14,9 +14,9 @@ import (
 // PageSize is the base page size of this process, in bytes.
 var PageSize = sync.OnceValue(os.Getpagesize)
 
-// hugeBlock is the PMD-mapped transparent huge page size on x86-64 and
+// HugeBlock is the PMD-mapped transparent huge page size on x86-64 and
 // arm64 with 4 KiB pages: the unit a THP-backed stack grows in.
-const hugeBlock = 2 << 20
+const HugeBlock = 2 << 20
 
 // Options describe one stack reservation.
 type Options struct {
@@ -204,15 +204,16 @@ func (s *Stack) Release() error {
 		s.deepest = 0
 		return nil
 	}
-	span := RoundUp(s.deepest)
+	top := len(s.mem)
+	lo := top - RoundUp(s.deepest)
 	if s.thp != THPNever {
 		// A huge page covers the whole 2 MiB block around the deepest
-		// touch: release up to its low edge.
-		span = (s.deepest + hugeBlock - 1) / hugeBlock * hugeBlock
+		// touch: release down to that block's low edge, an address
+		// boundary (the top itself need not be aligned).
+		lo -= int((s.Top() - uintptr(top-lo)) % HugeBlock)
 	}
-	span = min(span, s.Usable())
-	top := len(s.mem)
-	lo, hi := top-span, top-s.keep
+	lo = max(lo, s.guard)
+	hi := top - s.keep
 	advice, name := unix.MADV_DONTNEED, "madvise(MADV_DONTNEED)"
 	if s.release == ReleaseFree {
 		advice, name = unix.MADV_FREE, "madvise(MADV_FREE)"

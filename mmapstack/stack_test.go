@@ -166,14 +166,14 @@ func TestHugePageStep(t *testing.T) {
 		t.Skip("THP disabled system-wide (enabled=never)")
 	}
 	s := mustReserve(t, Options{Size: 100 * mib, THP: THPAlways})
-	if s.Top()%hugeBlock != 0 {
+	if s.Top()%HugeBlock != 0 {
 		t.Skipf("mapping top %#x not 2 MiB aligned", s.Top())
 	}
 	if err := s.Touch(1); err != nil {
 		t.Fatal(err)
 	}
-	if got := resident(t, s); got != hugeBlock/PageSize() {
-		t.Errorf("1-byte touch with MADV_HUGEPAGE: %d pages resident, want %d", got, hugeBlock/PageSize())
+	if got := resident(t, s); got != HugeBlock/PageSize() {
+		t.Errorf("1-byte touch with MADV_HUGEPAGE: %d pages resident, want %d", got, HugeBlock/PageSize())
 	}
 }
 
@@ -260,5 +260,30 @@ func TestCloseUnmaps(t *testing.T) {
 	_, _, errno := unix.Syscall(unix.SYS_MINCORE, base, uintptr(PageSize()), uintptr(unsafe.Pointer(&vec[0])))
 	if errno != unix.ENOMEM {
 		t.Fatalf("mincore of the unmapped stack: %v, want ENOMEM (nothing mapped there)", errno)
+	}
+}
+
+// With huge pages, a release gives back the whole 2 MiB blocks the touch
+// reached, measured from real address boundaries even when the top is not
+// 2 MiB aligned.
+func TestReleaseHugePagesUnalignedTop(t *testing.T) {
+	enabled, err := os.ReadFile("/sys/kernel/mm/transparent_hugepage/enabled")
+	if err != nil || strings.Contains(string(enabled), "[never]") {
+		t.Skip("transparent huge pages unavailable or disabled")
+	}
+	for _, extra := range []int{0, 3 * PageSize(), 300 * PageSize()} {
+		s := mustReserve(t, Options{Size: 16*mib + extra, THP: THPAlways, Release: ReleaseDontneed})
+		for _, d := range []int{1 * mib, 3 * mib} {
+			if err := s.Touch(d); err != nil {
+				t.Fatal(err)
+			}
+			if err := s.Release(); err != nil {
+				t.Fatal(err)
+			}
+			if got := resident(t, s); got != 1 {
+				t.Errorf("size 16 MiB + %d, top %#x, depth %d: %d pages resident after MADV_DONTNEED, want the 1 kept",
+					extra, s.Top(), d, got)
+			}
+		}
 	}
 }

@@ -29,6 +29,9 @@ const retryDelay = time.Millisecond
 // wakeSlot marks the eventfd in epoll data; task slots are >= 0.
 const wakeSlot = -1
 
+// heldWaitMillis bounds how long a thread waits for epoll while keeping its P (see side.wait).
+const heldWaitMillis = 1
+
 // errStopped is returned inside a task whose coroutine is being stopped (yield returned false).
 var errStopped = errors.New("task stopped")
 
@@ -41,6 +44,7 @@ type run struct {
 	server   *side
 	start    time.Time
 	state    atomic.Int32
+	holdP    bool // GOMAXPROCS >= 2 at the start: each thread may keep a P while it waits
 	errors   atomic.Int64
 	firstErr error // written once by the goroutine that moved state to stopFailed
 }
@@ -119,7 +123,7 @@ func Run(ctx context.Context, cfg Config) (res Result, err error) {
 
 // newRun opens the listener and both sides' epoll instances and eventfds.
 func newRun(cfg Config) (r *run, err error) {
-	r = &run{cfg: cfg, ln: listener{fd: -1}}
+	r = &run{cfg: cfg, ln: listener{fd: -1}, holdP: runtime.GOMAXPROCS(0) >= 2}
 	defer func() {
 		if err != nil {
 			r.close()
@@ -325,7 +329,7 @@ func (s *side) loop() {
 		if len(s.retry) > 0 {
 			timeout = max(0, int(time.Until(s.retryAt)/time.Millisecond)+1)
 		}
-		n, err := unix.EpollWait(s.epfd, s.events[:], timeout)
+		n, err := s.wait(timeout)
 		if err != nil {
 			if err == unix.EINTR {
 				continue
@@ -349,6 +353,41 @@ func (s *side) loop() {
 			s.retry = s.retry[:0]
 		}
 	}
+}
+
+// wait is epoll_wait on the side's epoll instance with a timeout in milliseconds (-1: none).
+//
+// A blocking syscall made through the scheduler (unix.EpollWait) marks the thread's P as in a
+// syscall. When the wait lasts more than a sysmon tick (20 µs) while the other thread holds the
+// other P, which is the normal case here, sysmon retakes the P and starts a spinning M to look
+// for work; the thread must then win a P back on its way out, and sysmon, having retaken
+// something, keeps polling every 20 µs. On two vCPUs that churn (futex wakeups, context switches,
+// CPU stolen from the two busy threads) costs more than the syscalls of the round trips.
+//
+// So the thread first waits with a raw syscall, keeping its P, for at most heldWaitMillis. In
+// steady state the other thread produces events well within that, and the scheduler never sees
+// the wait. Only when nothing arrives in time, or the raw wait fails (EINTR included), does it wait
+// again through the scheduler, which releases the P for as long as the side is idle. Holding a P
+// this way is no worse for the rest of the program than the thread running for that long; the
+// runtime's preemption signal interrupts the raw wait with EINTR, which falls through to the
+// scheduled wait and so lets a stop-the-world proceed. It needs a P per thread: with GOMAXPROCS=1
+// the thread would keep the P that the other side needs in order to produce the awaited event,
+// so holdP is off and every wait goes through the scheduler.
+func (s *side) wait(timeout int) (int, error) {
+	if s.r.holdP {
+		held := heldWaitMillis
+		if timeout >= 0 && timeout < held {
+			held = timeout
+		}
+		n, err := epollWait(s.epfd, s.events[:], held)
+		if err == nil && (n > 0 || held == timeout) {
+			return n, nil
+		}
+		if err == nil && timeout > 0 {
+			timeout -= held
+		}
+	}
+	return unix.EpollWait(s.epfd, s.events[:], timeout)
 }
 
 func (s *side) drainWake() {

@@ -125,8 +125,9 @@ func errnoErr(e syscall.Errno) error {
 // recv and send run on non-blocking sockets, so the kernel never puts the thread to sleep in
 // them. They therefore use RawSyscall6, which skips the scheduler's entersyscall/exitsyscall
 // bookkeeping (handing off the P for a syscall that may block); that is measurably cheaper with
-// several of these syscalls per round trip. epoll_wait, which does block, goes through the usual
-// Syscall path.
+// several of these syscalls per round trip. epoll_wait does block: epollWait below is its raw
+// form, which side.wait uses only with a short timeout, and otherwise it goes through the usual
+// Syscall path (unix.EpollWait).
 
 // recv reads into p; 0 means end of stream.
 func recv(fd int, p []byte) (int, error) {
@@ -140,6 +141,16 @@ func recv(fd int, p []byte) (int, error) {
 // send writes p with MSG_NOSIGNAL, so that a closed peer yields EPIPE rather than SIGPIPE.
 func send(fd int, p []byte) (int, error) {
 	n, _, e := unix.RawSyscall6(unix.SYS_SENDTO, uintptr(fd), uintptr(unsafe.Pointer(&p[0])), uintptr(len(p)), unix.MSG_NOSIGNAL, 0, 0)
+	if e != 0 {
+		return 0, errnoErr(e)
+	}
+	return int(n), nil
+}
+
+// epollWait is epoll_wait as a raw syscall: the thread keeps its P while the kernel waits up to
+// msec milliseconds, so msec must stay short (see side.wait).
+func epollWait(epfd int, events []unix.EpollEvent, msec int) (int, error) {
+	n, _, e := unix.RawSyscall6(unix.SYS_EPOLL_PWAIT, uintptr(epfd), uintptr(unsafe.Pointer(&events[0])), uintptr(len(events)), uintptr(msec), 0, 0)
 	if e != 0 {
 		return 0, errnoErr(e)
 	}

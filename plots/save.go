@@ -1,11 +1,9 @@
 package plots
 
 import (
-	"bufio"
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"path/filepath"
 	"strings"
 
@@ -14,6 +12,8 @@ import (
 	"gonum.org/v1/plot/vg/draw"
 	"gonum.org/v1/plot/vg/vgimg"
 	"gonum.org/v1/plot/vg/vgsvg"
+
+	"stackprobe/atomicfile"
 )
 
 // Chart size and PNG resolution: 20×12 cm at 150 dpi is 1181×709 pixels.
@@ -29,7 +29,7 @@ const (
 // the old file or the whole new one, never half an image. A plot that panics
 // while drawing (gonum does on a log axis given a value <= 0) is reported as
 // an error.
-func Save(p *plot.Plot, path string) (err error) {
+func Save(p *plot.Plot, path string) error {
 	if p == nil {
 		return errors.New("save plot: nil plot")
 	}
@@ -38,34 +38,7 @@ func Save(p *plot.Plot, path string) (err error) {
 		return fmt.Errorf("save plot %s: %w", path, err)
 	}
 
-	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*.tmp")
-	if err != nil {
-		return fmt.Errorf("save plot %s: %w", path, err)
-	}
-	defer func() {
-		if err != nil {
-			f.Close()
-			os.Remove(f.Name())
-		}
-	}()
-	bw := bufio.NewWriter(f)
-	if _, err = c.WriteTo(bw); err == nil {
-		err = bw.Flush()
-	}
-	// CreateTemp makes the file 0600; charts are meant to be shared.
-	if err == nil {
-		err = f.Chmod(0o644)
-	}
-	if err == nil {
-		err = f.Sync()
-	}
-	if err == nil {
-		err = f.Close()
-	}
-	if err == nil {
-		err = os.Rename(f.Name(), path)
-	}
-	if err != nil {
+	if err := atomicfile.Write(path, func(w io.Writer) error { _, err := c.WriteTo(w); return err }); err != nil {
 		return fmt.Errorf("save plot %s: %w", path, err)
 	}
 	return nil

@@ -65,6 +65,9 @@ type StrategyStep struct {
 	NsPerPage float64 `json:"ns_per_page"`
 	// VmRSSBytes is the process's resident set after the step.
 	VmRSSBytes uint64 `json:"vmrss_bytes"`
+	// VmRSSDeltaPerStack (goroutines only) is the growth of VmRSS over the
+	// step per goroutine, beside the runtime's own stack accounting.
+	VmRSSDeltaPerStack int64 `json:"vmrss_delta_per_stack,omitempty"`
 }
 
 // StrategyResult is one strategy's run.
@@ -73,8 +76,11 @@ type StrategyResult struct {
 	Stacks   int      `json:"stacks"`
 	// TopsAligned2M counts stacks whose top is 2 MiB aligned (THP can back
 	// the topmost block only then).
-	TopsAligned2M int            `json:"tops_aligned_2m"`
-	Steps         []StrategyStep `json:"steps"`
+	TopsAligned2M int `json:"tops_aligned_2m"`
+	// ReserveNsPerStack is the time to reserve one stack: with
+	// MAP_POPULATE, what eager backing costs up front.
+	ReserveNsPerStack int64          `json:"reserve_ns_per_stack"`
+	Steps             []StrategyStep `json:"steps"`
 	// Skipped says why the strategy did not run.
 	Skipped string `json:"skipped,omitempty"`
 	// Residency is the page map after the first step.
@@ -101,9 +107,9 @@ type Comparison struct {
 // GuardCost is what one guard mode adds per stack.
 type GuardCost struct {
 	Guard mmapstack.Guard `json:"guard"`
-	// VMAsPerStack is the growth of the process's VMA count (lines of
-	// /proc/self/maps) over the stack count: 2 for a PROT_NONE guard page,
-	// near 0 where neighbouring stacks merge into one VMA.
+	// VMAsPerStack is the smaps VMAs overlapping the stacks over the stack
+	// count: 2 for a PROT_NONE guard page, near 0 where neighbouring stacks
+	// merge into one VMA.
 	VMAsPerStack float64 `json:"vmas_per_stack"`
 	// PTEBytesPerStack is the growth of VmPTE per stack: a guard marker
 	// installed with MADV_GUARD_INSTALL lives in a page table of its own.
@@ -138,7 +144,7 @@ func measureGuards(ctx context.Context, cfg Config, env Env) ([]GuardCost, error
 		}
 		d := res.Depths[0]
 		n := float64(d.Stacks)
-		gc.VMAsPerStack = float64(d.VMACount-res.Baseline.VMAs) / n
+		gc.VMAsPerStack = float64(d.Smaps.VMAs) / n
 		gc.PTEBytesPerStack = (int64(d.VmPTEBytes) - int64(res.Baseline.VmPTE)) / int64(d.Stacks)
 		gc.RSSBytesPerStack = d.RSSBytesTotal / int64(d.Stacks)
 		out = append(out, gc)
@@ -167,7 +173,7 @@ func Compare(ctx context.Context, cfg Config, env Env) (*Comparison, error) {
 		var sr StrategyResult
 		var err error
 		if st.GoStacks {
-			sr, err = runGoStacks(ctx, cfg, st)
+			sr, err = runGoStacks(ctx, cfg, st, env)
 		} else {
 			sr, err = runMmapStrategy(ctx, cfg, st, env)
 		}
@@ -234,6 +240,7 @@ func runMmapStrategy(ctx context.Context, base Config, st Strategy, env Env) (St
 	// The map after the first step shows laziness best: the touched pages
 	// beside the untouched, a huge page as a solid 2 MiB run.
 	sr.TopsAligned2M, sr.Residency = res.TopsAligned2M, res.ResidencyFirst
+	sr.ReserveNsPerStack = res.ReserveNanos / int64(max(cfg.Tasks, 1))
 	page := int64(res.PageSize)
 	prevFaults := res.Baseline.MinorFaults
 	for _, d := range res.Depths {

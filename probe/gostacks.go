@@ -1,8 +1,10 @@
 package probe
 
 import (
+	"cmp"
 	"context"
 	"runtime"
+	"runtime/metrics"
 	"sync"
 	"time"
 
@@ -32,12 +34,13 @@ func goFrames(n int, ready *sync.WaitGroup, release <-chan struct{}) byte {
 
 // runGoStacks measures Go's own copying goroutine stacks at the schedule's
 // depths: per depth, cfg.Tasks fresh goroutines recurse to it and park,
-// and the runtime's stack memory (MemStats.StackInuse) is compared before
-// and after, with collections on both sides so that stacks left behind by
-// copying are freed and not counted.
-func runGoStacks(ctx context.Context, cfg Config, st Strategy) (StrategyResult, error) {
+// and the runtime's stack memory (runtime/metrics
+// /memory/classes/heap/stacks:bytes) is compared before and after, with
+// collections on both sides so that stacks left behind by copying are
+// freed and not counted. VmRSS is read beside it.
+func runGoStacks(ctx context.Context, cfg Config, st Strategy, env Env) (StrategyResult, error) {
 	sr := StrategyResult{Strategy: st, Stacks: cfg.Tasks}
-	proc, err := procread.NewReader("/proc", 0)
+	proc, err := procread.NewReader(cmp.Or(env.ProcRoot, "/proc"), 0)
 	if err != nil {
 		return sr, err
 	}
@@ -78,6 +81,7 @@ func runGoStacks(ctx context.Context, cfg Config, st Strategy) (StrategyResult, 
 			RSSBytesMax:        per,
 			RSSBytesMean:       per,
 			PeakRSSBytesMax:    per,
+			VmRSSDeltaPerStack: (int64(t1.VmRSS) - int64(t0.VmRSS)) / n,
 			PTEBytesPerStack:   (int64(t1.VmPTE) - int64(t0.VmPTE)) / n,
 			MinorFaultsPerPage: float64(t1.MinorFaults-t0.MinorFaults) / touched,
 			NsPerPage:          float64(elapsed.Nanoseconds()) / touched,
@@ -88,11 +92,11 @@ func runGoStacks(ctx context.Context, cfg Config, st Strategy) (StrategyResult, 
 }
 
 // stackInuse collects twice (freeing stack spans that copying left
-// behind) and returns the bytes in stack spans.
+// behind) and returns the runtime's stack memory in bytes.
 func stackInuse() uint64 {
 	runtime.GC()
 	runtime.GC()
-	var ms runtime.MemStats
-	runtime.ReadMemStats(&ms)
-	return ms.StackInuse
+	s := []metrics.Sample{{Name: "/memory/classes/heap/stacks:bytes"}}
+	metrics.Read(s)
+	return s[0].Value.Uint64()
 }

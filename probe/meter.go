@@ -92,10 +92,6 @@ func (m *meter) learnHugeEligibility() error {
 	})
 }
 
-// hugeBlock is the largest unit the kernel backs anonymous memory in
-// (a PMD-mapped transparent huge page).
-const hugeBlock = 2 << 20
-
 // residency fills s.Stacks[i].RSS from mincore over each whole mapping, and
 // s.StackRSS.
 func (m *meter) residency(s *Sample) error { return m.residencyWithin(s, nil) }
@@ -118,7 +114,7 @@ func (m *meter) residencyWithin(s *Sample, deepest func(i int) int64) error {
 		if deepest != nil {
 			lo = max(lo, top-uintptr(mmapstack.RoundUp(int(deepest(i)))))
 			if !m.noHuge[i] {
-				lo = max(st.Base(), lo&^(hugeBlock-1))
+				lo = max(st.Base(), lo&^(mmapstack.HugeBlock-1))
 			}
 		}
 		n, vec, err := procread.ResidentPages(lo, top-lo, m.vec)

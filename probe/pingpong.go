@@ -67,18 +67,23 @@ func runPingPong(ctx context.Context, cfg Config, env Env, m *meter, res *Result
 			touchErr.CompareAndSwap(nil, &e)
 		}
 		s.steps.Add(1)
-		if task == 0 {
-			env.Progress(step+1, cfg.Messages)
-		}
 	}
 
+	// A sampler that fails stops the IO too: a run must not go on
+	// unmeasured.
+	ioCtx, stopIO := context.WithCancelCause(ctx)
+	defer stopIO(nil)
 	sctx, stopSampler := context.WithCancel(ctx)
-	smp := &sampler{cfg: cfg, env: env, m: m, states: states, sched: sched, page: page, start: time.Now()}
+	smp := &sampler{cfg: cfg, env: env, m: m, states: states, sched: sched, page: page, start: res.start}
 	var wg sync.WaitGroup
-	wg.Go(func() { smp.run(sctx) })
+	wg.Go(func() {
+		if err := smp.run(sctx); err != nil {
+			stopIO(err)
+		}
+	})
 
 	cpu0 := processCPU()
-	pr, runErr := pingpong.Run(ctx, pingpong.Config{
+	pr, runErr := pingpong.Run(ioCtx, pingpong.Config{
 		Transport: pingpong.Transport(cfg.Transport),
 		Clients:   clients,
 		Messages:  cfg.Messages,
@@ -109,7 +114,7 @@ func runPingPong(ctx context.Context, cfg Config, env Env, m *meter, res *Result
 	res.PingPong = p
 	res.Timeline = smp.timeline
 	if smp.err != nil {
-		runErr = errors.Join(runErr, smp.err)
+		runErr = fmt.Errorf("sampler: %w (the IO was stopped)", smp.err)
 	}
 
 	// The final measurement, with smaps, after the IO has stopped.
@@ -122,6 +127,7 @@ func runPingPong(ctx context.Context, cfg Config, env Env, m *meter, res *Result
 		return errors.Join(runErr, err)
 	}
 	res.Depths = byHighWater(cfg, &final, states, page, m)
+	res.finalStackRSS = final.StackRSS
 	return runErr
 }
 
@@ -161,7 +167,8 @@ type sampler struct {
 
 	sample   Sample
 	seq      int
-	costs    []time.Duration
+	costSum  time.Duration // wall time of all samples
+	costMax  time.Duration
 	timeline []TimelinePoint
 	stride   int
 	cpu      time.Duration // the sampler thread's own CPU time
@@ -170,7 +177,10 @@ type sampler struct {
 	err      error
 }
 
-func (s *sampler) run(ctx context.Context) {
+// run samples every interval until ctx ends or a sample fails; it also
+// reports progress (client 0's steps), so that nothing but the tasks' own
+// work runs on the IO threads.
+func (s *sampler) run(ctx context.Context) error {
 	// Pinned so that RUSAGE_THREAD measures the sampler alone.
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
@@ -182,11 +192,12 @@ func (s *sampler) run(ctx context.Context) {
 	for {
 		if err := s.take(); err != nil {
 			s.err = err
-			return
+			return err
 		}
+		s.env.Progress(int(s.states[0].steps.Load()), s.cfg.Messages)
 		select {
 		case <-ctx.Done():
-			return
+			return nil
 		case <-t.C:
 		}
 	}
@@ -197,7 +208,8 @@ func (s *sampler) take() error {
 	if err := s.measure(&s.sample, false); err != nil {
 		return err
 	}
-	s.costs = append(s.costs, s.sample.Cost)
+	s.costSum += s.sample.Cost
+	s.costMax = max(s.costMax, s.sample.Cost)
 	if gap := s.sample.StackRSS - s.sample.Expected; gap == 0 {
 		s.exact++
 	} else {
@@ -275,16 +287,16 @@ func (s *sampler) measure(out *Sample, withSmaps bool) (err error) {
 func (s *sampler) deepest(i int) int64 { return s.states[i].highWater.Load() }
 
 func (s *sampler) stats(processCPU time.Duration) SamplerStats {
-	st := SamplerStats{Samples: len(s.costs), IntervalNs: s.cfg.Interval.Nanoseconds(), TimelinePoints: len(s.timeline)}
-	var sum time.Duration
-	for _, c := range s.costs {
-		sum += c
-		st.MaxCostNs = max(st.MaxCostNs, c.Nanoseconds())
+	st := SamplerStats{
+		Samples:        s.seq,
+		IntervalNs:     s.cfg.Interval.Nanoseconds(),
+		TimelinePoints: len(s.timeline),
+		MaxCostNs:      s.costMax.Nanoseconds(),
+		CPUNs:          s.cpu.Nanoseconds(),
 	}
-	if len(s.costs) > 0 {
-		st.MeanCostNs = sum.Nanoseconds() / int64(len(s.costs))
+	if s.seq > 0 {
+		st.MeanCostNs = s.costSum.Nanoseconds() / int64(s.seq)
 	}
-	st.CPUNs = s.cpu.Nanoseconds()
 	if processCPU > 0 {
 		st.CPUFraction = float64(s.cpu) / float64(processCPU)
 	}

@@ -42,6 +42,14 @@ type Result struct {
 	Timeline []TimelinePoint `json:"-"`
 	// Tool is stackprobe's own memory outside the stacks.
 	Tool ToolMemory `json:"tool"`
+	// ReserveNanos is the wall time to reserve every stack (with
+	// MAP_POPULATE this includes backing every page).
+	ReserveNanos int64 `json:"reserve_ns"`
+
+	// start is the monotonic origin of every elapsed time of the run.
+	start time.Time
+	// finalStackRSS is the stacks' summed residency at the last sample.
+	finalStackRSS int64
 }
 
 // Totals are process-wide figures at one moment, bytes unless named.
@@ -77,7 +85,9 @@ type DepthResult struct {
 	// touch, before the release (equal to RSSBytesMin/Max with release none).
 	PeakRSSBytesMin int64 `json:"peak_rss_bytes_min"`
 	PeakRSSBytesMax int64 `json:"peak_rss_bytes_max"`
-	// Matched counts stacks whose resident bytes equal ExpectedRSSBytes.
+	// Matched counts stacks whose resident bytes equal ExpectedRSSBytes at
+	// the peak of the step, before any release (touch workload), or at the
+	// end of the run (ping-pong).
 	Matched int `json:"matched"`
 	// MatchedAfterRelease counts stacks equal to ExpectedAfterReleaseBytes.
 	MatchedAfterRelease int `json:"matched_after_release"`

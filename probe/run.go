@@ -51,9 +51,11 @@ func Run(ctx context.Context, cfg Config, env Env) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
+	now := time.Now()
 	res := &Result{
+		start:       now,
 		Command:     env.Command,
-		Started:     time.Now().UTC().Truncate(time.Millisecond),
+		Started:     now.UTC().Truncate(time.Millisecond),
 		Environment: sys,
 		Config:      cfg,
 		PageSize:    mmapstack.PageSize(),
@@ -67,10 +69,12 @@ func Run(ctx context.Context, cfg Config, env Env) (*Result, error) {
 	if cfg.CheckGuard {
 		res.GuardChecks = CheckGuards()
 	}
+	reserveStart := time.Now()
 	stacks, err := reserveAll(ctx, cfg)
 	if err != nil {
 		return nil, err
 	}
+	res.ReserveNanos = time.Since(reserveStart).Nanoseconds()
 	defer closeAll(stacks)
 	m := newMeter(stacks, proc)
 
@@ -83,7 +87,7 @@ func Run(ctx context.Context, cfg Config, env Env) (*Result, error) {
 		err = fmt.Errorf("unknown workload %q", cfg.Workload)
 	}
 	for _, s := range stacks {
-		if s.Top()%hugeBlock == 0 {
+		if s.Top()%mmapstack.HugeBlock == 0 {
 			res.TopsAligned2M++
 		}
 	}
@@ -92,7 +96,7 @@ func Run(ctx context.Context, cfg Config, env Env) (*Result, error) {
 	} else if err == nil {
 		err = rerr
 	}
-	res.Seconds = time.Since(res.Started).Seconds()
+	res.Seconds = time.Since(res.start).Seconds()
 	res.Tool = toolMemory(res)
 	if err != nil {
 		res.Partial = true
@@ -105,21 +109,18 @@ func Run(ctx context.Context, cfg Config, env Env) (*Result, error) {
 }
 
 // reserveAll reserves cfg.Stacks() stacks; on error none stays mapped.
-func reserveAll(ctx context.Context, cfg Config) (stacks []*mmapstack.Stack, err error) {
+func reserveAll(ctx context.Context, cfg Config) ([]*mmapstack.Stack, error) {
 	n := cfg.Stacks()
-	stacks = make([]*mmapstack.Stack, 0, n)
-	defer func() {
-		if err != nil {
-			closeAll(stacks)
-		}
-	}()
+	stacks := make([]*mmapstack.Stack, 0, n)
 	opts := cfg.StackOptions()
 	for i := range n {
 		if i%256 == 0 && ctx.Err() != nil {
+			closeAll(stacks)
 			return nil, fmt.Errorf("reserving stacks: %w", context.Cause(ctx))
 		}
 		s, err := mmapstack.Reserve(opts)
 		if err != nil {
+			closeAll(stacks)
 			return nil, fmt.Errorf("reserve stack %d of %d (%d bytes): %w", i, n, cfg.StackBytes, err)
 		}
 		stacks = append(stacks, s)
@@ -170,13 +171,14 @@ func runTouch(ctx context.Context, cfg Config, env Env, m *meter, res *Result) e
 			used = max(used, u)
 		}
 		touch := time.Since(start)
-		var peakMin, peakMax int64
+		claim := ExpectedPages(depth, page) * int64(page)
+		var peak stepPeak
 		if cfg.Release != mmapstack.ReleaseNone {
 			// What the step held at its deepest, before the release.
 			if err := m.residency(&s); err != nil {
 				return err
 			}
-			peakMin, peakMax = minMaxRSS(s.Stacks)
+			peak = peakOf(&s, claim)
 			for k, st := range m.stacks {
 				if err := st.Release(); err != nil {
 					return fmt.Errorf("stack %d: %w", k, err)
@@ -184,7 +186,7 @@ func runTouch(ctx context.Context, cfg Config, env Env, m *meter, res *Result) e
 			}
 		}
 		s.Seq = i
-		s.Elapsed = time.Since(res.Started)
+		s.Elapsed = time.Since(res.start)
 		measure := time.Now()
 		if err := m.residency(&s); err != nil {
 			return err
@@ -214,12 +216,13 @@ func runTouch(ctx context.Context, cfg Config, env Env, m *meter, res *Result) e
 		d := summarize(&s, depth, highWater, after, page, m)
 		d.TouchNanos = touch.Nanoseconds()
 		d.UsedBytes = used
-		d.PeakRSSBytesMin, d.PeakRSSBytesMax = d.RSSBytesMin, d.RSSBytesMax
-		if cfg.Release != mmapstack.ReleaseNone {
-			d.PeakRSSBytesMin, d.PeakRSSBytesMax = peakMin, peakMax
+		if cfg.Release == mmapstack.ReleaseNone {
+			peak = peakOf(&s, claim)
 		}
-		d.NewPages = (s.StackRSS - prevResident) / int64(page)
+		d.PeakRSSBytesMin, d.PeakRSSBytesMax, d.Matched = peak.min, peak.max, peak.matched
+		d.NewPages = (peak.total - prevResident) / int64(page)
 		prevResident = s.StackRSS
+		res.finalStackRSS = s.StackRSS
 		res.Depths = append(res.Depths, d)
 		env.Progress(i+1, len(cfg.Depths))
 	}
@@ -259,7 +262,20 @@ func summarize(s *Sample, depth, highWater, after int64, page int, m *meter) Dep
 	}
 	if s.Check != nil {
 		d.Smaps = *s.Check
-		d.AnonHugeBytesTotal = m.anonHugeTotal()
+		// Per stack where a stack is its own VMAs; merged stacks' huge
+		// pages are counted only when the sample covers every stack.
+		var sum int64
+		known := true
+		for _, st := range s.Stacks {
+			known = known && st.AnonHuge >= 0
+			sum += st.AnonHuge
+		}
+		switch {
+		case known:
+			d.AnonHugeBytesTotal = sum
+		case len(s.Stacks) == len(m.stacks):
+			d.AnonHugeBytesTotal = m.anonHugeTotal()
+		}
 	}
 	return d
 }
@@ -280,8 +296,7 @@ func toolMemory(res *Result) ToolMemory {
 	metrics.Read(samples)
 	t := ToolMemory{GoHeapBytes: samples[0].Value.Uint64(), GoTotalBytes: samples[1].Value.Uint64()}
 	if n := len(res.Depths); n > 0 {
-		last := res.Depths[n-1]
-		t.NonStackRSSBytes = int64(last.VmRSSBytes) - last.RSSBytesTotal
+		t.NonStackRSSBytes = int64(res.Depths[n-1].VmRSSBytes) - res.finalStackRSS
 	}
 	return t
 }
@@ -313,7 +328,7 @@ func residencyMap(m *meter, depths []int64, rows int) (*ResidencyMap, error) {
 	for _, d := range depths {
 		deepest = max(deepest, d)
 	}
-	window := min((max(2*deepest, 1)+hugeBlock-1)/hugeBlock*hugeBlock, int64(m.stacks[0].Size()))
+	window := min((max(2*deepest, 1)+mmapstack.HugeBlock-1)/mmapstack.HugeBlock*mmapstack.HugeBlock, int64(m.stacks[0].Size()))
 	rm := &ResidencyMap{WindowBytes: window, PageSize: page}
 	n := min(rows, len(m.stacks))
 	for k := range n {
@@ -334,13 +349,23 @@ func residencyMap(m *meter, depths []int64, rows int) (*ResidencyMap, error) {
 	return rm, nil
 }
 
-func minMaxRSS(stacks []StackSample) (lo, hi int64) {
-	if len(stacks) == 0 {
-		return 0, 0
+// stepPeak is the stacks' residency right after a step's touch.
+type stepPeak struct {
+	min, max, total int64
+	matched         int // stacks holding exactly the claim
+}
+
+func peakOf(s *Sample, claim int64) stepPeak {
+	var p stepPeak
+	for i, st := range s.Stacks {
+		if i == 0 || st.RSS < p.min {
+			p.min = st.RSS
+		}
+		p.max = max(p.max, st.RSS)
+		p.total += st.RSS
+		if st.RSS == claim {
+			p.matched++
+		}
 	}
-	lo = stacks[0].RSS
-	for _, s := range stacks {
-		lo, hi = min(lo, s.RSS), max(hi, s.RSS)
-	}
-	return lo, hi
+	return p
 }

@@ -24,9 +24,10 @@ func (s schedule) depth(task, step int) int64 {
 	}
 }
 
-// rampDepth is the ramp's depth at step, or 0 for other patterns.
+// rampDepth is the ramp's depth at step, or 0 for other patterns and
+// before the first step (step < 0).
 func (s schedule) rampDepth(step int) int64 {
-	if s.pattern != PatternRamp {
+	if s.pattern != PatternRamp || step < 0 {
 		return 0
 	}
 	return s.depth(0, step)

@@ -7,54 +7,19 @@
 package report
 
 import (
-	"bufio"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
 
 	"golang.org/x/sys/unix"
+
+	"stackprobe/atomicfile"
 )
 
-// WriteFile writes path atomically: fill is given a buffered writer on a
-// temporary file in the same folder, which is synced and renamed to path
-// only if fill and every write succeed.
-func WriteFile(path string, fill func(w io.Writer) error) (err error) {
-	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*.tmp")
-	if err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	defer func() {
-		if err != nil {
-			f.Close()
-			os.Remove(f.Name())
-		}
-	}()
-	bw := bufio.NewWriter(f)
-	if err := fill(bw); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if err := bw.Flush(); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	return commit(f, path)
-}
-
-// commit syncs, closes and renames a finished temporary file to path.
-func commit(f *os.File, path string) error {
-	if err := f.Chmod(0o644); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if err := f.Sync(); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if err := f.Close(); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if err := os.Rename(f.Name(), path); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	return nil
+// WriteFile writes path atomically (see package atomicfile).
+func WriteFile(path string, fill func(w io.Writer) error) error {
+	return atomicfile.Write(path, fill)
 }
 
 // CheckOutDir reports whether dir may receive a run's files without

@@ -63,14 +63,28 @@ func CompareVerdicts(c *probe.Comparison) []string {
 			sizes.IEC(st.AnonHugeBytesPerStack), s.TopsAligned2M, s.Stacks))
 	}
 	if s, ok := by["eager"]; ok && len(s.Steps) > 0 {
-		out = append(out, fmt.Sprintf("eager (MAP_POPULATE) stacks held %s each from the first step, whatever the depth", sizes.IEC(s.Steps[0].RSSBytesMax)))
+		first, same := s.Steps[0].RSSBytesMax, true
+		for _, st := range s.Steps {
+			same = same && st.RSSBytesMin == first && st.RSSBytesMax == first
+		}
+		msg := fmt.Sprintf("eager (MAP_POPULATE) stacks held %s each from the first step", sizes.IEC(first))
+		if same {
+			msg += fmt.Sprintf(", the same at all %d steps", len(s.Steps))
+		}
+		out = append(out, msg+fmt.Sprintf("; reserving one took %v", nanos(s.ReserveNsPerStack)))
 	}
 	if s, ok := by["goroutine"]; ok && len(s.Steps) > 0 {
 		var parts []string
+		pow2 := true
 		for _, st := range s.Steps {
 			parts = append(parts, fmt.Sprintf("%s at %s", sizes.IEC(st.RSSBytesMean), sizes.IEC(st.DepthBytes)))
+			pow2 = pow2 && st.RSSBytesMean > 0 && st.RSSBytesMean&(st.RSSBytesMean-1) == 0
 		}
-		out = append(out, "Go goroutine stacks (contiguous, copied to twice the size when they overflow) took "+strings.Join(parts, ", ")+" per goroutine")
+		msg := "Go goroutine stacks took " + strings.Join(parts, ", ") + " per goroutine (runtime stack memory)"
+		if pow2 {
+			msg += ": every size a power of two, as a copying stack that doubles when it overflows gives"
+		}
+		out = append(out, msg)
 	}
 	if len(c.Guards) > 0 {
 		var parts []string
@@ -142,9 +156,13 @@ func WriteCompareEvidence(w io.Writer, c *probe.Comparison, charts []string) err
 			fmt.Fprintf(&b, "| %s | %.3f | %s | %s |\n", g.Guard, g.VMAsPerStack, sizes.IEC(g.PTEBytesPerStack), sizes.IEC(g.RSSBytesPerStack))
 		}
 	}
-	b.WriteString("\nStrategies:\n\n")
+	b.WriteString("\nStrategies (reserve time per stack in parentheses; for MAP_POPULATE it includes backing every page):\n\n")
 	for _, s := range c.Strategies {
-		fmt.Fprintf(&b, "- `%s`: %s\n", s.Strategy.Name, s.Strategy.Label)
+		fmt.Fprintf(&b, "- `%s`: %s", s.Strategy.Name, s.Strategy.Label)
+		if !s.Strategy.GoStacks && s.Skipped == "" {
+			fmt.Fprintf(&b, " (%v)", nanos(s.ReserveNsPerStack))
+		}
+		b.WriteString("\n")
 	}
 	writeCharts(&b, charts)
 	b.WriteString("Raw data: `summary.json`.\n")

@@ -1,19 +1,22 @@
 package report
 
 import (
-	"bufio"
 	"fmt"
-	"os"
 	"path/filepath"
 	"strconv"
 
+	"stackprobe/atomicfile"
 	"stackprobe/probe"
 )
 
-// Column headers of the streamed CSV files; the README documents each.
-var (
+// The streamed CSV files and their column headers; the README documents
+// each column.
+const (
+	samplesFile   = "samples.csv"
 	samplesHeader = "sample,elapsed_ns,stack,kind,depth_bytes,rss_bytes,smaps_rss_bytes,anon_huge_bytes\n"
+	totalsFile    = "totals.csv"
 	totalsHeader  = "sample,elapsed_ns,stack_rss_bytes,expected_rss_bytes,vmrss_bytes,vmhwm_bytes,vmpte_bytes,minor_faults,vma_count,cost_ns\n"
+	stacksFile    = "stacks.csv"
 	stacksHeader  = "stack,kind,base_addr,size_bytes\n"
 )
 
@@ -22,35 +25,27 @@ var (
 // folder. Rows go to temporary files as they come, so memory stays flat
 // however long the run; Close renames the files into place.
 type CSV struct {
-	dir   string
-	files [3]*os.File
-	bufs  [3]*bufio.Writer
-	kinds []string // per stack, from Begin
+	files [3]*atomicfile.File // samples, totals, stacks
+	kinds []string            // per stack, from Begin
 	row   []byte
 	err   error
 }
 
-var csvNames = [3]string{"samples.csv", "totals.csv", "stacks.csv"}
-
 // NewCSV opens the temporary files in dir.
-func NewCSV(dir string) (c *CSV, err error) {
-	c = &CSV{dir: dir}
-	defer func() {
+func NewCSV(dir string) (*CSV, error) {
+	c := &CSV{}
+	for i, name := range [3]string{samplesFile, totalsFile, stacksFile} {
+		f, err := atomicfile.Create(filepath.Join(dir, name))
 		if err != nil {
 			c.Abort()
+			return nil, err
 		}
-	}()
-	for i, name := range csvNames {
-		f, err := os.CreateTemp(dir, "."+name+".*.tmp")
-		if err != nil {
-			return nil, fmt.Errorf("create %s: %w", filepath.Join(dir, name), err)
-		}
-		c.files[i], c.bufs[i] = f, bufio.NewWriterSize(f, 64<<10)
+		c.files[i] = f
 	}
-	c.bufs[0].WriteString(samplesHeader)
-	c.bufs[1].WriteString(totalsHeader)
-	c.bufs[2].WriteString(stacksHeader)
-	return c, nil
+	c.write(0, []byte(samplesHeader))
+	c.write(1, []byte(totalsHeader))
+	c.write(2, []byte(stacksHeader))
+	return c, c.err
 }
 
 // Begin writes stacks.csv's rows.
@@ -132,24 +127,20 @@ func (c *CSV) write(i int, b []byte) {
 	if c.err != nil {
 		return
 	}
-	if _, err := c.bufs[i].Write(b); err != nil {
-		c.err = fmt.Errorf("write %s: %w", csvNames[i], err)
+	if _, err := c.files[i].Write(b); err != nil {
+		c.err = fmt.Errorf("write %s: %w", [3]string{samplesFile, totalsFile, stacksFile}[i], err)
 	}
 }
 
-// Close flushes the files and renames them into place. Whatever was
-// recorded is kept, also after an error in the run.
+// Close renames the files into place. Whatever was recorded is kept,
+// also after an error in the run.
 func (c *CSV) Close() error {
 	if c.err != nil {
 		c.Abort()
 		return c.err
 	}
 	for i, f := range c.files {
-		if err := c.bufs[i].Flush(); err != nil {
-			c.Abort()
-			return fmt.Errorf("write %s: %w", csvNames[i], err)
-		}
-		if err := commit(f, filepath.Join(c.dir, csvNames[i])); err != nil {
+		if err := f.Commit(); err != nil {
 			c.Abort()
 			return err
 		}
@@ -161,10 +152,7 @@ func (c *CSV) Close() error {
 // Abort removes the temporary files that were not committed.
 func (c *CSV) Abort() {
 	for i, f := range c.files {
-		if f != nil {
-			f.Close()
-			os.Remove(f.Name())
-			c.files[i] = nil
-		}
+		f.Abort()
+		c.files[i] = nil
 	}
 }

@@ -20,13 +20,19 @@ func Verdicts(r *probe.Result) []string {
 	}
 	page := int64(r.PageSize)
 	stacks := r.Config.Stacks()
+	pingpong := r.PingPong != nil
+	released := r.Config.Release != mmapstack.ReleaseNone
+	if pingpong && released {
+		// A ping-pong is measured at its end, after the releases: what
+		// can be checked is what the release leaves.
+		return append(releaseVerdicts(r), commonVerdicts(r)...)
+	}
 	var mismatched []probe.DepthResult
 	for _, d := range r.Depths {
 		if d.Matched != d.Stacks {
 			mismatched = append(mismatched, d)
 		}
 	}
-	pingpong := r.PingPong != nil
 	switch {
 	case len(mismatched) == 0 && pingpong:
 		total := 0
@@ -45,11 +51,46 @@ func Verdicts(r *probe.Result) []string {
 			out = append(out, explain(r, d))
 		}
 	}
+	if released {
+		out = append(out, releaseVerdicts(r)...)
+	}
+	return append(out, commonVerdicts(r)...)
+}
+
+// releaseVerdicts compares what each step left after its release with
+// what the release mode should leave.
+func releaseVerdicts(r *probe.Result) []string {
+	var bad []string
+	for _, d := range r.Depths {
+		if d.MatchedAfterRelease != d.Stacks {
+			bad = append(bad, fmt.Sprintf("at depth %s %d of %d stacks held %s..%s, not the expected %s",
+				sizes.IEC(d.DepthBytes), d.Stacks-d.MatchedAfterRelease, d.Stacks, sizes.IEC(d.RSSBytesMin), sizes.IEC(d.RSSBytesMax),
+				sizes.IEC(d.ExpectedAfterReleaseBytes)))
+		}
+	}
+	what := "the kept top (--keep-top), MADV_DONTNEED having dropped the rest"
+	if r.Config.Release == mmapstack.ReleaseFree {
+		what = "the high-water mark: pages given MADV_FREE stay counted in Rss until memory pressure makes the kernel take them"
+	}
+	if len(bad) == 0 {
+		return []string{fmt.Sprintf("after each release (--release=%s) every stack held exactly %s, at all %s",
+			r.Config.Release, what, plural(len(r.Depths), "depth"))}
+	}
+	return append([]string{fmt.Sprintf("after the release (--release=%s) stacks did not hold what it should leave (%s) at %d of %d depths",
+		r.Config.Release, what, len(bad), len(r.Depths))}, bad...)
+}
+
+// commonVerdicts are the findings every run has: sampling, page tables,
+// VMAs, alignment, frames and the smaps cross-check.
+func commonVerdicts(r *probe.Result) []string {
+	var out []string
+	page := int64(r.PageSize)
+	stacks := r.Config.Stacks()
 	if p := r.PingPong; p != nil && p.Sampler.Samples > 0 {
 		msg := fmt.Sprintf("while the IO ran, the stacks' summed residency equalled the schedule's prediction in %d of %d live samples",
 			p.PredictionExactSamples, p.Sampler.Samples)
 		if p.PredictionMaxGapBytes > 0 {
-			msg += fmt.Sprintf("; the largest gap was %s (%d pages) (the sampler never stops the IO threads, so it can catch a task in the middle of a step)",
+			msg += fmt.Sprintf("; the largest gap was %s (%d pages) (the sampler never stops the IO threads; a task in the middle of a step would show as such a gap)",
 				sizes.IEC(p.PredictionMaxGapBytes), p.PredictionMaxGapBytes/page)
 		}
 		out = append(out, msg)
@@ -105,8 +146,12 @@ func explain(r *probe.Result, d probe.DepthResult) string {
 			sizes.IEC(d.AnonHugeBytesTotal), sizes.IEC(d.AnonHugeBytesTotal/int64(d.Stacks)), r.Config.THP, r.Environment.THPEnabled, r.Config.MapStack,
 			r.TopsAligned2M, r.Config.Stacks())
 	case d.MatchedAfterRelease == d.Stacks && d.HighWaterBytes > d.ExpectedRSSBytes && r.Config.Release != mmapstack.ReleaseDontneed:
-		s += fmt.Sprintf("; every stack still holds its high-water mark of %s from a deeper earlier step: with release %s touched pages are never given back",
-			sizes.IEC(d.HighWaterBytes), r.Config.Release)
+		given := "touched pages are never given back"
+		if r.Config.Release == mmapstack.ReleaseFree {
+			given = "MADV_FREE pages stay resident until memory pressure, and writing one takes it back"
+		}
+		s += fmt.Sprintf("; every stack still holds its high-water mark of %s from a deeper earlier step: with release %s %s",
+			sizes.IEC(d.HighWaterBytes), r.Config.Release, given)
 	case d.MatchedAfterRelease == d.Stacks && r.Config.Release == mmapstack.ReleaseDontneed:
 		s += fmt.Sprintf("; every stack holds exactly the %s kept top after MADV_DONTNEED released the rest", sizes.IEC(d.ExpectedAfterReleaseBytes))
 	case d.RSSBytesMin > d.ExpectedRSSBytes:
