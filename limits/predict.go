@@ -33,8 +33,11 @@ const Unbounded = -1
 // when the sysctl could not be read.
 const defaultUserReserve = 128 << 20
 
-// guardInstallKernel is the first Linux release with MADV_GUARD_INSTALL.
-var guardInstallKernel = [2]int{6, 13}
+// The first Linux release with MADV_GUARD_INSTALL.
+const (
+	guardInstallMajor = 6
+	guardInstallMinor = 13
+)
 
 // Limit is one kernel limit on the number of stacks.
 type Limit struct {
@@ -156,11 +159,11 @@ func guardSupport(kernel string) (Limit, bool) {
 		return Limit{}, false
 	}
 	l := Limit{Name: NameGuardSupport, Max: Unbounded,
-		Detail: fmt.Sprintf("kernel %s has it (Linux >= %d.%d)", kernel, guardInstallKernel[0], guardInstallKernel[1])}
-	if v[0] < guardInstallKernel[0] || v[0] == guardInstallKernel[0] && v[1] < guardInstallKernel[1] {
+		Detail: fmt.Sprintf("kernel %s has it (Linux >= %d.%d)", kernel, guardInstallMajor, guardInstallMinor)}
+	if v[0] < guardInstallMajor || v[0] == guardInstallMajor && v[1] < guardInstallMinor {
 		l.Max = 0
 		l.Detail = fmt.Sprintf("kernel %s lacks it (needs Linux >= %d.%d): every guard madvise fails with EINVAL",
-			kernel, guardInstallKernel[0], guardInstallKernel[1])
+			kernel, guardInstallMajor, guardInstallMinor)
 	}
 	return l, true
 }

@@ -15,10 +15,10 @@ import (
 	"stackprobe/procread"
 )
 
-// maxPrealloc caps the stack slice Verify allocates up front (8 MiB of
-// pointers). Up to it the slice never grows during the loop, so reaching a
-// limit does not coincide with a large allocation of the Go runtime.
-const maxPrealloc = 1 << 20
+// MaxVerify is the most stacks Verify reserves: it caps the array of
+// addresses Verify allocates up front (8 MiB), which never grows during the
+// loop, so that reaching a limit never coincides with an allocation.
+const MaxVerify = 1 << 20
 
 // ctxEvery is how many reservations pass between checks of the context.
 const ctxEvery = 256
@@ -80,8 +80,8 @@ func (v Verification) Deviation(predicted int64) float64 {
 // cannot afford the risk should call it in a child process.
 func Verify(ctx context.Context, opts mmapstack.Options, n int64) (v Verification, err error) {
 	v.Requested = n
-	if n < 0 {
-		return v, fmt.Errorf("limits: verify %d stacks: count must not be negative", n)
+	if n < 0 || n > MaxVerify {
+		return v, fmt.Errorf("limits: verify %d stacks: count must be 0 to %d", n, MaxVerify)
 	}
 	opts.Populate = false
 	r, err := procread.NewReader("", 0)
@@ -107,7 +107,7 @@ func Verify(ctx context.Context, opts mmapstack.Options, n int64) (v Verificatio
 		return v, nil
 	}
 	flags := opts.MmapFlags()
-	stacks := make([]uintptr, 0, min(n, maxPrealloc))
+	stacks := make([]uintptr, 0, n)
 	defer debug.SetGCPercent(debug.SetGCPercent(-1))
 	defer func() {
 		if rerr := unmapAll(stacks, size); rerr != nil {
@@ -124,7 +124,7 @@ func Verify(ctx context.Context, opts mmapstack.Options, n int64) (v Verificatio
 	start := time.Now()
 	var failed string
 	var errno unix.Errno
-	for int64(len(stacks)) < n && len(stacks) < cap(stacks) {
+	for int64(len(stacks)) < n {
 		if len(stacks)%ctxEvery == 0 && ctx.Err() != nil {
 			v.StoppedBy = ctx.Err()
 			err = fmt.Errorf("limits: verify: %w", ctx.Err())

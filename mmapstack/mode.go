@@ -18,13 +18,13 @@ const (
 	GuardNone
 )
 
-var guardNames = []string{"mprotect", "madvise", "none"}
+func guardNames() []string { return []string{"mprotect", "madvise", "none"} }
 
-func (g Guard) String() string { return enumString(guardNames, int(g)) }
+func (g Guard) String() string { return enumString(guardNames(), int(g)) }
 
 // ParseGuard parses "mprotect", "madvise" or "none".
 func ParseGuard(s string) (Guard, error) {
-	i, err := enumParse(guardNames, s)
+	i, err := enumParse(guardNames(), s)
 	return Guard(i), err
 }
 
@@ -41,13 +41,13 @@ const (
 	THPAlways
 )
 
-var thpNames = []string{"system", "never", "always"}
+func thpNames() []string { return []string{"system", "never", "always"} }
 
-func (t THP) String() string { return enumString(thpNames, int(t)) }
+func (t THP) String() string { return enumString(thpNames(), int(t)) }
 
 // ParseTHP parses "system", "never" or "always".
 func ParseTHP(s string) (THP, error) {
-	i, err := enumParse(thpNames, s)
+	i, err := enumParse(thpNames(), s)
 	return THP(i), err
 }
 
@@ -65,13 +65,13 @@ const (
 	ReleaseFree
 )
 
-var releaseNames = []string{"none", "dontneed", "free"}
+func releaseNames() []string { return []string{"none", "dontneed", "free"} }
 
-func (r Release) String() string { return enumString(releaseNames, int(r)) }
+func (r Release) String() string { return enumString(releaseNames(), int(r)) }
 
 // ParseRelease parses "none", "dontneed" or "free".
 func ParseRelease(s string) (Release, error) {
-	i, err := enumParse(releaseNames, s)
+	i, err := enumParse(releaseNames(), s)
 	return Release(i), err
 }
 

@@ -178,7 +178,7 @@ func TestHugePageStep(t *testing.T) {
 }
 
 func TestParseModes(t *testing.T) {
-	for _, name := range guardNames {
+	for _, name := range guardNames() {
 		g, err := ParseGuard(name)
 		if err != nil || g.String() != name {
 			t.Errorf("ParseGuard(%q) = %v, %v", name, g, err)

@@ -181,7 +181,7 @@ func ResidencyCompare(c *probe.Comparison) (*plot.Plot, error) {
 		return nil, errors.New("residency compare: no strategy recorded a page map")
 	}
 
-	sys := systemOf(c.Environment)
+	sys := c.Environment
 	kernel := sys.Kernel
 	if kernel == "" {
 		kernel = "unknown"

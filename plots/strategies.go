@@ -1,7 +1,6 @@
 package plots
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"image/color"
@@ -199,7 +198,7 @@ func Strategies(c *probe.Comparison) (*plot.Plot, error) {
 	if len(d.lines) == 0 {
 		return nil, errors.New("strategies: no strategy measured a step")
 	}
-	sys := systemOf(c.Environment)
+	sys := c.Environment
 	huge := float64(sys.THPPMDSize)
 	if huge <= 0 {
 		huge = 2 << 20
@@ -336,28 +335,6 @@ func strategiesCaption(c *probe.Comparison, sys procread.System, d strategiesDat
 		parts = append(parts, "no data: "+s)
 	}
 	return wrap(parts, " · ", captionWidth)
-}
-
-// systemOf is the environment a comparison recorded: a procread.System, a
-// pointer to one, or, for a comparison read back from summary.json, the
-// decoded JSON object. Anything else gives the zero System, whose empty
-// fields the caption reads as unknown.
-func systemOf(env any) procread.System {
-	switch v := env.(type) {
-	case procread.System:
-		return v
-	case *procread.System:
-		if v != nil {
-			return *v
-		}
-	case nil:
-	default:
-		var sys procread.System
-		if b, err := json.Marshal(v); err == nil && json.Unmarshal(b, &sys) == nil {
-			return sys
-		}
-	}
-	return procread.System{}
 }
 
 // truncate shortens s to at most n characters, ending in "…" when cut.

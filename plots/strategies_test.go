@@ -1,7 +1,6 @@
 package plots
 
 import (
-	"encoding/json"
 	"math"
 	"slices"
 	"strings"
@@ -221,28 +220,6 @@ func TestStepTicks(t *testing.T) {
 	}
 }
 
-func TestSystemOf(t *testing.T) {
-	sys := procread.System{Kernel: "6.18.0", THPEnabled: "madvise", THPPMDSize: 2 * mib}
-	b, err := json.Marshal(sys)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var decoded any
-	if err := json.Unmarshal(b, &decoded); err != nil {
-		t.Fatal(err)
-	}
-	for name, env := range map[string]any{"value": sys, "pointer": &sys, "from summary.json": decoded} {
-		if got := systemOf(env); got.Kernel != sys.Kernel || got.THPEnabled != sys.THPEnabled || got.THPPMDSize != sys.THPPMDSize {
-			t.Errorf("%s: %+v", name, got)
-		}
-	}
-	for name, env := range map[string]any{"nil": nil, "nil pointer": (*procread.System)(nil), "string": "6.18"} {
-		if got := systemOf(env); got.Kernel != "" {
-			t.Errorf("%s: kernel %q, want none", name, got.Kernel)
-		}
-	}
-}
-
 func TestStrategies(t *testing.T) {
 	t.Parallel() // rendering the PNG is the slow part
 	p, err := Strategies(comparisonFixture())
@@ -295,7 +272,7 @@ func TestStrategiesZeros(t *testing.T) {
 			c.Strategies[i].Steps = append([]probe.StrategyStep{{}}, c.Strategies[i].Steps...)
 		}
 	}
-	c.Environment = nil
+	c.Environment = procread.System{}
 	p, err := Strategies(c)
 	if err != nil {
 		t.Fatal(err)

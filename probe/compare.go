@@ -99,9 +99,8 @@ type Comparison struct {
 	Strategies []StrategyResult `json:"strategies"`
 	// Guards is what each guard mode costs, lazy 4 KiB stacks used to the
 	// first depth of the schedule.
-	Guards []GuardCost `json:"guards"`
-	// Environment is shared with Result so reports read both alike.
-	Environment any `json:"environment"`
+	Guards      []GuardCost     `json:"guards"`
+	Environment procread.System `json:"environment"`
 }
 
 // GuardCost is what one guard mode adds per stack.

@@ -2,7 +2,6 @@ package probe
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"runtime/metrics"
 	"slices"
@@ -78,13 +77,10 @@ func Run(ctx context.Context, cfg Config, env Env) (*Result, error) {
 	defer closeAll(stacks)
 	m := newMeter(stacks, proc)
 
-	switch cfg.Workload {
-	case WorkloadTouch:
-		err = runTouch(ctx, cfg, env, m, res)
-	case WorkloadPingPong:
+	if cfg.Workload == WorkloadPingPong {
 		err = runPingPong(ctx, cfg, env, m, res)
-	default:
-		err = fmt.Errorf("unknown workload %q", cfg.Workload)
+	} else {
+		err = runTouch(ctx, cfg, env, m, res)
 	}
 	for _, s := range stacks {
 		if s.Top()%mmapstack.HugeBlock == 0 {
@@ -305,11 +301,6 @@ type discard struct{}
 
 func (discard) Begin([]StackInfo) error { return nil }
 func (discard) Record(*Sample) error    { return nil }
-
-// IsInterrupt reports whether err ended a run because its context was cancelled.
-func IsInterrupt(err error) bool {
-	return errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)
-}
 
 // maxResidencyRows bounds the stacks drawn in the residency map.
 const maxResidencyRows = 32

@@ -2,6 +2,7 @@ package probe
 
 import (
 	"context"
+	"errors"
 	"os"
 	"strings"
 	"testing"
@@ -128,7 +129,7 @@ func TestCancelledRunIsPartial(t *testing.T) {
 			cancel()
 		}
 	}})
-	if err == nil || !IsInterrupt(err) {
+	if !errors.Is(err, context.Canceled) {
 		t.Fatalf("err = %v, want a cancellation", err)
 	}
 	if !res.Partial || len(res.Depths) != 1 || n != 1 {

@@ -18,10 +18,10 @@ func use(st *mmapstack.Stack, mode TouchMode, depth int64) (int64, error) {
 	if err != nil {
 		return 0, err
 	}
-	if span+frames.EntryBytes > st.Usable() {
+	if span > st.Usable() {
 		// A fault on the foreign stack would be fatal: never let frames
-		// reach the guard.
-		return 0, fmt.Errorf("frames for depth %d need %d bytes, the stack has %d usable", depth, span+frames.EntryBytes, st.Usable())
+		// reach the guard. (Span includes the entry sequence.)
+		return 0, fmt.Errorf("frames for depth %d need %d bytes, the stack has %d usable", depth, span, st.Usable())
 	}
 	used, err := frames.Touch(st.Top(), int(depth))
 	if err != nil {

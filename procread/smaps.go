@@ -3,14 +3,12 @@ package procread
 import (
 	"bufio"
 	"bytes"
-	"cmp"
 	"errors"
 	"fmt"
 	"io"
 	"math"
 	"os"
 	"slices"
-	"sort"
 )
 
 // VMA is one mapping (virtual memory area) from /proc/PID/smaps. All sizes
@@ -647,113 +645,4 @@ func intern(b []byte) string {
 		return "lf"
 	}
 	return ""
-}
-
-// Range is a half-open virtual address range [Lo, Hi), e.g. one stack
-// reservation.
-type Range struct {
-	// Lo is the first address of the range (inclusive).
-	Lo uint64
-	// Hi is the first address after the range (exclusive).
-	Hi uint64
-}
-
-// RangeStat is what smaps says about one Range: the mappings that intersect
-// it and, for those wholly inside it, their summed sizes in bytes.
-type RangeStat struct {
-	// VMAs is the number of mappings intersecting the range.
-	VMAs int
-	// Partial is the number of intersecting mappings that extend beyond
-	// the range (e.g. two adjacent stacks the kernel merged into one VMA).
-	// Their sizes cannot be split between ranges and are left out.
-	Partial int
-	// Exclusive reports that every intersecting mapping lies entirely
-	// inside the range (Partial == 0), so the sums below are exactly the
-	// range's. It is true for a range no mapping intersects.
-	Exclusive bool
-	// Size is the summed virtual size of the mappings inside the range,
-	// bytes.
-	Size uint64
-	// Rss is the summed resident memory of the mappings inside the range,
-	// bytes (smaps kB, i.e. KiB, times 1024).
-	Rss uint64
-	// Pss is the summed proportional set size of the mappings inside the
-	// range, bytes.
-	Pss uint64
-	// AnonHugePages is the summed THP-backed anonymous memory of the
-	// mappings inside the range, bytes.
-	AnonHugePages uint64
-	// PrivateDirty is the summed private modified memory of the mappings
-	// inside the range, bytes.
-	PrivateDirty uint64
-	// Swap is the summed swapped-out memory of the mappings inside the
-	// range, bytes.
-	Swap uint64
-	// VmFlags is the union of the VmFlags of all intersecting mappings,
-	// in order of first appearance.
-	VmFlags []string
-}
-
-// AttributeRanges returns, for each of ranges (in the same order), the
-// smaps totals of the VMAs intersecting it. vmas must not overlap one
-// another, as is true of one read of an smaps file; they may come in any
-// order, and so may ranges. It costs O((V+R) log V) plus the number of
-// (VMA, range) intersections.
-func AttributeRanges(vmas []VMA, ranges []Range) []RangeStat {
-	// Index the VMAs by start address. smaps lists them sorted, so usually
-	// this is the identity.
-	order := make([]int32, len(vmas))
-	for i := range order {
-		order[i] = int32(i)
-	}
-	for i := 1; i < len(vmas); i++ {
-		if vmas[i].Start < vmas[i-1].Start {
-			slices.SortFunc(order, func(a, b int32) int { return cmp.Compare(vmas[a].Start, vmas[b].Start) })
-			break
-		}
-	}
-
-	out := make([]RangeStat, len(ranges))
-	for ri, rg := range ranges {
-		st := &out[ri]
-		st.Exclusive = true
-		if rg.Hi <= rg.Lo {
-			continue
-		}
-		// First VMA ending above rg.Lo; non-overlapping VMAs sorted by
-		// start are sorted by end too.
-		k := sort.Search(len(order), func(i int) bool { return vmas[order[i]].End > rg.Lo })
-		for ; k < len(order); k++ {
-			v := &vmas[order[k]]
-			if v.Start >= rg.Hi {
-				break
-			}
-			if v.End <= v.Start {
-				continue // empty mapping: intersects nothing
-			}
-			st.VMAs++
-			st.VmFlags = unionFlags(st.VmFlags, v.VmFlags)
-			if v.Start < rg.Lo || v.End > rg.Hi {
-				st.Partial++
-				st.Exclusive = false
-				continue
-			}
-			st.Size += v.Size
-			st.Rss += v.Rss
-			st.Pss += v.Pss
-			st.AnonHugePages += v.AnonHugePages
-			st.PrivateDirty += v.PrivateDirty
-			st.Swap += v.Swap
-		}
-	}
-	return out
-}
-
-func unionFlags(dst, src []string) []string {
-	for _, f := range src {
-		if !slices.Contains(dst, f) {
-			dst = append(dst, f)
-		}
-	}
-	return dst
 }

@@ -65,14 +65,14 @@ type System struct {
 	RlimitStack *uint64 `json:"rlimit_stack,omitempty"`
 	// RlimitNofile is the soft RLIMIT_NOFILE of this process (a count of
 	// file descriptors), from /proc/self/limits "Max open files".
-	RlimitNofile uint64 `json:"rlimit_nofile"`
+	RlimitNofile uint64 `json:"rlimit_nofile,omitempty"`
 	// CommitLimit is /proc/meminfo CommitLimit (kB), bytes.
-	CommitLimit uint64 `json:"commit_limit_bytes"`
+	CommitLimit uint64 `json:"commit_limit_bytes,omitempty"`
 	// CommittedAS is /proc/meminfo Committed_AS (kB), bytes, when the
 	// facts were read.
-	CommittedAS uint64 `json:"committed_as_bytes"`
+	CommittedAS uint64 `json:"committed_as_bytes,omitempty"`
 	// MemTotal is /proc/meminfo MemTotal (kB), bytes: usable RAM.
-	MemTotal uint64 `json:"mem_total_bytes"`
+	MemTotal uint64 `json:"mem_total_bytes,omitempty"`
 	// CgroupVersion is 2 for the unified hierarchy, 1 when memory figures
 	// come from the cgroup v1 memory controller, 0 if none was found.
 	CgroupVersion int `json:"cgroup_version,omitempty"`

@@ -228,7 +228,7 @@ func (r *Reader) readStatus(t *Totals) error {
 // file. It fails if VmRSS is absent (as for a kernel thread or a zombie,
 // which have no memory to report).
 func parseStatus(b []byte, t *Totals) error {
-	sawRSS := false
+	var sawRSS, sawHWM, sawPTE bool
 	for n := 1; len(b) > 0; n++ {
 		line := b
 		if i := bytes.IndexByte(b, '\n'); i >= 0 {
@@ -247,9 +247,9 @@ func parseStatus(b []byte, t *Totals) error {
 		case "VmRSS":
 			dst, sawRSS = &t.VmRSS, true
 		case "VmHWM":
-			dst = &t.VmHWM
+			dst, sawHWM = &t.VmHWM, true
 		case "VmPTE":
-			dst = &t.VmPTE
+			dst, sawPTE = &t.VmPTE, true
 		case "VmSwap":
 			dst = &t.VmSwap
 		case "RssAnon":
@@ -263,8 +263,15 @@ func parseStatus(b []byte, t *Totals) error {
 		}
 		*dst = v
 	}
-	if !sawRSS {
+	// A missing figure is an error, never a zero (kernel threads, which
+	// have no memory of their own, lack them all).
+	switch {
+	case !sawRSS:
 		return errors.New("no VmRSS line")
+	case !sawHWM:
+		return errors.New("no VmHWM line")
+	case !sawPTE:
+		return errors.New("no VmPTE line")
 	}
 	return nil
 }

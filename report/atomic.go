@@ -7,6 +7,7 @@
 package report
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -59,4 +60,42 @@ func writable(dir string) error {
 		return fmt.Errorf("%s is not writable: %w", dir, os.NewSyscallError("access", err))
 	}
 	return nil
+}
+
+// outputNames are every file a run or a compare writes into its folder.
+func outputNames() []string {
+	return []string{"evidence.md", "summary.json", samplesFile, totalsFile, stacksFile,
+		ChartRSSVsDepth, ChartRSSOverTime, ChartResidency, ChartStrategies}
+}
+
+// RemoveStale deletes, from a result folder written again with --force,
+// the outputs of an earlier run that this run did not write (so that no
+// file disagrees with the recorded command), and temporary files that a
+// killed run left. Files of other names are left alone.
+func RemoveStale(dir string, written []string) error {
+	keep := map[string]bool{}
+	for _, w := range written {
+		keep[w] = true
+	}
+	var errs []error
+	for _, name := range outputNames() {
+		if keep[name] {
+			continue
+		}
+		if err := os.Remove(filepath.Join(dir, name)); err != nil && !os.IsNotExist(err) {
+			errs = append(errs, err)
+		}
+	}
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return err
+	}
+	for _, e := range ents {
+		if atomicfile.IsTemp(e.Name()) {
+			if err := os.Remove(filepath.Join(dir, e.Name())); err != nil {
+				errs = append(errs, err)
+			}
+		}
+	}
+	return errors.Join(errs...)
 }

@@ -7,7 +7,6 @@ import (
 	"text/tabwriter"
 
 	"stackprobe/probe"
-	"stackprobe/procread"
 	"stackprobe/sizes"
 )
 
@@ -121,10 +120,8 @@ func WriteCompareEvidence(w io.Writer, c *probe.Comparison, charts []string) err
 	for _, v := range CompareVerdicts(c) {
 		fmt.Fprintf(&b, "- %s.\n", v)
 	}
-	if sys, ok := c.Environment.(procread.System); ok {
-		b.WriteString("\n## Environment\n\n")
-		writeEnvTable(&b, sys)
-	}
+	b.WriteString("\n## Environment\n\n")
+	writeEnvTable(&b, c.Environment)
 	b.WriteString("\n## Results\n\nResident bytes per stack after each step (mincore; for goroutines the runtime's stack memory per goroutine), the peak before a release in parentheses when it differs.\n\n")
 	b.WriteString("| strategy | step | depth (bytes) | resident per stack | AnonHugePages per stack | page tables per stack | VMAs per stack | minor faults per page | ns per page |\n")
 	b.WriteString("|---|---:|---:|---:|---:|---:|---:|---:|---:|\n")

@@ -10,6 +10,7 @@ import (
 
 	"gonum.org/v1/plot"
 
+	"stackprobe/mmapstack"
 	"stackprobe/plots"
 	"stackprobe/probe"
 	"stackprobe/report"
@@ -33,18 +34,31 @@ Flags:
 // compareDefaults go deep then return shallow (the high-water mark) and
 // start with a 1-byte touch (the 2 MiB huge-page step); 100 MiB is a
 // multiple of 2 MiB, so stack tops are usually 2 MiB aligned.
-var compareDefaults = map[string]string{
-	"workload": "touch", "stack": "100MiB", "depth": "1B,64KiB,1MiB,8MiB,4KiB", "tasks": "16", "out": "out-compare",
+func compareDefaults() [][2]string {
+	return [][2]string{
+		{"workload", "touch"}, {"stack", "100MiB"}, {"depth", "1B,64KiB,1MiB,8MiB,4KiB"}, {"tasks", "16"}, {"out", "out-compare"},
+	}
+}
+
+// compareIgnores are the main command's flags that compare does not use:
+// the strategies set the stack modes themselves, and there is no IO.
+func compareIgnores(name string) bool {
+	switch name {
+	case "thp", "map-stack", "release", "keep-top", "linger", "check-guard",
+		"transport", "messages", "pattern", "seed", "interval", "watchdog":
+		return true
+	}
+	return false
 }
 
 func runCompare(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	var o options
-	fs := newFlagSet(&o, stderr)
-	for k, v := range compareDefaults {
-		if err := fs.Set(k, v); err != nil {
+	fs := newFlagSet(&o)
+	for _, kv := range compareDefaults() {
+		if err := fs.Set(kv[0], kv[1]); err != nil {
 			return err
 		}
-		fs.Lookup(k).DefValue = v
+		fs.Lookup(kv[0]).DefValue = kv[1]
 	}
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -58,11 +72,25 @@ func runCompare(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if fs.NArg() > 0 {
 		return usagef("compare: unexpected argument %q", fs.Arg(0))
 	}
+	var ignored error
+	fs.Visit(func(f *flag.Flag) {
+		if ignored == nil && compareIgnores(f.Name) {
+			ignored = usagef("--%s: compare does not take it (its strategies set the stack modes; see compare --help)", f.Name)
+		}
+	})
+	if ignored != nil {
+		return ignored
+	}
 	if o.workload != string(probe.WorkloadTouch) {
 		return usagef("--workload: compare runs the touch schedule only")
 	}
 	cfg, err := o.config()
 	if err != nil {
+		return err
+	}
+	// The guard comparison reserves with every guard mode; mprotect's two
+	// VMAs per stack bind first.
+	if err := checkTaskLimits(int64(cfg.Tasks), cfg.StackBytes, mmapstack.GuardMprotect, false, cfg.Tasks); err != nil {
 		return err
 	}
 
@@ -112,5 +140,6 @@ func writeCompare(dir, notes string, c *probe.Comparison) error {
 			return report.WriteCompareEvidence(w, c, links)
 		}))
 	}
+	errs = append(errs, report.RemoveStale(dir, append([]string{"summary.json", "evidence.md"}, charts...)))
 	return errors.Join(errs...)
 }

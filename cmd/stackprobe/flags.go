@@ -71,7 +71,7 @@ Exit status: 0 done, 1 runtime failure, 2 bad input, 130/143 interrupted
 (SIGINT/SIGTERM; outputs are still written, marked partial).
 `
 
-func newFlagSet(o *options, stderr io.Writer) *flag.FlagSet {
+func newFlagSet(o *options) *flag.FlagSet {
 	fs := flag.NewFlagSet("stackprobe", flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
 	fs.StringVar(&o.workload, "workload", string(probe.WorkloadPingPong), "what runs on the stacks: pingpong or touch")
@@ -110,9 +110,9 @@ func printHelp(w io.Writer, fs *flag.FlagSet) {
 
 // parseArgs turns the command line into a validated Config. Every error is
 // a usageError naming the flag.
-func parseArgs(args []string, stderr io.Writer) (probe.Config, options, error) {
+func parseArgs(args []string) (probe.Config, options, error) {
 	var o options
-	fs := newFlagSet(&o, stderr)
+	fs := newFlagSet(&o)
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return probe.Config{}, o, err
@@ -174,7 +174,7 @@ func (o *options) config() (probe.Config, error) {
 	}
 	for _, d := range c.Depths {
 		if d > usable {
-			return c, usagef("--depth %s exceeds --stack %s: at most %d bytes are usable above the guard", sizes.IEC(d), o.stack, usable)
+			return c, usagef("--depth: %d bytes (%s) exceeds --stack %s: at most %d bytes are usable above the guard", d, sizes.IEC(d), o.stack, usable)
 		}
 	}
 	switch probe.TouchMode(o.touch) {
@@ -186,9 +186,9 @@ func (o *options) config() (probe.Config, error) {
 		}
 		c.TouchMode = probe.TouchFrames
 		for _, d := range c.Depths {
-			if span, _ := frames.Span(int(d)); int64(span+frames.EntryBytes) > usable {
+			if span, _ := frames.Span(int(d)); int64(span) > usable {
 				return c, usagef("--depth %s with --touch=frames needs %d bytes of frames, more than the %d usable (a fault in frames is fatal; use --touch=pages to overflow)",
-					sizes.IEC(d), span+frames.EntryBytes, usable)
+					sizes.IEC(d), span, usable)
 			}
 		}
 	default:
@@ -206,29 +206,29 @@ func (o *options) config() (probe.Config, error) {
 		return c, usagef("--tasks %d: want at least 1", o.tasks)
 	}
 	c.Tasks = o.tasks
+	// The ping-pong's flags are checked whatever the workload: a bad value
+	// is refused, not silently ignored.
+	switch o.transport {
+	case "tcp", "unix":
+	default:
+		return c, usagef("--transport %q: want tcp or unix", o.transport)
+	}
+	if o.messages <= 0 {
+		return c, usagef("--messages %d: want at least 1", o.messages)
+	}
+	switch probe.Pattern(o.pattern) {
+	case probe.PatternRamp, probe.PatternSpread, probe.PatternRandom:
+	default:
+		return c, usagef("--pattern %q: want ramp, spread or random", o.pattern)
+	}
+	if o.interval <= 0 {
+		return c, usagef("--interval %v: want a positive duration such as 10ms", o.interval)
+	}
+	if o.watchdog <= 0 {
+		return c, usagef("--watchdog %v: want a positive duration such as 2m", o.watchdog)
+	}
 	if c.Workload == probe.WorkloadPingPong {
-		switch o.transport {
-		case "tcp", "unix":
-			c.Transport = o.transport
-		default:
-			return c, usagef("--transport %q: want tcp or unix", o.transport)
-		}
-		if o.messages <= 0 {
-			return c, usagef("--messages %d: want at least 1", o.messages)
-		}
-		c.Messages = o.messages
-		switch probe.Pattern(o.pattern) {
-		case probe.PatternRamp, probe.PatternSpread, probe.PatternRandom:
-			c.Pattern = probe.Pattern(o.pattern)
-		default:
-			return c, usagef("--pattern %q: want ramp, spread or random", o.pattern)
-		}
-		if o.interval <= 0 {
-			return c, usagef("--interval %v: want a positive duration such as 10ms", o.interval)
-		}
-		if o.watchdog <= 0 {
-			return c, usagef("--watchdog %v: want a positive duration such as 2m", o.watchdog)
-		}
+		c.Transport, c.Messages, c.Pattern = o.transport, o.messages, probe.Pattern(o.pattern)
 		c.Seed, c.Interval, c.Watchdog = o.seed, o.interval, o.watchdog
 	}
 	if err := checkTaskLimits(int64(c.Stacks()), c.StackBytes, c.Guard, c.Workload == probe.WorkloadPingPong, c.Tasks); err != nil {

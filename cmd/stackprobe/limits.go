@@ -56,8 +56,8 @@ func runLimits(ctx context.Context, args []string, stdout io.Writer) error {
 	if err != nil {
 		return usagef("--guard: %v", err)
 	}
-	if *verify < 0 {
-		return usagef("--verify %d: want 0 or more", *verify)
+	if *verify < 0 || *verify > limits.MaxVerify {
+		return usagef("--verify %d: want 0 to %d", *verify, limits.MaxVerify)
 	}
 	stackBytes := int64(mmapstack.RoundUp(int(size)))
 	if guard != mmapstack.GuardNone && stackBytes <= int64(mmapstack.PageSize()) {
@@ -106,7 +106,7 @@ func checkTaskLimits(stacks int64, stackBytes int64, guard mmapstack.Guard, ping
 	}
 	n, lim := limits.MaxTasks(sys, cur, stackBytes, guard)
 	if n >= 0 && stacks > n {
-		what := "--tasks"
+		var what string
 		if pingpong {
 			what = fmt.Sprintf("--tasks %d (= %d stacks)", clients, stacks)
 		} else {

@@ -62,10 +62,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			return runCompare(ctx, args[1:], stdout, stderr)
 		}
 	}
-	cfg, o, err := parseArgs(args, stderr)
+	cfg, o, err := parseArgs(args)
 	if errors.Is(err, flag.ErrHelp) {
 		var h options
-		printHelp(stdout, newFlagSet(&h, stderr))
+		printHelp(stdout, newFlagSet(&h))
 		return nil
 	}
 	if err != nil {
@@ -117,20 +117,28 @@ func conclude(ctx context.Context, o options, stdout io.Writer, result any, text
 	if writeErr != nil {
 		return errors.Join(runErr, writeErr)
 	}
-	var err error
+	var printErr error
 	if o.format == "json" {
-		err = report.WriteJSON(stdout, result)
+		printErr = report.WriteJSON(stdout, result)
 	} else {
-		err = text(stdout)
+		printErr = text(stdout)
 	}
-	if runErr != nil {
-		var in *interrupted
-		if cause := context.Cause(ctx); errors.As(cause, &in) {
-			return fmt.Errorf("%w; partial results written to %s", cause, o.out)
-		}
-		return fmt.Errorf("%w; partial results written to %s", runErr, o.out)
+	if printErr != nil {
+		printErr = fmt.Errorf("print summary: %w", printErr)
 	}
-	return err
+	var in *interrupted
+	interruptedBy := errors.As(context.Cause(ctx), &in)
+	switch {
+	case runErr != nil && interruptedBy:
+		return errors.Join(fmt.Errorf("%w; partial results written to %s", in, o.out), printErr)
+	case runErr != nil:
+		return errors.Join(fmt.Errorf("%w; partial results written to %s", runErr, o.out), printErr)
+	case interruptedBy:
+		// The run was complete; the signal came while its outputs were
+		// written or while it lingered.
+		return errors.Join(fmt.Errorf("%w; the results in %s are complete", in, o.out), printErr)
+	}
+	return printErr
 }
 
 // mkdirOut creates the result folder. The returned func removes it again
@@ -182,6 +190,8 @@ func writeOutputs(dir, notes string, res *probe.Result, rec *report.CSV) error {
 	if notes != "" {
 		errs = append(errs, updateNotes(notes, dir, charts, func(w io.Writer, links []string) error { return report.WriteEvidence(w, res, links) }))
 	}
+	written := append([]string{"summary.json", "evidence.md", "samples.csv", "totals.csv", "stacks.csv"}, charts...)
+	errs = append(errs, report.RemoveStale(dir, written))
 	return errors.Join(errs...)
 }
 
@@ -245,16 +255,26 @@ func linger(ctx context.Context, d time.Duration, stderr io.Writer) {
 	}
 }
 
+// commandLine is the command as a shell would need it typed: any argument
+// with a character outside a conservative safe set is single-quoted.
 func commandLine(args []string) string {
 	quoted := make([]string, 0, len(args)+1)
 	quoted = append(quoted, "stackprobe")
 	for _, a := range args {
-		if strings.ContainsAny(a, " \t'\"$*?") {
+		if a == "" || strings.IndexFunc(a, unsafeInShell) >= 0 {
 			a = "'" + strings.ReplaceAll(a, "'", `'\''`) + "'"
 		}
 		quoted = append(quoted, a)
 	}
 	return strings.Join(quoted, " ")
+}
+
+func unsafeInShell(r rune) bool {
+	switch {
+	case 'a' <= r && r <= 'z', 'A' <= r && r <= 'Z', '0' <= r && r <= '9':
+		return false
+	}
+	return !strings.ContainsRune("-_=.,/:@%+", r)
 }
 
 func printVersion(w io.Writer) error {

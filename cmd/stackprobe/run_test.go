@@ -378,3 +378,11 @@ func TestFramesMatchPages(t *testing.T) {
 		t.Errorf("frames into the guard: exit %d, %q", code, stderr)
 	}
 }
+
+func TestCommandLineQuoting(t *testing.T) {
+	got := commandLine([]string{"--depth=4KiB,1MiB", "--out=a b", "--notes=it's;x", "--x=$(id)", ""})
+	want := `stackprobe --depth=4KiB,1MiB '--out=a b' '--notes=it'\''s;x' '--x=$(id)' ''`
+	if got != want {
+		t.Errorf("got  %s\nwant %s", got, want)
+	}
+}
