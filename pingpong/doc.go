@@ -35,5 +35,8 @@
 // small integers, errnos are boxed without allocation, and latency goes into a fixed histogram.
 // A round trip costs four socket syscalls (a send and a recv on each side) plus a share of an
 // epoll_wait per side: a recv that follows one which emptied the socket waits for epoll first
-// instead of failing with EAGAIN (see task.do for why no wakeup is lost).
+// instead of failing with EAGAIN (see task.do for why no wakeup is lost). A thread that runs out
+// of work first waits for epoll with a raw syscall that keeps its P for up to a millisecond, and
+// only then through the scheduler, so that the runtime does not hand its P around at every wait
+// (see side.wait).
 package pingpong

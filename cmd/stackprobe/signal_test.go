@@ -62,9 +62,15 @@ func TestInterruptWritesPartialResults(t *testing.T) {
 			if !errors.As(err, &ee) || ee.ExitCode() != c.code {
 				t.Fatalf("exit: %v, want status %d", err, c.code)
 			}
-			// The bound is 1 s on an idle machine; allow for -race.
-			if took > 5*time.Second {
-				t.Errorf("took %v to exit after %v", took, c.sig)
+			// Writing the outputs (three charts) takes about 0.2 s here; the
+			// bound leaves room for a loaded machine, and the race detector
+			// slows drawing many times over.
+			limit := 2 * time.Second
+			if raceEnabled {
+				limit = 30 * time.Second
+			}
+			if took > limit {
+				t.Errorf("took %v to exit after %v, want under %v", took, c.sig, limit)
 			}
 			t.Logf("exited %v after %v", c.code, took)
 			s := readSummary(t, out)
