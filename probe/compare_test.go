@@ -73,8 +73,10 @@ func TestCompareStrategies(t *testing.T) {
 			t.Logf("guard %s skipped: %s", g.Guard, g.Skipped)
 		case g.Guard == mmapstack.GuardMprotect && (g.VMAsPerStack < 1.75 || g.VMAsPerStack > 2.5):
 			t.Errorf("guard mprotect: %.2f VMAs per stack, want 2", g.VMAsPerStack)
-		case g.Guard != mmapstack.GuardMprotect && g.VMAsPerStack >= 1:
-			t.Errorf("guard %s: %.2f VMAs per stack, want merged stacks (< 1)", g.Guard, g.VMAsPerStack)
+		case g.Guard != mmapstack.GuardMprotect && g.VMAsPerStack > 1:
+			// No VMA for the guard; neighbours usually merge, but the kernel
+			// does not promise to place stacks side by side.
+			t.Errorf("guard %s: %.2f VMAs per stack, want at most 1", g.Guard, g.VMAsPerStack)
 		case g.RSSBytesPerStack != page:
 			t.Errorf("guard %s: %d resident bytes per stack after a 1-byte touch", g.Guard, g.RSSBytesPerStack)
 		}
