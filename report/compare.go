@@ -184,14 +184,7 @@ func WriteCompareText(w io.Writer, c *probe.Comparison, outDir string) error {
 	if err := tw.Flush(); err != nil {
 		return err
 	}
-	for _, v := range CompareVerdicts(c) {
-		fmt.Fprintf(w, "verdict: %s\n", v)
-	}
-	if c.Partial {
-		fmt.Fprintf(w, "PARTIAL: %s\n", c.Error)
-	}
-	_, err := fmt.Fprintf(w, "results in %s (evidence.md, summary.json, charts)\n", outDir)
-	return err
+	return writeConclusion(w, CompareVerdicts(c), c.Partial, c.Error, outDir, "evidence.md, summary.json, charts")
 }
 
 func depthList(d []int64) string {

@@ -45,13 +45,19 @@ func WriteText(w io.Writer, r *probe.Result, outDir string) error {
 	for _, g := range r.GuardChecks {
 		fmt.Fprintf(w, "guard %s: %s\n", g.Guard, g.Detail)
 	}
-	for _, v := range Verdicts(r) {
+	return writeConclusion(w, Verdicts(r), r.Partial, r.Error, outDir, "evidence.md, summary.json, samples.csv, charts")
+}
+
+// writeConclusion ends a stdout summary: the verdicts, whether the run is
+// partial, and where its files are.
+func writeConclusion(w io.Writer, verdicts []string, partial bool, why, outDir, files string) error {
+	for _, v := range verdicts {
 		fmt.Fprintf(w, "verdict: %s\n", v)
 	}
-	if r.Partial {
-		fmt.Fprintf(w, "PARTIAL: %s\n", r.Error)
+	if partial {
+		fmt.Fprintf(w, "PARTIAL: %s\n", why)
 	}
-	_, err := fmt.Fprintf(w, "results in %s (evidence.md, summary.json, samples.csv, charts)\n", outDir)
+	_, err := fmt.Fprintf(w, "results in %s (%s)\n", outDir, files)
 	return err
 }
 

@@ -94,15 +94,11 @@ func runCompare(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		return err
 	}
 
-	ctx, cancel := context.WithCancelCause(ctx)
-	defer cancel(nil)
-	stopSignals := watchSignals(cancel, stderr)
-	defer stopSignals()
-	cleanup, err := mkdirOut(o.out)
+	ctx, end, err := begin(ctx, o.out, stderr)
 	if err != nil {
 		return err
 	}
-	defer cleanup()
+	defer end()
 	prog := newProgress(stderr, o.quiet, "strategies")
 	c, runErr := probe.Compare(ctx, cfg, probe.Env{Command: commandLine(append([]string{"compare"}, args...)), Progress: prog.update})
 	prog.finish()

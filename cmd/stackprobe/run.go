@@ -72,16 +72,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 
-	ctx, cancel := context.WithCancelCause(ctx)
-	defer cancel(nil)
-	stopSignals := watchSignals(cancel, stderr)
-	defer stopSignals()
-
-	cleanup, err := mkdirOut(o.out)
+	ctx, end, err := begin(ctx, o.out, stderr)
 	if err != nil {
 		return err
 	}
-	defer cleanup()
+	defer end()
 	rec, err := report.NewCSV(o.out)
 	if err != nil {
 		return err
@@ -139,6 +134,25 @@ func conclude(ctx context.Context, o options, stdout io.Writer, result any, text
 		return errors.Join(fmt.Errorf("%w; the results in %s are complete", in, o.out), printErr)
 	}
 	return printErr
+}
+
+// begin starts a run that writes into out: a signal cancels the returned
+// context, and the folder exists. end undoes both (and removes the folder
+// if the run left it empty).
+func begin(ctx context.Context, out string, stderr io.Writer) (_ context.Context, end func(), err error) {
+	ctx, cancel := context.WithCancelCause(ctx)
+	stopSignals := watchSignals(cancel, stderr)
+	cleanup, err := mkdirOut(out)
+	if err != nil {
+		stopSignals()
+		cancel(nil)
+		return nil, nil, err
+	}
+	return ctx, func() {
+		cleanup()
+		stopSignals()
+		cancel(nil)
+	}, nil
 }
 
 // mkdirOut creates the result folder. The returned func removes it again
