@@ -41,7 +41,7 @@ cross-checked against /proc/self/smaps, with page tables (VmPTE) and VMA
 counts beside. It writes charts, raw data and an evidence.md for design notes.
 
 The default workload is the two-thread epoll ping-pong: clients and their
-echoing peers are coroutines, each on its own reserved stack, touching it to
+echoing peers are coroutines, each owning one reserved stack that it uses to
 the scheduled depth per message. --workload=touch runs a plain depth sweep.
 
 Usage:
