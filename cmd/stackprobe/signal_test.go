@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"os"
@@ -91,3 +92,51 @@ func TestInterruptWritesPartialResults(t *testing.T) {
 }
 
 func bytesContains(b []byte, s string) bool { return strings.Contains(string(b), s) }
+
+// A run killed outright (SIGKILL: nothing of it runs) over an earlier
+// run's folder leaves every earlier file whole: new files only replace old
+// ones by rename once complete.
+func TestKillKeepsPreviousRunWhole(t *testing.T) {
+	out := filepath.Join(t.TempDir(), "run")
+	code, _, stderr := invoke(t, "--workload=touch", "--stack=16MiB", "--depth=4KiB,64KiB", "--tasks=4", "--out="+out)
+	if code != 0 {
+		t.Fatalf("first run: exit %d: %s", code, stderr)
+	}
+	before := map[string][]byte{}
+	ents, _ := os.ReadDir(out)
+	for _, e := range ents {
+		b, err := os.ReadFile(filepath.Join(out, e.Name()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		before[e.Name()] = b
+	}
+	cmd := startStackprobe(t, "--stack=16MiB", "--depth=4KiB,64KiB", "--tasks=10", "--messages=100000000",
+		"--interval=5ms", "--out="+out, "--force")
+	// Kill once the new run is streaming samples into its temporary files.
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		ents, _ := os.ReadDir(out)
+		if len(ents) > len(before) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the second run never started writing")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	time.Sleep(200 * time.Millisecond)
+	if err := cmd.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	_ = cmd.Wait()
+	for name, want := range before {
+		got, err := os.ReadFile(filepath.Join(out, name))
+		if err != nil || !bytes.Equal(got, want) {
+			t.Errorf("%s changed or vanished after the killed run (err %v)", name, err)
+		}
+	}
+	if s := readSummary(t, out); s.Partial || s.Config.Workload != "touch" {
+		t.Errorf("summary.json is not the first run's complete one: %+v", s.Config)
+	}
+}
