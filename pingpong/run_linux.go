@@ -32,6 +32,10 @@ const wakeSlot = -1
 // heldWaitMillis bounds how long a thread waits for epoll while keeping its P (see side.wait).
 const heldWaitMillis = 1
 
+// yieldEvery is how long a thread that keeps its P through raw waits may go before it lets the
+// scheduler run other goroutines (see side.wait).
+const yieldEvery = 2 * time.Millisecond
+
 // errStopped is returned inside a task whose coroutine is being stopped (yield returned false).
 var errStopped = errors.New("task stopped")
 
@@ -225,6 +229,8 @@ type side struct {
 	retry   []int32 // slots waiting for retryAt
 	retryAt time.Time
 	events  [128]unix.EpollEvent
+	// lastYield is when the thread last passed through the scheduler.
+	lastYield time.Time
 
 	// Results, read by Run after the thread ended.
 	roundTrips int64
@@ -381,6 +387,7 @@ func (s *side) wait(timeout int) (int, error) {
 		}
 		n, err := epollWait(s.epfd, s.events[:], held)
 		if err == nil && (n > 0 || held == timeout) {
+			s.maybeYield()
 			return n, nil
 		}
 		if err == nil && timeout > 0 {
@@ -388,6 +395,17 @@ func (s *side) wait(timeout int) (int, error) {
 		}
 	}
 	return unix.EpollWait(s.epfd, s.events[:], timeout)
+}
+
+// maybeYield lets the scheduler run other goroutines once every yieldEvery. Under steady
+// traffic both threads keep their Ps through raw waits that always find events, so with
+// GOMAXPROCS=2 nothing else (the sampler, timers, signal delivery, the watchdog) would run until
+// sysmon preempted a thread, 10 to 20 ms later.
+func (s *side) maybeYield() {
+	if now := time.Now(); now.Sub(s.lastYield) >= yieldEvery {
+		runtime.Gosched()
+		s.lastYield = time.Now()
+	}
 }
 
 func (s *side) drainWake() {

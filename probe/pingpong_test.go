@@ -118,3 +118,19 @@ func TestTimelineBounded(t *testing.T) {
 		}
 	}
 }
+
+// The sampler keeps its interval while the IO threads are busy: they must
+// not starve it of a processor.
+func TestSamplerKeepsItsInterval(t *testing.T) {
+	cfg := pingpongConfig("tcp", 20, 4000, PatternRamp, 4096)
+	cfg.Interval = 5 * time.Millisecond
+	res, err := Run(context.Background(), cfg, Env{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := res.PingPong
+	want := int(0.5 * p.Seconds / cfg.Interval.Seconds())
+	if p.Sampler.Samples < want {
+		t.Errorf("%d samples in %.3f s at %v, want at least %d", p.Sampler.Samples, p.Seconds, cfg.Interval, want)
+	}
+}
