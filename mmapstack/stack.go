@@ -200,7 +200,10 @@ func (s *Stack) MarkUsed(depth int) { s.deepest = max(s.deepest, depth) }
 // Release applies the stack's release mode to the pages below the kept top
 // that the steps since the previous Release touched.
 func (s *Stack) Release() error {
-	if s.release == ReleaseNone || s.deepest <= s.keep {
+	// Without huge pages nothing below the kept top can be resident when
+	// the step stayed within it; with them, one byte may have made a whole
+	// 2 MiB block resident.
+	if s.release == ReleaseNone || s.deepest <= s.keep && s.thp == THPNever {
 		s.deepest = 0
 		return nil
 	}
@@ -214,6 +217,10 @@ func (s *Stack) Release() error {
 	}
 	lo = max(lo, s.guard)
 	hi := top - s.keep
+	if lo >= hi {
+		s.deepest = 0
+		return nil
+	}
 	advice, name := unix.MADV_DONTNEED, "madvise(MADV_DONTNEED)"
 	if s.release == ReleaseFree {
 		advice, name = unix.MADV_FREE, "madvise(MADV_FREE)"

@@ -172,6 +172,11 @@ func Compare(ctx context.Context, cfg Config, env Env) (*Comparison, error) {
 		var sr StrategyResult
 		var err error
 		if st.GoStacks {
+			if sr.Skipped = goStacksUnfit(cfg, env); sr.Skipped != "" {
+				sr.Strategy, sr.Stacks = st, cfg.Tasks
+				c.Strategies = append(c.Strategies, sr)
+				continue
+			}
 			sr, err = runGoStacks(ctx, cfg, st, env)
 		} else {
 			sr, err = runMmapStrategy(ctx, cfg, st, env)
@@ -198,6 +203,29 @@ func Compare(ctx context.Context, cfg Config, env Env) (*Comparison, error) {
 		return c, fmt.Errorf("%s: %w", c.Error, context.Cause(ctx))
 	}
 	return c, nil
+}
+
+// goStacksUnfit says why goroutines cannot recurse to the schedule's
+// depths here, or "". A goroutine stack doubles to the next power of two
+// and may not pass the runtime's limit (1 GB on 64-bit unless
+// debug.SetMaxStack changes it); a copy of the old stack briefly coexists.
+func goStacksUnfit(cfg Config, env Env) string {
+	var deepest int64
+	for _, d := range cfg.Depths {
+		deepest = max(deepest, d)
+	}
+	stack := int64(8 << 10)
+	for stack < deepest+deepest/16 {
+		stack *= 2
+	}
+	const maxStack = 1_000_000_000
+	if stack > maxStack/2 {
+		return fmt.Sprintf("recursing %d bytes deep needs a %d-byte goroutine stack, past half the runtime's %d-byte limit", deepest, stack, maxStack)
+	}
+	if avail := memAvailable(env); avail > 0 && float64(stack)*float64(cfg.Tasks) > maxEagerFraction*float64(avail) {
+		return fmt.Sprintf("%d goroutine stacks of %d bytes would need more than half of MemAvailable (%d bytes)", cfg.Tasks, stack, avail)
+	}
+	return ""
 }
 
 // memAvailable is /proc/meminfo's MemAvailable in bytes, 0 if unknown.
@@ -249,12 +277,12 @@ func runMmapStrategy(ctx context.Context, base Config, st Strategy, env Env) (St
 			RSSBytesMin:           d.RSSBytesMin,
 			RSSBytesMax:           d.RSSBytesMax,
 			RSSBytesMean:          d.RSSBytesTotal / int64(max(d.Stacks, 1)),
-			PeakRSSBytesMax:       d.PeakRSSBytesMax,
+			PeakRSSBytesMax:       d.Step.PeakRSSBytesMax,
 			AnonHugeBytesPerStack: d.AnonHugeBytesTotal / int64(max(d.Stacks, 1)),
 			PTEBytesPerStack:      (int64(d.VmPTEBytes) - int64(res.Baseline.VmPTE)) / int64(max(d.Stacks, 1)),
 			VMAsPerStack:          float64(d.Smaps.VMAs) / float64(max(d.Stacks, 1)),
 			MinorFaultsPerPage:    float64(d.MinorFaults-prevFaults) / touched,
-			NsPerPage:             float64(d.TouchNanos) / touched,
+			NsPerPage:             float64(d.Step.TouchNanos) / touched,
 			VmRSSBytes:            d.VmRSSBytes,
 		}
 		prevFaults = d.MinorFaults

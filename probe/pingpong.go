@@ -47,9 +47,18 @@ func runPingPong(ctx context.Context, cfg Config, env Env, m *meter, res *Result
 	}
 	sched := schedule{depths: cfg.Depths, messages: cfg.Messages, pattern: cfg.Pattern, seed: uint64(cfg.Seed)}
 	states := make([]taskState, len(m.stacks))
+	// A failing touch or sampler stops the IO: a run must not go on
+	// unmeasured or misusing its stacks.
+	ioCtx, stopIO := context.WithCancelCause(ctx)
+	defer stopIO(nil)
 	var touchErr atomic.Pointer[error]
+	used := make([]atomic.Bool, len(cfg.Depths))
 	onStep := func(task int, _ pingpong.Kind, step int) {
-		d := sched.depth(task, step)
+		i := sched.index(task, step)
+		if !used[i].Load() {
+			used[i].Store(true)
+		}
+		d := cfg.Depths[i]
 		// Published before the touch, so that the sampler's mincore
 		// window always covers every page the task may have made resident.
 		s := &states[task]
@@ -64,15 +73,13 @@ func runPingPong(ctx context.Context, cfg Config, env Env, m *meter, res *Result
 		}
 		if err != nil {
 			e := fmt.Errorf("task %d step %d: %w", task, step, err)
-			touchErr.CompareAndSwap(nil, &e)
+			if touchErr.CompareAndSwap(nil, &e) {
+				stopIO(e)
+			}
 		}
 		s.steps.Add(1)
 	}
 
-	// A sampler that fails stops the IO too: a run must not go on
-	// unmeasured.
-	ioCtx, stopIO := context.WithCancelCause(ctx)
-	defer stopIO(nil)
 	sctx, stopSampler := context.WithCancel(ctx)
 	smp := &sampler{cfg: cfg, env: env, m: m, states: states, sched: sched, page: page, start: res.start}
 	var wg sync.WaitGroup
@@ -93,7 +100,7 @@ func runPingPong(ctx context.Context, cfg Config, env Env, m *meter, res *Result
 	stopSampler()
 	wg.Wait()
 	cpu := processCPU() - cpu0
-	if e := touchErr.Load(); e != nil && runErr == nil {
+	if e := touchErr.Load(); e != nil {
 		runErr = *e
 	}
 
@@ -111,6 +118,11 @@ func runPingPong(ctx context.Context, cfg Config, env Env, m *meter, res *Result
 	p.LatencyNanos.P99 = pr.Latency.P99.Nanoseconds()
 	p.LatencyNanos.Max = pr.Latency.Max.Nanoseconds()
 	p.PredictionExactSamples, p.PredictionMaxGapBytes = smp.exact, smp.maxGap
+	for i := range used {
+		if !used[i].Load() {
+			p.UnusedDepths = append(p.UnusedDepths, cfg.Depths[i])
+		}
+	}
 	res.PingPong = p
 	res.Timeline = smp.timeline
 	if smp.err != nil {

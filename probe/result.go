@@ -22,6 +22,9 @@ type Result struct {
 	PageSize int `json:"page_size"`
 	// Baseline is the process before any stack was reserved.
 	Baseline Totals `json:"baseline"`
+	// Reserved is the process with every stack reserved, before the first
+	// touch: page-table growth from here on is the stacks' use.
+	Reserved Totals `json:"reserved"`
 	// Depths has one entry per measured depth (touch workload) or per depth
 	// of the list reached by the ping-pong schedule's end.
 	Depths []DepthResult `json:"depths"`
@@ -81,10 +84,6 @@ type DepthResult struct {
 	RSSBytesMin   int64 `json:"rss_bytes_min"`
 	RSSBytesMax   int64 `json:"rss_bytes_max"`
 	RSSBytesTotal int64 `json:"rss_bytes_total"`
-	// PeakRSSBytesMin/Max are per-stack resident bytes right after the
-	// touch, before the release (equal to RSSBytesMin/Max with release none).
-	PeakRSSBytesMin int64 `json:"peak_rss_bytes_min"`
-	PeakRSSBytesMax int64 `json:"peak_rss_bytes_max"`
 	// Matched counts stacks whose resident bytes equal ExpectedRSSBytes at
 	// the peak of the step, before any release (touch workload), or at the
 	// end of the run (ping-pong).
@@ -92,7 +91,9 @@ type DepthResult struct {
 	// MatchedAfterRelease counts stacks equal to ExpectedAfterReleaseBytes.
 	MatchedAfterRelease int `json:"matched_after_release"`
 	Stacks              int `json:"stacks"`
-	// AnonHugeBytesTotal sums smaps AnonHugePages over the stacks' VMAs.
+	// AnonHugeBytesTotal sums smaps AnonHugePages over the stacks' VMAs;
+	// -1 when these stacks share VMAs with stacks outside this group
+	// (a ping-pong depth group with merged VMAs), so nothing is attributable.
 	AnonHugeBytesTotal int64 `json:"anon_huge_bytes_total"`
 	// Smaps is the cross-check of mincore against /proc/self/smaps.
 	Smaps SmapsCheck `json:"smaps"`
@@ -101,16 +102,27 @@ type DepthResult struct {
 	VmRSSBytes  uint64 `json:"vmrss_bytes"`
 	VMACount    int    `json:"vma_count"`
 	MinorFaults uint64 `json:"minor_faults"`
+	// Step is what the touch step did (touch workload only: the ping-pong
+	// measures its steps live, in the samples).
+	Step *StepCost `json:"step,omitempty"`
+	// PerStackRSS is each stack's resident bytes, in stack order.
+	PerStackRSS []int64 `json:"-"`
+}
+
+// StepCost is one touch step of every stack, measured around it.
+type StepCost struct {
+	// PeakRSSBytesMin/Max are per-stack resident bytes right after the
+	// touch, before the release (the same as after it with release none).
+	PeakRSSBytesMin int64 `json:"peak_rss_bytes_min"`
+	PeakRSSBytesMax int64 `json:"peak_rss_bytes_max"`
 	// UsedBytes is the most any stack really used below its top: the depth
 	// with --touch=pages, the depth rounded up to whole frames with frames.
 	UsedBytes int64 `json:"used_bytes"`
 	// TouchNanos is the wall time to touch every stack (release excluded).
 	TouchNanos int64 `json:"touch_ns"`
-	// NewPages is how many pages became resident during the touch
-	// (resident after minus before, all stacks).
+	// NewPages is how many pages became resident during the touch: the
+	// stacks' residency at the peak minus after the previous step.
 	NewPages int64 `json:"new_pages"`
-	// PerStackRSS is each stack's resident bytes, in stack order.
-	PerStackRSS []int64 `json:"-"`
 }
 
 // SmapsCheck compares per-stack residency from mincore with smaps Rss.
@@ -152,6 +164,9 @@ type PingPongResult struct {
 	// PredictionMaxGapBytes is the largest |measured - predicted| of any
 	// live sample (a task caught between publishing its depth and touching).
 	PredictionMaxGapBytes int64 `json:"prediction_max_gap_bytes"`
+	// UnusedDepths are depths of the list no task ever used (a random
+	// draw that missed them, or a run that stopped early).
+	UnusedDepths []int64 `json:"unused_depths,omitempty"`
 }
 
 // SamplerStats is what live sampling cost.

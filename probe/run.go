@@ -74,6 +74,12 @@ func Run(ctx context.Context, cfg Config, env Env) (*Result, error) {
 		return nil, err
 	}
 	res.ReserveNanos = time.Since(reserveStart).Nanoseconds()
+	reserved, err := proc.Totals()
+	if err != nil {
+		closeAll(stacks)
+		return nil, err
+	}
+	res.Reserved = totalsFrom(reserved)
 	defer closeAll(stacks)
 	m := newMeter(stacks, proc)
 
@@ -210,13 +216,17 @@ func runTouch(ctx context.Context, cfg Config, env Env, m *meter, res *Result) e
 			res.ResidencyFirst = rm
 		}
 		d := summarize(&s, depth, highWater, after, page, m)
-		d.TouchNanos = touch.Nanoseconds()
-		d.UsedBytes = used
 		if cfg.Release == mmapstack.ReleaseNone {
 			peak = peakOf(&s, claim)
 		}
-		d.PeakRSSBytesMin, d.PeakRSSBytesMax, d.Matched = peak.min, peak.max, peak.matched
-		d.NewPages = (peak.total - prevResident) / int64(page)
+		d.Matched = peak.matched
+		d.Step = &StepCost{
+			PeakRSSBytesMin: peak.min,
+			PeakRSSBytesMax: peak.max,
+			UsedBytes:       used,
+			TouchNanos:      touch.Nanoseconds(),
+			NewPages:        (peak.total - prevResident) / int64(page),
+		}
 		prevResident = s.StackRSS
 		res.finalStackRSS = s.StackRSS
 		res.Depths = append(res.Depths, d)
@@ -271,6 +281,8 @@ func summarize(s *Sample, depth, highWater, after int64, page int, m *meter) Dep
 			d.AnonHugeBytesTotal = sum
 		case len(s.Stacks) == len(m.stacks):
 			d.AnonHugeBytesTotal = m.anonHugeTotal()
+		default:
+			d.AnonHugeBytesTotal = -1 // merged VMAs: not attributable to this group
 		}
 	}
 	return d

@@ -9,18 +9,20 @@ type schedule struct {
 }
 
 // depth is the depth task uses when it handles message step.
-func (s schedule) depth(task, step int) int64 {
+func (s schedule) depth(task, step int) int64 { return s.depths[s.index(task, step)] }
+
+// index is the position in the list of the depth task uses at step.
+func (s schedule) index(task, step int) int {
 	n := len(s.depths)
 	switch s.pattern {
 	case PatternSpread:
-		return s.depths[task%n]
+		return task % n
 	case PatternRandom:
 		// A hash of (seed, task, step): reproducible from --seed, and
 		// needing no state shared between the two IO threads.
-		h := splitmix64(s.seed ^ uint64(task)<<32 ^ uint64(step))
-		return s.depths[h%uint64(n)]
+		return int(splitmix64(s.seed^uint64(task)<<32^uint64(step)) % uint64(n))
 	default: // ramp: step through the list evenly over the run
-		return s.depths[min(step*n/s.messages, n-1)]
+		return max(0, min(step*n/s.messages, n-1))
 	}
 }
 

@@ -12,6 +12,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 
 	"golang.org/x/sys/unix"
 
@@ -48,6 +49,8 @@ func CheckOutDir(dir string, force bool) error {
 	if err != nil {
 		return err
 	}
+	// Temporary files a killed run left do not make a folder a result.
+	entries = slices.DeleteFunc(entries, func(e os.DirEntry) bool { return atomicfile.IsTemp(e.Name()) })
 	if len(entries) > 0 && !force {
 		return fmt.Errorf("%s is not empty (pass --force to write into it)", dir)
 	}

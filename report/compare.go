@@ -74,13 +74,20 @@ func CompareVerdicts(c *probe.Comparison) []string {
 	}
 	if s, ok := by["goroutine"]; ok && len(s.Steps) > 0 {
 		var parts []string
-		pow2 := true
+		// The runtime hands out stack memory in spans of 32 KiB; a step
+		// whose total growth is near that says little per goroutine.
+		const granule = 32 << 10
+		pow2, coarse := true, false
 		for _, st := range s.Steps {
 			parts = append(parts, fmt.Sprintf("%s at %s", sizes.IEC(st.RSSBytesMean), sizes.IEC(st.DepthBytes)))
 			pow2 = pow2 && st.RSSBytesMean > 0 && st.RSSBytesMean&(st.RSSBytesMean-1) == 0
+			coarse = coarse || st.RSSBytesMean*int64(s.Stacks) < 8*granule
 		}
 		msg := "Go goroutine stacks took " + strings.Join(parts, ", ") + " per goroutine (runtime stack memory)"
-		if pow2 {
+		switch {
+		case coarse:
+			msg += fmt.Sprintf("; with %d goroutines some steps grew the runtime's stack memory by less than 8 of its 32 KiB spans, so their per-goroutine figures are coarse", s.Stacks)
+		case pow2:
 			msg += ": every size a power of two, as a copying stack that doubles when it overflows gives"
 		}
 		out = append(out, msg)

@@ -5,6 +5,7 @@ import (
 	"io"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"stackprobe/probe"
 	"stackprobe/procread"
@@ -43,10 +44,10 @@ func WriteEvidence(w io.Writer, r *probe.Result, charts []string) error {
 	}
 	if p := r.PingPong; p != nil {
 		b.WriteString("\n## Workload\n\n")
-		fmt.Fprintf(&b, "Two-thread epoll ping-pong over %s: %d clients × %d one-byte messages, %d round trips in %.3f s (%.0f round trips/s), %d errors; latency p50 %v, p99 %v, max %v. The sampler took %d samples at %v, %v each on average (max %v).\n",
+		fmt.Fprintf(&b, "Two-thread epoll ping-pong over %s: %d clients × %d one-byte messages, %d round trips in %.3f s (%.0f round trips/s), %d errors; latency p50 %v, p99 %v, max %v. The sampler took %d samples, one per %v on average (interval %v); each took %v on average (max %v).\n",
 			p.Transport, p.Clients, p.MessagesPerClient, p.RoundTrips, p.Seconds, p.RoundTripsPerSecond, p.Errors,
 			nanos(p.LatencyNanos.P50), nanos(p.LatencyNanos.P99), nanos(p.LatencyNanos.Max),
-			p.Sampler.Samples, c.Interval, nanos(p.Sampler.MeanCostNs), nanos(p.Sampler.MaxCostNs))
+			p.Sampler.Samples, observedInterval(p), c.Interval, nanos(p.Sampler.MeanCostNs), nanos(p.Sampler.MaxCostNs))
 	}
 	b.WriteString("\n## Environment\n\n")
 	writeEnvTable(&b, e)
@@ -59,7 +60,7 @@ func WriteEvidence(w io.Writer, r *probe.Result, charts []string) error {
 	for _, d := range r.Depths {
 		fmt.Fprintf(&b, "| %d | %s | %s | %s | %d–%d | %d/%d | %s | %s | %d | %s |\n",
 			d.DepthBytes, sizes.IEC(d.ExpectedRSSBytes), sizes.IEC(d.RSSBytesMin), sizes.IEC(d.RSSBytesMax),
-			d.RSSBytesMin/page, d.RSSBytesMax/page, d.Matched, d.Stacks, sizes.IEC(d.AnonHugeBytesTotal),
+			d.RSSBytesMin/page, d.RSSBytesMax/page, d.Matched, d.Stacks, hugeWord(d.AnonHugeBytesTotal),
 			sizes.IEC(int64(d.VmPTEBytes)), d.VMACount, smapsWord(d.Smaps))
 	}
 	writeCharts(&b, charts)
@@ -109,4 +110,13 @@ func writeCharts(b *strings.Builder, charts []string) {
 	for _, ch := range charts {
 		fmt.Fprintf(b, "![%s](%s)\n\n", strings.TrimSuffix(filepath.Base(ch), ".png"), ch)
 	}
+}
+
+// observedInterval is the run's duration over its samples: the interval
+// the sampler really kept.
+func observedInterval(p *probe.PingPongResult) time.Duration {
+	if p.Sampler.Samples == 0 {
+		return 0
+	}
+	return time.Duration(p.Seconds / float64(p.Sampler.Samples) * float64(time.Second)).Round(time.Microsecond)
 }

@@ -37,7 +37,7 @@ func WriteText(w io.Writer, r *probe.Result, outDir string) error {
 	for _, d := range r.Depths {
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d/%d\t%s\t%s\t%s\t\n",
 			sizes.IEC(d.DepthBytes), sizes.IEC(d.ExpectedRSSBytes), sizes.IEC(d.RSSBytesMin), sizes.IEC(d.RSSBytesMax),
-			d.Matched, d.Stacks, sizes.IEC(d.AnonHugeBytesTotal), sizes.IEC(int64(d.VmPTEBytes)), smapsWord(d.Smaps))
+			d.Matched, d.Stacks, hugeWord(d.AnonHugeBytesTotal), sizes.IEC(int64(d.VmPTEBytes)), smapsWord(d.Smaps))
 	}
 	if err := tw.Flush(); err != nil {
 		return err
@@ -70,4 +70,12 @@ func smapsWord(c probe.SmapsCheck) string {
 	default:
 		return fmt.Sprintf("%d differ", c.Disagreements)
 	}
+}
+
+// hugeWord is an AnonHugePages total for people; -1 means not attributable.
+func hugeWord(n int64) string {
+	if n < 0 {
+		return "unknown"
+	}
+	return sizes.IEC(n)
 }

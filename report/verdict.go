@@ -68,8 +68,15 @@ func releaseVerdicts(r *probe.Result) []string {
 				sizes.IEC(d.ExpectedAfterReleaseBytes)))
 		}
 	}
+	deeper := false
+	for _, d := range r.Depths {
+		deeper = deeper || d.HighWaterBytes > r.Config.KeepTopBytes
+	}
 	what := "the kept top (--keep-top), MADV_DONTNEED having dropped the rest"
-	if r.Config.Release == mmapstack.ReleaseFree {
+	switch {
+	case !deeper && r.Config.THP == mmapstack.THPNever:
+		what = "what it touched: no step went below the kept top (--keep-top), so nothing was released"
+	case r.Config.Release == mmapstack.ReleaseFree:
 		what = "the high-water mark: pages given MADV_FREE stay counted in Rss until memory pressure makes the kernel take them"
 	}
 	if len(bad) == 0 {
@@ -86,6 +93,10 @@ func commonVerdicts(r *probe.Result) []string {
 	var out []string
 	page := int64(r.PageSize)
 	stacks := r.Config.Stacks()
+	if p := r.PingPong; p != nil && len(p.UnusedDepths) > 0 {
+		out = append(out, fmt.Sprintf("no task ever used %s of the depth list (%s), so this run says nothing about them",
+			plural(len(p.UnusedDepths), "depth"), depthList(p.UnusedDepths)))
+	}
 	if p := r.PingPong; p != nil && p.Sampler.Samples > 0 {
 		msg := fmt.Sprintf("while the IO ran, the stacks' summed residency equalled the schedule's prediction in %d of %d live samples",
 			p.PredictionExactSamples, p.Sampler.Samples)
@@ -96,10 +107,19 @@ func commonVerdicts(r *probe.Result) []string {
 		out = append(out, msg)
 	}
 	last := r.Depths[len(r.Depths)-1]
-	if stacks > 0 && last.VmPTEBytes > r.Baseline.VmPTE {
-		per := int64(last.VmPTEBytes-r.Baseline.VmPTE) / int64(stacks)
-		out = append(out, fmt.Sprintf("page tables grew by %s (%s per stack, VmPTE), memory that Rss does not count",
-			sizes.IEC(int64(last.VmPTEBytes-r.Baseline.VmPTE)), sizes.IEC(per)))
+	// From the reservation on (MAP_POPULATE builds page tables while
+	// reserving, so then from before it).
+	base := r.Reserved.VmPTE
+	if r.Config.Populate {
+		base = r.Baseline.VmPTE
+	}
+	if grew := int64(last.VmPTEBytes) - int64(base); stacks > 0 && grew > 0 {
+		if per := grew / int64(stacks); per >= page {
+			out = append(out, fmt.Sprintf("page tables grew by %s while the stacks were used (%s per stack, VmPTE), memory that Rss does not count",
+				sizes.IEC(grew), sizes.IEC(per)))
+		} else {
+			out = append(out, fmt.Sprintf("the process's page tables grew by %s while the stacks were used, less than a page per stack: not attributable to the stacks", sizes.IEC(grew)))
+		}
 	}
 	if stacks > 0 {
 		vmas := float64(last.Smaps.VMAs) / float64(stacks)
@@ -110,14 +130,17 @@ func commonVerdicts(r *probe.Result) []string {
 		out = append(out, fmt.Sprintf("huge pages were asked for, but only %d of %d stack tops are 2 MiB aligned (the kernel aligns anonymous mappings whose size is a multiple of 2 MiB; %d bytes is %s): a stack's top block is huge-page eligible only when aligned",
 			r.TopsAligned2M, r.Config.Stacks(), r.Config.StackBytes, multipleOf2M(r.Config.StackBytes)))
 	}
-	if r.Config.TouchMode == probe.TouchFrames {
+	if r.Config.TouchMode == probe.TouchFrames && r.PingPong == nil {
 		var parts []string
 		samePages := true
 		for _, d := range r.Depths {
-			if d.UsedBytes != d.DepthBytes {
-				parts = append(parts, fmt.Sprintf("%d bytes for depth %d (+%d)", d.UsedBytes, d.DepthBytes, d.UsedBytes-d.DepthBytes))
+			if d.Step == nil {
+				continue
 			}
-			samePages = samePages && probe.ExpectedPages(d.UsedBytes, r.PageSize) == d.ExpectedPages
+			if used := d.Step.UsedBytes; used != d.DepthBytes {
+				parts = append(parts, fmt.Sprintf("%d bytes for depth %d (+%d)", used, d.DepthBytes, used-d.DepthBytes))
+			}
+			samePages = samePages && probe.ExpectedPages(d.Step.UsedBytes, r.PageSize) == d.ExpectedPages
 		}
 		msg := "real call frames (--touch=frames) used exactly the scheduled depths"
 		if len(parts) > 0 {
@@ -137,10 +160,17 @@ func commonVerdicts(r *probe.Result) []string {
 // explain says, from the numbers, how a depth differed from the claim and
 // which measured cause fits.
 func explain(r *probe.Result, d probe.DepthResult) string {
-	s := fmt.Sprintf("at depth %s (%d bytes) %d of %d stacks differed: resident %s..%s per stack against the claimed %s (%+d pages at most)",
-		sizes.IEC(d.DepthBytes), d.DepthBytes, d.Stacks-d.Matched, d.Stacks, sizes.IEC(d.RSSBytesMin), sizes.IEC(d.RSSBytesMax),
-		sizes.IEC(d.ExpectedRSSBytes), pagesOff(d, int64(r.PageSize)))
+	// The claim is judged where it was measured: at the step's peak.
+	lo, hi, when := d.RSSBytesMin, d.RSSBytesMax, ""
+	if d.Step != nil && r.Config.Release != mmapstack.ReleaseNone {
+		lo, hi, when = d.Step.PeakRSSBytesMin, d.Step.PeakRSSBytesMax, " right after the touch, before the release"
+	}
+	s := fmt.Sprintf("at depth %s (%d bytes) %d of %d stacks differed: resident %s..%s per stack%s against the claimed %s (%+d pages at most)",
+		sizes.IEC(d.DepthBytes), d.DepthBytes, d.Stacks-d.Matched, d.Stacks, sizes.IEC(lo), sizes.IEC(hi), when,
+		sizes.IEC(d.ExpectedRSSBytes), pagesOff(lo, hi, d.ExpectedRSSBytes, int64(r.PageSize)))
 	switch {
+	case d.AnonHugeBytesTotal < 0:
+		s += "; these stacks share VMAs with others, so smaps cannot attribute huge pages to them (AnonHugePages unknown)"
 	case d.AnonHugeBytesTotal > 0:
 		s += fmt.Sprintf("; smaps shows %s in transparent huge pages (AnonHugePages), %s per stack: the kernel backed each touched 2 MiB-aligned block with one huge page (thp %s, system %q, map_stack %v; %d of %d stack tops 2 MiB aligned)",
 			sizes.IEC(d.AnonHugeBytesTotal), sizes.IEC(d.AnonHugeBytesTotal/int64(d.Stacks)), r.Config.THP, r.Environment.THPEnabled, r.Config.MapStack,
@@ -160,8 +190,8 @@ func explain(r *probe.Result, d probe.DepthResult) string {
 	return s
 }
 
-func pagesOff(d probe.DepthResult, page int64) int64 {
-	lo, hi := d.RSSBytesMin-d.ExpectedRSSBytes, d.RSSBytesMax-d.ExpectedRSSBytes
+func pagesOff(lo, hi, expected, page int64) int64 {
+	lo, hi = lo-expected, hi-expected
 	if -lo > hi {
 		return lo / page
 	}
@@ -169,15 +199,23 @@ func pagesOff(d probe.DepthResult, page int64) int64 {
 }
 
 func smapsVerdict(r *probe.Result) string {
+	checks := r.Depths
+	if r.PingPong != nil {
+		// One check at the end of the run, repeated in every depth group.
+		checks = r.Depths[:1]
+	}
 	var own, groups, differ int
-	for _, d := range r.Depths {
+	for _, d := range checks {
 		own, groups, differ = max(own, d.Smaps.OwnVMAStacks), max(groups, d.Smaps.Groups), differ+d.Smaps.Disagreements
 	}
+	stacks := r.Config.Stacks()
 	switch {
 	case own+groups == 0:
 		return "no stack's VMAs could be compared with smaps (they share VMAs with other memory); per-stack figures come from mincore alone"
+	case differ == 0 && groups == 0 && own == stacks:
+		return fmt.Sprintf("smaps Rss and mincore agreed to the page for all %d stacks at every measurement (each stack is its own VMA)", own)
 	case differ == 0 && groups == 0:
-		return fmt.Sprintf("smaps Rss and mincore agreed to the page for all %d stacks at every depth (each stack is its own VMA)", own)
+		return fmt.Sprintf("smaps Rss and mincore agreed to the page for the %d of %d stacks that are their own VMAs; the other %d share VMAs with other memory and were not compared", own, stacks, stacks-own)
 	case differ == 0:
 		return fmt.Sprintf("smaps and mincore agreed at every depth: %d stacks with their own VMAs, and %d runs of merged stacks compared as sums (adjacent stacks share VMAs, so per-stack figures come from mincore)", own, groups)
 	default:

@@ -228,6 +228,12 @@ func (o *options) config() (probe.Config, error) {
 		return c, usagef("--watchdog %v: want a positive duration such as 2m", o.watchdog)
 	}
 	if c.Workload == probe.WorkloadPingPong {
+		switch n := len(c.Depths); {
+		case probe.Pattern(o.pattern) == probe.PatternRamp && o.messages < n:
+			return c, usagef("--messages %d: the ramp needs at least one message per depth (%d depths)", o.messages, n)
+		case probe.Pattern(o.pattern) == probe.PatternSpread && 2*c.Tasks < n:
+			return c, usagef("--tasks %d: spread gives each of the %d tasks one depth, fewer than the %d depths", c.Tasks, 2*c.Tasks, n)
+		}
 		c.Transport, c.Messages, c.Pattern = o.transport, o.messages, probe.Pattern(o.pattern)
 		c.Seed, c.Interval, c.Watchdog = o.seed, o.interval, o.watchdog
 	}

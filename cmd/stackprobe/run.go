@@ -109,7 +109,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 // --format says) and returns the error the command exits with: the signal
 // that stopped the run, the run's own error, or a failure to write.
 func conclude(ctx context.Context, o options, stdout io.Writer, result any, text func(io.Writer) error, runErr, writeErr error) error {
+	var in *interrupted
+	interruptedBy := errors.As(context.Cause(ctx), &in)
 	if writeErr != nil {
+		if interruptedBy {
+			return errors.Join(in, runErr, writeErr)
+		}
 		return errors.Join(runErr, writeErr)
 	}
 	var printErr error
@@ -121,8 +126,6 @@ func conclude(ctx context.Context, o options, stdout io.Writer, result any, text
 	if printErr != nil {
 		printErr = fmt.Errorf("print summary: %w", printErr)
 	}
-	var in *interrupted
-	interruptedBy := errors.As(context.Cause(ctx), &in)
 	switch {
 	case runErr != nil && interruptedBy:
 		return errors.Join(fmt.Errorf("%w; partial results written to %s", in, o.out), printErr)
