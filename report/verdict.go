@@ -42,8 +42,8 @@ func Verdicts(r *probe.Result) []string {
 		out = append(out, fmt.Sprintf("after the ping-pong, all %d stacks held exactly ceil(d/%s) pages, d being the deepest depth their task used (%s): the claim holds for this configuration",
 			total, sizes.IEC(page), plural(len(r.Depths), "depth group")))
 	case len(mismatched) == 0:
-		out = append(out, fmt.Sprintf("all %d stacks matched ceil(depth/%s) pages at all %s: the claim holds for this configuration",
-			stacks, sizes.IEC(page), plural(len(r.Depths), "depth")))
+		out = append(out, fmt.Sprintf("all %d stacks matched ceil(depth/%s) pages at %s: the claim holds for this configuration",
+			stacks, sizes.IEC(page), every(len(r.Depths), "depth")))
 	default:
 		out = append(out, fmt.Sprintf("the claim failed at %d of %d depths: stacks did not hold exactly ceil(depth/%s) pages",
 			len(mismatched), len(r.Depths), sizes.IEC(page)))
@@ -80,8 +80,8 @@ func releaseVerdicts(r *probe.Result) []string {
 		what = "the high-water mark: pages given MADV_FREE stay counted in Rss until memory pressure makes the kernel take them"
 	}
 	if len(bad) == 0 {
-		return []string{fmt.Sprintf("after each release (--release=%s) every stack held exactly %s, at all %s",
-			r.Config.Release, what, plural(len(r.Depths), "depth"))}
+		return []string{fmt.Sprintf("after each release (--release=%s) every stack held exactly %s, at %s",
+			r.Config.Release, what, every(len(r.Depths), "depth"))}
 	}
 	return append([]string{fmt.Sprintf("after the release (--release=%s) stacks did not hold what it should leave (%s) at %d of %d depths",
 		r.Config.Release, what, len(bad), len(r.Depths))}, bad...)
@@ -123,8 +123,8 @@ func commonVerdicts(r *probe.Result) []string {
 	}
 	if stacks > 0 {
 		vmas := float64(last.Smaps.VMAs) / float64(stacks)
-		out = append(out, fmt.Sprintf("the stacks occupy %d VMAs (%.2f per stack, guard %s) of vm.max_map_count %s",
-			last.Smaps.VMAs, vmas, r.Config.Guard, optional(r.Environment.MaxMapCount)))
+		out = append(out, fmt.Sprintf("the stacks occupy %s (%.2f per stack, guard %s) of vm.max_map_count %s",
+			plural(last.Smaps.VMAs, "VMA"), vmas, r.Config.Guard, optional(r.Environment.MaxMapCount)))
 	}
 	if r.Config.THP == mmapstack.THPAlways && !r.Config.MapStack && r.TopsAligned2M < r.Config.Stacks() {
 		out = append(out, fmt.Sprintf("huge pages were asked for, but only %d of %d stack tops are 2 MiB aligned (the kernel aligns anonymous mappings whose size is a multiple of 2 MiB; %d bytes is %s): a stack's top block is huge-page eligible only when aligned",
@@ -217,7 +217,8 @@ func smapsVerdict(r *probe.Result) string {
 	case differ == 0 && groups == 0:
 		return fmt.Sprintf("smaps Rss and mincore agreed to the page for the %d of %d stacks that are their own VMAs; the other %d share VMAs with other memory and were not compared", own, stacks, stacks-own)
 	case differ == 0:
-		return fmt.Sprintf("smaps and mincore agreed at every depth: %d stacks with their own VMAs, and %d runs of merged stacks compared as sums (adjacent stacks share VMAs, so per-stack figures come from mincore)", own, groups)
+		return fmt.Sprintf("smaps and mincore agreed at every measurement: %s with VMAs of their own, and %s compared as sums (adjacent stacks share VMAs, so per-stack figures come from mincore)",
+			plural(own, "stack"), plural(groups, "run")+" of merged stacks")
 	default:
 		return fmt.Sprintf("smaps and mincore DISAGREED %d times across the depths; see samples.csv (smaps_rss_bytes vs rss_bytes)", differ)
 	}
@@ -238,6 +239,14 @@ func multipleOf2M(n int64) string {
 		return "a multiple of 2 MiB"
 	}
 	return "not a multiple of 2 MiB"
+}
+
+// every is "the only depth" or "all N depths".
+func every(n int, noun string) string {
+	if n == 1 {
+		return "the only " + noun
+	}
+	return fmt.Sprintf("all %d %ss", n, noun)
 }
 
 func plural(n int, noun string) string {
