@@ -94,8 +94,9 @@ func runChild(cfgJSON string) error {
 }
 
 // lowerRlimit sets the soft RLIMIT_AS or RLIMIT_DATA so that exactly
-// cfg.RlimitStacks more stacks fit, with half a stack to spare for the Go
-// runtime's own growth.
+// cfg.RlimitStacks more stacks fit, with 7/8 of a stack to spare for the Go
+// runtime's own growth (a race-enabled binary on a loaded machine maps
+// more than half a 256 MiB stack meanwhile).
 func lowerRlimit(cfg childConfig, guard mmapstack.Guard) error {
 	cur, err := ReadCurrent("")
 	if err != nil {
@@ -111,11 +112,11 @@ func lowerRlimit(cfg childConfig, guard mmapstack.Guard) error {
 	var limit uint64
 	switch cfg.Rlimit {
 	case "as":
-		res, limit = unix.RLIMIT_AS, cur.VmSizeBytes+k*size+size/2
+		res, limit = unix.RLIMIT_AS, cur.VmSizeBytes+k*size+size*7/8
 	case "data":
 		// The k-th stack is checked with all of its size, the earlier
 		// ones count without their guard page.
-		res, limit = unix.RLIMIT_DATA, cur.VmDataBytes+(k-1)*(size-g)+size+size/2
+		res, limit = unix.RLIMIT_DATA, cur.VmDataBytes+(k-1)*(size-g)+size+size*7/8
 	default:
 		return fmt.Errorf("unknown rlimit %q", cfg.Rlimit)
 	}
