@@ -8,7 +8,6 @@ import (
 	"unicode/utf8"
 
 	"gonum.org/v1/plot"
-	"gonum.org/v1/plot/font"
 	"gonum.org/v1/plot/plotter"
 	"gonum.org/v1/plot/text"
 	"gonum.org/v1/plot/vg"
@@ -413,22 +412,9 @@ type levelMarks struct {
 }
 
 func newLevelMarks(levels []level, ya byteAxis) *levelMarks {
-	return &levelMarks{
-		levels: levels,
-		ya:     ya,
-		line: draw.LineStyle{
-			Color:  colReference,
-			Width:  vg.Points(0.8),
-			Dashes: []vg.Length{vg.Points(1), vg.Points(2)},
-		},
-		label: text.Style{
-			Color:   colReference,
-			Font:    font.From(plot.DefaultFont, 8),
-			XAlign:  draw.XLeft,
-			YAlign:  draw.YBottom,
-			Handler: plot.DefaultTextHandler,
-		},
-	}
+	m := &levelMarks{levels: levels, ya: ya}
+	m.line, m.label = markStyle(colReference, 1, 8, draw.YBottom)
+	return m
 }
 
 // Plot implements plot.Plotter.

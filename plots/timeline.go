@@ -137,21 +137,26 @@ type stepMarks struct {
 }
 
 func newStepMarks(steps []depthStep) *stepMarks {
-	return &stepMarks{
-		steps: steps,
-		line: draw.LineStyle{
-			Color:  colStepMark,
+	m := &stepMarks{steps: steps}
+	m.line, m.label = markStyle(colStepMark, 2, 9, draw.YTop)
+	return m
+}
+
+// markStyle is the thin dashed line and the small label of a marker drawn
+// across a chart (a depth step, a reference level): dash is the dash length
+// and size the font size, in points.
+func markStyle(c color.Color, dash, size float64, yAlign text.YAlignment) (draw.LineStyle, text.Style) {
+	return draw.LineStyle{
+			Color:  c,
 			Width:  vg.Points(0.8),
-			Dashes: []vg.Length{vg.Points(2), vg.Points(2)},
-		},
-		label: text.Style{
-			Color:   colStepMark,
-			Font:    font.From(plot.DefaultFont, 9),
+			Dashes: []vg.Length{vg.Points(dash), vg.Points(2)},
+		}, text.Style{
+			Color:   c,
+			Font:    font.From(plot.DefaultFont, vg.Length(size)),
 			XAlign:  draw.XLeft,
-			YAlign:  draw.YTop,
+			YAlign:  yAlign,
 			Handler: plot.DefaultTextHandler,
-		},
-	}
+		}
 }
 
 // Plot implements plot.Plotter.
