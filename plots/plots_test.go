@@ -37,7 +37,7 @@ func ceilPage(d int64) int64 { return probe.ExpectedPages(d, page) * page }
 // newResult builds a touch-workload Result as probe.Run would: depths in the
 // order given, release none, each stack's resident bytes from rss.
 func newResult(depths []int64, stacks int, rss func(depth int64, stack int) int64) *probe.Result {
-	r := &probe.Result{
+	r := &probe.Result{Header: probe.Header{
 		Command:     "stackprobe --stack=100MB",
 		Environment: procread.System{Kernel: "6.18.0-test", THPEnabled: "always [madvise] never"},
 		Config: probe.Config{
@@ -51,7 +51,7 @@ func newResult(depths []int64, stacks int, rss func(depth int64, stack int) int6
 			Release:    mmapstack.ReleaseNone,
 		},
 		PageSize: page,
-	}
+	}}
 	var deepest int64
 	for _, d := range depths {
 		deepest = max(deepest, d)

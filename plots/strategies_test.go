@@ -69,16 +69,18 @@ func comparisonFixture() *probe.Comparison {
 	goStacks := []int64{8 * kib, 8 * kib, 128 * kib, 2 * mib, 8 * kib}
 	window := 512 // 2 MiB: the deepest depth rounded up to a huge page
 	return &probe.Comparison{
-		Command:     "stackprobe compare --stack=100MB --depth=1B,4KB,64KB,1MB,4KB --tasks=100",
-		PageSize:    page,
-		Environment: procread.System{Kernel: "6.18.0-test", THPEnabled: "always [madvise] never", THPPMDSize: 2 * mib},
-		Config: probe.Config{
-			Workload:   probe.WorkloadTouch,
-			StackBytes: fixtureStack,
-			GuardBytes: page,
-			Depths:     rampDepths,
-			Tasks:      100,
-			Guard:      mmapstack.GuardMprotect,
+		Header: probe.Header{
+			Command:     "stackprobe compare --stack=100MB --depth=1B,4KB,64KB,1MB,4KB --tasks=100",
+			PageSize:    page,
+			Environment: procread.System{Kernel: "6.18.0-test", THPEnabled: "always [madvise] never", THPPMDSize: 2 * mib},
+			Config: probe.Config{
+				Workload:   probe.WorkloadTouch,
+				StackBytes: fixtureStack,
+				GuardBytes: page,
+				Depths:     rampDepths,
+				Tasks:      100,
+				Guard:      mmapstack.GuardMprotect,
+			},
 		},
 		Strategies: []probe.StrategyResult{
 			strategyResult(ss[0], hw, hw, topRows(32, window, 256)),

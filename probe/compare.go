@@ -89,18 +89,11 @@ type StrategyResult struct {
 
 // Comparison is the result of compare: the same schedule under each strategy.
 type Comparison struct {
-	Partial    bool             `json:"partial"`
-	Error      string           `json:"error,omitempty"`
-	Command    string           `json:"command"`
-	Started    time.Time        `json:"started"`
-	Seconds    float64          `json:"seconds"`
-	PageSize   int              `json:"page_size"`
-	Config     Config           `json:"config"`
+	Header
 	Strategies []StrategyResult `json:"strategies"`
 	// Guards is what each guard mode costs, lazy 4 KiB stacks used to the
 	// first depth of the schedule.
-	Guards      []GuardCost     `json:"guards"`
-	Environment procread.System `json:"environment"`
+	Guards []GuardCost `json:"guards"`
 }
 
 // GuardCost is what one guard mode adds per stack.
@@ -157,7 +150,8 @@ const maxEagerFraction = 0.5
 // Compare runs cfg's touch schedule under every strategy, one after the
 // other; each strategy's stacks are unmapped before the next starts.
 func Compare(ctx context.Context, cfg Config, env Env) (*Comparison, error) {
-	c := &Comparison{Command: env.Command, Started: time.Now().UTC().Truncate(time.Millisecond), PageSize: mmapstack.PageSize(), Config: cfg}
+	start := time.Now()
+	c := &Comparison{Header: Header{Command: env.Command, Started: start.UTC().Truncate(time.Millisecond), PageSize: mmapstack.PageSize(), Config: cfg}}
 	sys, err := procread.ReadSystem(cmp.Or(env.ProcRoot, "/proc"), cmp.Or(env.SysRoot, "/sys"))
 	if err != nil {
 		return nil, fmt.Errorf("read system facts: %w", err)
@@ -184,7 +178,7 @@ func Compare(ctx context.Context, cfg Config, env Env) (*Comparison, error) {
 		c.Strategies = append(c.Strategies, sr)
 		if err != nil {
 			c.Partial, c.Error = true, fmt.Sprintf("%s: %v", st.Name, err)
-			c.Seconds = time.Since(c.Started).Seconds()
+			c.Seconds = time.Since(start).Seconds()
 			return c, fmt.Errorf("strategy %s: %w", st.Name, err)
 		}
 		env.progress(i+1, len(strategies))
@@ -194,11 +188,11 @@ func Compare(ctx context.Context, cfg Config, env Env) (*Comparison, error) {
 		c.Guards = guards
 		if err != nil {
 			c.Partial, c.Error = true, err.Error()
-			c.Seconds = time.Since(c.Started).Seconds()
+			c.Seconds = time.Since(start).Seconds()
 			return c, err
 		}
 	}
-	c.Seconds = time.Since(c.Started).Seconds()
+	c.Seconds = time.Since(start).Seconds()
 	if c.Partial {
 		return c, fmt.Errorf("%s: %w", c.Error, context.Cause(ctx))
 	}

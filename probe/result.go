@@ -6,20 +6,26 @@ import (
 	"stackprobe/procread"
 )
 
-// Result is everything one run measured. Its JSON form is summary.json.
-type Result struct {
+// Header is what every result file starts with: how the run went, what
+// it ran, where and with which settings.
+type Header struct {
 	// Partial is true when the run was interrupted or failed after it had
 	// measured something: the figures are real but the schedule is incomplete.
 	Partial bool `json:"partial"`
 	// Error says why a partial run stopped.
-	Error       string          `json:"error,omitempty"`
-	Command     string          `json:"command"`
-	Started     time.Time       `json:"started"`
-	Seconds     float64         `json:"seconds"`
+	Error   string    `json:"error,omitempty"`
+	Command string    `json:"command"`
+	Started time.Time `json:"started"`
+	Seconds float64   `json:"seconds"`
+	// PageSize is the base page the expectations are computed in, bytes.
+	PageSize    int             `json:"page_size"`
 	Environment procread.System `json:"environment"`
 	Config      Config          `json:"config"`
-	// PageSize is the base page the expectations are computed in, bytes.
-	PageSize int `json:"page_size"`
+}
+
+// Result is everything one run measured. Its JSON form is summary.json.
+type Result struct {
+	Header
 	// Baseline is the process before any stack was reserved.
 	Baseline Totals `json:"baseline"`
 	// Reserved is the process with every stack reserved, before the first

@@ -52,12 +52,14 @@ func Run(ctx context.Context, cfg Config, env Env) (*Result, error) {
 	}
 	now := time.Now()
 	res := &Result{
-		start:       now,
-		Command:     env.Command,
-		Started:     now.UTC().Truncate(time.Millisecond),
-		Environment: sys,
-		Config:      cfg,
-		PageSize:    mmapstack.PageSize(),
+		start: now,
+		Header: Header{
+			Command:     env.Command,
+			Started:     now.UTC().Truncate(time.Millisecond),
+			Environment: sys,
+			Config:      cfg,
+			PageSize:    mmapstack.PageSize(),
+		},
 	}
 	base, err := proc.Totals()
 	if err != nil {
