@@ -181,7 +181,9 @@ func Compare(ctx context.Context, cfg Config, env Env) (*Comparison, error) {
 			c.Seconds = time.Since(start).Seconds()
 			return c, fmt.Errorf("strategy %s: %w", st.Name, err)
 		}
-		env.progress(i+1, len(strategies))
+		if env.Progress != nil {
+			env.Progress(i+1, len(strategies))
+		}
 	}
 	if !c.Partial {
 		guards, err := measureGuards(ctx, cfg, env)
@@ -233,12 +235,6 @@ func memAvailable(env Env) uint64 {
 		return 0
 	}
 	return *mi.MemAvailableBytes
-}
-
-func (e Env) progress(done, total int) {
-	if e.Progress != nil {
-		e.Progress(done, total)
-	}
 }
 
 func runMmapStrategy(ctx context.Context, base Config, st Strategy, env Env) (StrategyResult, error) {

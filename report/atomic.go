@@ -67,9 +67,12 @@ func writable(dir string) error {
 
 // outputNames are every file a run or a compare writes into its folder.
 func outputNames() []string {
-	return []string{"evidence.md", "summary.json", samplesFile, totalsFile, stacksFile,
-		ChartRSSVsDepth, ChartRSSOverTime, ChartResidency, ChartStrategies}
+	return append([]string{EvidenceFile, SummaryFile, ChartRSSVsDepth, ChartRSSOverTime, ChartResidency, ChartStrategies},
+		CSVFiles()...)
 }
+
+// CSVFiles are the files a CSV recorder writes.
+func CSVFiles() []string { return []string{samplesFile, totalsFile, stacksFile} }
 
 // RemoveStale deletes, from a result folder written again with --force,
 // the outputs of an earlier run that this run did not write (so that no

@@ -34,7 +34,7 @@ type CSV struct {
 // NewCSV opens the temporary files in dir.
 func NewCSV(dir string) (*CSV, error) {
 	c := &CSV{}
-	for i, name := range [3]string{samplesFile, totalsFile, stacksFile} {
+	for i, name := range CSVFiles() {
 		f, err := atomicfile.Create(filepath.Join(dir, name))
 		if err != nil {
 			c.Abort()
@@ -128,7 +128,7 @@ func (c *CSV) write(i int, b []byte) {
 		return
 	}
 	if _, err := c.files[i].Write(b); err != nil {
-		c.err = fmt.Errorf("write %s: %w", [3]string{samplesFile, totalsFile, stacksFile}[i], err)
+		c.err = fmt.Errorf("write %s: %w", CSVFiles()[i], err)
 	}
 }
 

@@ -12,8 +12,11 @@ import (
 	"stackprobe/sizes"
 )
 
-// Chart file names written beside evidence.md.
+// File names of a result folder.
 const (
+	SummaryFile  = "summary.json"
+	EvidenceFile = "evidence.md"
+
 	ChartRSSVsDepth  = "rss-vs-depth.png"
 	ChartRSSOverTime = "rss-over-time.png"
 )

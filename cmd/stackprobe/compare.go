@@ -125,10 +125,10 @@ func writeCompare(dir, notes string, c *probe.Comparison) error {
 		}
 		charts = append(charts, ch.name)
 	}
-	if err := report.WriteFile(filepath.Join(dir, "summary.json"), func(w io.Writer) error { return report.WriteJSON(w, c) }); err != nil {
+	if err := report.WriteFile(filepath.Join(dir, report.SummaryFile), func(w io.Writer) error { return report.WriteJSON(w, c) }); err != nil {
 		errs = append(errs, err)
 	}
-	if err := report.WriteFile(filepath.Join(dir, "evidence.md"), func(w io.Writer) error { return report.WriteCompareEvidence(w, c, charts) }); err != nil {
+	if err := report.WriteFile(filepath.Join(dir, report.EvidenceFile), func(w io.Writer) error { return report.WriteCompareEvidence(w, c, charts) }); err != nil {
 		errs = append(errs, err)
 	}
 	if notes != "" {
@@ -136,6 +136,6 @@ func writeCompare(dir, notes string, c *probe.Comparison) error {
 			return report.WriteCompareEvidence(w, c, links)
 		}))
 	}
-	errs = append(errs, report.RemoveStale(dir, append([]string{"summary.json", "evidence.md"}, charts...)))
+	errs = append(errs, report.RemoveStale(dir, append([]string{report.SummaryFile, report.EvidenceFile}, charts...)))
 	return errors.Join(errs...)
 }

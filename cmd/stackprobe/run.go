@@ -198,16 +198,16 @@ func writeOutputs(dir, notes string, res *probe.Result, rec *report.CSV) error {
 			return plots.Residency(res.Residency, fmt.Sprintf("Resident pages at the top of %d of %d stacks", len(res.Residency.Rows), res.Config.Stacks()))
 		})
 	}
-	if err := report.WriteFile(filepath.Join(dir, "summary.json"), func(w io.Writer) error { return report.WriteJSON(w, res) }); err != nil {
+	if err := report.WriteFile(filepath.Join(dir, report.SummaryFile), func(w io.Writer) error { return report.WriteJSON(w, res) }); err != nil {
 		errs = append(errs, err)
 	}
-	if err := report.WriteFile(filepath.Join(dir, "evidence.md"), func(w io.Writer) error { return report.WriteEvidence(w, res, charts) }); err != nil {
+	if err := report.WriteFile(filepath.Join(dir, report.EvidenceFile), func(w io.Writer) error { return report.WriteEvidence(w, res, charts) }); err != nil {
 		errs = append(errs, err)
 	}
 	if notes != "" {
 		errs = append(errs, updateNotes(notes, dir, charts, func(w io.Writer, links []string) error { return report.WriteEvidence(w, res, links) }))
 	}
-	written := append([]string{"summary.json", "evidence.md", "samples.csv", "totals.csv", "stacks.csv"}, charts...)
+	written := append(append([]string{report.SummaryFile, report.EvidenceFile}, report.CSVFiles()...), charts...)
 	errs = append(errs, report.RemoveStale(dir, written))
 	return errors.Join(errs...)
 }
