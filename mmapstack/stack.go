@@ -287,13 +287,8 @@ func (s *Stack) WriteBelow() (f *Fault) {
 	return nil
 }
 
-// syscallError wraps err as os.NewSyscallError does and, for ENOMEM, names
-// the limits that usually cause it.
+// syscallError wraps err as os.NewSyscallError does, so that the errno
+// stays reachable with errors.Is (the command line adds advice for ENOMEM).
 func syscallError(call string, err error) error {
-	err = os.NewSyscallError(call, err)
-	if errors.Is(err, unix.ENOMEM) {
-		return fmt.Errorf("%w (hint: vm.max_map_count caps mappings, 2 per stack with --guard=mprotect; "+
-			"vm.overcommit_memory=2 charges every stack in full despite MAP_NORESERVE; check RLIMIT_AS with ulimit -v)", err)
-	}
-	return err
+	return os.NewSyscallError(call, err)
 }

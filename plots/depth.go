@@ -59,10 +59,17 @@ type depthData struct {
 // measured are skipped.
 func depthSeries(r *probe.Result, maxPoints int) depthData {
 	var d depthData
+	rows := r.Rows()
+	perStack := func(i int) []int64 {
+		if i < len(r.Series.PerStackRSS) {
+			return r.Series.PerStackRSS[i]
+		}
+		return nil
+	}
 	total, complete := 0, true
-	for _, dr := range r.Depths {
-		total += len(dr.PerStackRSS)
-		if len(dr.PerStackRSS) == 0 && dr.Stacks > 0 {
+	for i, dr := range rows {
+		total += len(perStack(i))
+		if len(perStack(i)) == 0 && dr.Stacks > 0 {
 			complete = false
 		}
 	}
@@ -70,8 +77,8 @@ func depthSeries(r *probe.Result, maxPoints int) depthData {
 
 	var hw, after plotter.XYs
 	hwDiffers, afterDiffers, afterIsHW := false, false, true
-	for _, dr := range r.Depths {
-		n := max(len(dr.PerStackRSS), dr.Stacks)
+	for i, dr := range rows {
+		n := max(len(perStack(i)), dr.Stacks)
 		if n == 0 {
 			continue
 		}
@@ -79,9 +86,9 @@ func depthSeries(r *probe.Result, maxPoints int) depthData {
 		d.depths = append(d.depths, x)
 		d.stackCount = max(d.stackCount, n)
 		if useRanges {
-			d.ranges = append(d.ranges, rangeOf(dr))
+			d.ranges = append(d.ranges, rangeOf(dr, perStack(i)))
 		} else {
-			for _, rss := range dr.PerStackRSS {
+			for _, rss := range perStack(i) {
 				d.stacks = append(d.stacks, plotter.XY{X: x, Y: float64(rss)})
 			}
 		}
@@ -103,21 +110,21 @@ func depthSeries(r *probe.Result, maxPoints int) depthData {
 
 // rangeOf is one depth's min, mean and max over its stacks, from the
 // per-stack values when present, else from the recorded summary.
-func rangeOf(dr probe.DepthResult) stackRange {
+func rangeOf(dr probe.DepthResult, perStack []int64) stackRange {
 	sr := stackRange{depth: float64(dr.DepthBytes)}
-	if len(dr.PerStackRSS) == 0 {
+	if len(perStack) == 0 {
 		sr.min, sr.max = float64(dr.RSSBytesMin), float64(dr.RSSBytesMax)
 		sr.mean = float64(dr.RSSBytesTotal) / float64(dr.Stacks)
 		return sr
 	}
 	var sum float64
 	sr.min, sr.max = math.Inf(1), math.Inf(-1)
-	for _, v := range dr.PerStackRSS {
+	for _, v := range perStack {
 		f := float64(v)
 		sr.min, sr.max = math.Min(sr.min, f), math.Max(sr.max, f)
 		sum += f
 	}
-	sr.mean = sum / float64(len(dr.PerStackRSS))
+	sr.mean = sum / float64(len(perStack))
 	return sr
 }
 

@@ -37,7 +37,7 @@ func ceilPage(d int64) int64 { return probe.ExpectedPages(d, page) * page }
 // newResult builds a touch-workload Result as probe.Run would: depths in the
 // order given, release none, each stack's resident bytes from rss.
 func newResult(depths []int64, stacks int, rss func(depth int64, stack int) int64) *probe.Result {
-	r := &probe.Result{Header: probe.Header{
+	r := &probe.Result{Summary: probe.Summary{Header: probe.Header{
 		Command:     "stackprobe --stack=100MB",
 		Environment: procread.System{Kernel: "6.18.0-test", THPEnabled: "always [madvise] never"},
 		Config: probe.Config{
@@ -51,7 +51,7 @@ func newResult(depths []int64, stacks int, rss func(depth int64, stack int) int6
 			Release:    mmapstack.ReleaseNone,
 		},
 		PageSize: page,
-	}}
+	}}}
 	var deepest int64
 	for _, d := range depths {
 		deepest = max(deepest, d)
@@ -63,15 +63,17 @@ func newResult(depths []int64, stacks int, rss func(depth int64, stack int) int6
 			ExpectedAfterReleaseBytes: ceilPage(deepest),
 			Stacks:                    stacks,
 		}
+		var per []int64
 		for k := range stacks {
 			v := rss(d, k)
-			dr.PerStackRSS = append(dr.PerStackRSS, v)
+			per = append(per, v)
 			dr.RSSBytesTotal += v
 		}
 		if stacks > 0 {
-			dr.RSSBytesMin, dr.RSSBytesMax = slices.Min(dr.PerStackRSS), slices.Max(dr.PerStackRSS)
+			dr.RSSBytesMin, dr.RSSBytesMax = slices.Min(per), slices.Max(per)
 		}
-		r.Depths = append(r.Depths, dr)
+		r.Steps = append(r.Steps, dr)
+		r.Series.PerStackRSS = append(r.Series.PerStackRSS, per)
 	}
 	return r
 }
@@ -147,8 +149,8 @@ func TestDepthSeriesRanges(t *testing.T) {
 
 	// A Result read back from summary.json has no per-stack values: the
 	// recorded min, max and total stand in.
-	for i := range r.Depths {
-		r.Depths[i].PerStackRSS = nil
+	for i := range r.Rows() {
+		r.Series.PerStackRSS[i] = nil
 	}
 	d = depthSeries(r, maxScatterPoints)
 	if d.stacks != nil || len(d.ranges) != len(seedDepths) {
@@ -174,8 +176,8 @@ func TestDepthSeriesExpectations(t *testing.T) {
 	// dontneed keeping one page: after release differs from both.
 	r.Config.Release = mmapstack.ReleaseDontneed
 	r.Config.KeepTopBytes = page
-	for i := range r.Depths {
-		r.Depths[i].ExpectedAfterReleaseBytes = page
+	for i := range r.Rows() {
+		r.Rows()[i].ExpectedAfterReleaseBytes = page
 	}
 	d = depthSeries(r, maxScatterPoints)
 	if d.highWater == nil || d.highWaterIsAfter || len(d.afterRelease) != 2 {
@@ -401,7 +403,7 @@ func TestTimelineSeries(t *testing.T) {
 func TestRSSOverTime(t *testing.T) {
 	r := newResult(seedDepths, 2, asClaimed)
 	r.Config.Workload = probe.WorkloadPingPong
-	r.Timeline = rampTimeline()
+	r.Series.Timeline = rampTimeline()
 	p, err := RSSOverTime(r)
 	if err != nil {
 		t.Fatal(err)
@@ -422,7 +424,7 @@ func TestRSSOverTime(t *testing.T) {
 	savePNG(t, p)
 
 	// One sample, all values equal.
-	r.Timeline = []probe.TimelinePoint{{Elapsed: time.Second, StackRSS: 8 * kib, Expected: 8 * kib, VmRSS: 8 * kib, VmPTE: 8 * kib, Depth: 4 * kib}}
+	r.Series.Timeline = []probe.TimelinePoint{{Elapsed: time.Second, StackRSS: 8 * kib, Expected: 8 * kib, VmRSS: 8 * kib, VmPTE: 8 * kib, Depth: 4 * kib}}
 	p, err = RSSOverTime(r)
 	if err != nil {
 		t.Fatal(err)
@@ -433,7 +435,7 @@ func TestRSSOverTime(t *testing.T) {
 	savePNG(t, p)
 
 	// One sample at t = 0, all zero.
-	r.Timeline = []probe.TimelinePoint{{}}
+	r.Series.Timeline = []probe.TimelinePoint{{}}
 	p, err = RSSOverTime(r)
 	if err != nil {
 		t.Fatal(err)

@@ -171,10 +171,10 @@ func ResidencyCompare(c *probe.Comparison) (*plot.Plot, error) {
 	for _, sr := range c.Strategies {
 		rm := sr.Residency
 		if sr.Skipped != "" || rm == nil || len(rm.Rows) == 0 {
-			without = append(without, sr.Strategy.Name)
+			without = append(without, string(sr.Strategy.Name))
 			continue
 		}
-		name := sr.Strategy.Name
+		name := string(sr.Strategy.Name)
 		d.add(rm, maxCompareRows, func(i int) string { return name + " " + stackLabel(rm, i) })
 	}
 	if len(d.rows) == 0 || d.window <= 0 {

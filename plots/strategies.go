@@ -91,7 +91,7 @@ func strategySeries(c *probe.Comparison) strategiesData {
 			d.skipped = append(d.skipped, fmt.Sprintf("%s (%s)", st.Name, sr.Skipped))
 			continue
 		case len(sr.Steps) == 0:
-			d.noData = append(d.noData, st.Name)
+			d.noData = append(d.noData, string(st.Name))
 			continue
 		}
 		l := strategyLine{shape: len(d.lines)}
@@ -122,13 +122,13 @@ func legendNames(ss []probe.Strategy) []string {
 	for i, s := range ss {
 		names[i] = s.Label
 		if s.Label == "" {
-			names[i] = s.Name
+			names[i] = string(s.Name)
 		}
 		useLabels = useLabels && utf8.RuneCountInString(names[i]) <= maxLegendLabel
 	}
 	if !useLabels {
 		for i, s := range ss {
-			names[i] = s.Name
+			names[i] = string(s.Name)
 			if s.Name == "" {
 				names[i] = s.Label
 			}

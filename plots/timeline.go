@@ -62,10 +62,10 @@ func RSSOverTime(r *probe.Result) (*plot.Plot, error) {
 	if r == nil {
 		return nil, errors.New("rss over time: no result")
 	}
-	if len(r.Timeline) == 0 {
+	if len(r.Series.Timeline) == 0 {
 		return nil, errors.New("rss over time: the result has no timeline (only the ping-pong workload records one)")
 	}
-	d := timelineSeries(r.Timeline)
+	d := timelineSeries(r.Series.Timeline)
 	ya := newByteAxis(yValues(d.stacks), yValues(d.expected), yValues(d.vmRSS), yValues(d.vmPTE))
 
 	p := plot.New()

@@ -86,7 +86,7 @@ func BenchmarkSamplerShare(b *testing.B) {
 			cfg.Interval = 10 * time.Millisecond
 			var share, cost, rate float64
 			for b.Loop() {
-				res, err := Run(context.Background(), cfg, Env{})
+				res, err := runOnce(context.Background(), cfg, Env{})
 				if err != nil {
 					b.Fatal(err)
 				}

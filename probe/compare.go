@@ -14,11 +14,24 @@ import (
 	"stackprobe/procread"
 )
 
+// StrategyName is a strategy's short, stable name, as summary.json spells it.
+type StrategyName string
+
+// The strategies compare runs.
+const (
+	StrategyLazy4K     StrategyName = "lazy-4k"
+	StrategyLazyTHP    StrategyName = "lazy-thp"
+	StrategyDontneed   StrategyName = "lazy-dontneed"
+	StrategyFree       StrategyName = "lazy-free"
+	StrategyEager      StrategyName = "eager"
+	StrategyGoroutines StrategyName = "goroutine"
+)
+
 // Strategy is one way of providing stacks, compared side by side.
 type Strategy struct {
-	// Name is short and stable ("lazy-4k"); Label is for charts and tables.
-	Name  string `json:"name"`
-	Label string `json:"label"`
+	// Name is short and stable; Label is for charts and tables.
+	Name  StrategyName `json:"name"`
+	Label string       `json:"label"`
 	// GoStacks marks Go's own goroutine stacks; the other fields are the
 	// mmap configuration otherwise.
 	GoStacks bool              `json:"go_stacks,omitempty"`
@@ -31,12 +44,12 @@ type Strategy struct {
 // Strategies are the stack strategies compare runs, in order.
 func Strategies() []Strategy {
 	return []Strategy{
-		{Name: "lazy-4k", Label: "lazy mmap, 4 KiB pages (MAP_STACK, MADV_NOHUGEPAGE)", THP: mmapstack.THPNever, MapStack: true},
-		{Name: "lazy-thp", Label: "lazy mmap, THP eligible (MADV_HUGEPAGE, no MAP_STACK)", THP: mmapstack.THPAlways},
-		{Name: "lazy-dontneed", Label: "lazy mmap, MADV_DONTNEED after each step", THP: mmapstack.THPNever, MapStack: true, Release: mmapstack.ReleaseDontneed},
-		{Name: "lazy-free", Label: "lazy mmap, MADV_FREE after each step", THP: mmapstack.THPNever, MapStack: true, Release: mmapstack.ReleaseFree},
-		{Name: "eager", Label: "eager mmap (MAP_POPULATE)", THP: mmapstack.THPNever, MapStack: true, Populate: true},
-		{Name: "goroutine", Label: "Go goroutine stacks (copying, real frames)", GoStacks: true},
+		{Name: StrategyLazy4K, Label: "lazy mmap, 4 KiB pages (MAP_STACK, MADV_NOHUGEPAGE)", THP: mmapstack.THPNever, MapStack: true},
+		{Name: StrategyLazyTHP, Label: "lazy mmap, THP eligible (MADV_HUGEPAGE, no MAP_STACK)", THP: mmapstack.THPAlways},
+		{Name: StrategyDontneed, Label: "lazy mmap, MADV_DONTNEED after each step", THP: mmapstack.THPNever, MapStack: true, Release: mmapstack.ReleaseDontneed},
+		{Name: StrategyFree, Label: "lazy mmap, MADV_FREE after each step", THP: mmapstack.THPNever, MapStack: true, Release: mmapstack.ReleaseFree},
+		{Name: StrategyEager, Label: "eager mmap (MAP_POPULATE)", THP: mmapstack.THPNever, MapStack: true, Populate: true},
+		{Name: StrategyGoroutines, Label: "Go goroutine stacks (copying, real frames)", GoStacks: true},
 	}
 }
 
@@ -124,7 +137,7 @@ func measureGuards(ctx context.Context, cfg Config, env Env) ([]GuardCost, error
 		if g != mmapstack.GuardNone {
 			c.GuardBytes = int64(mmapstack.PageSize())
 		}
-		res, err := Run(ctx, c, Env{ProcRoot: env.ProcRoot, SysRoot: env.SysRoot})
+		res, err := runOnce(ctx, c, Env{ProcRoot: env.ProcRoot, SysRoot: env.SysRoot})
 		gc := GuardCost{Guard: g}
 		if err != nil && res == nil && g == mmapstack.GuardMadvise && errors.Is(err, unix.EINVAL) {
 			gc.Skipped = err.Error()
@@ -134,7 +147,7 @@ func measureGuards(ctx context.Context, cfg Config, env Env) ([]GuardCost, error
 		if err != nil {
 			return out, fmt.Errorf("guard %s: %w", g, err)
 		}
-		d := res.Depths[0]
+		d := res.Steps[0]
 		n := float64(d.Stacks)
 		gc.VMAsPerStack = float64(d.Smaps.VMAs) / n
 		gc.PTEBytesPerStack = (int64(d.VmPTEBytes) - int64(res.Baseline.VmPTE)) / int64(d.Stacks)
@@ -147,9 +160,21 @@ func measureGuards(ctx context.Context, cfg Config, env Env) ([]GuardCost, error
 // maxEagerFraction bounds eager stacks to this share of MemAvailable.
 const maxEagerFraction = 0.5
 
-// Compare runs cfg's touch schedule under every strategy, one after the
-// other; each strategy's stacks are unmapped before the next starts.
-func Compare(ctx context.Context, cfg Config, env Env) (*Comparison, error) {
+// CompareRun is a comparison of every strategy under one touch schedule.
+type CompareRun struct {
+	cfg Config
+	env Env
+	progress
+}
+
+// NewCompare prepares a comparison of cfg's schedule under every strategy.
+func NewCompare(cfg Config, env Env) *CompareRun { return &CompareRun{cfg: cfg, env: env} }
+
+// Measure runs cfg's touch schedule under every strategy, one after the
+// other; each strategy's stacks are unmapped before the next starts. It
+// returns what was measured also together with an error (then Partial).
+func (cr *CompareRun) Measure(ctx context.Context) (*Comparison, error) {
+	cfg, env := cr.cfg, cr.env
 	start := time.Now()
 	c := &Comparison{Header: Header{Command: env.Command, Started: start.UTC().Truncate(time.Millisecond), PageSize: mmapstack.PageSize(), Config: cfg}}
 	sys, err := procread.ReadSystem(cmp.Or(env.ProcRoot, "/proc"), cmp.Or(env.SysRoot, "/sys"))
@@ -181,9 +206,7 @@ func Compare(ctx context.Context, cfg Config, env Env) (*Comparison, error) {
 			c.Seconds = time.Since(start).Seconds()
 			return c, fmt.Errorf("strategy %s: %w", st.Name, err)
 		}
-		if env.Progress != nil {
-			env.Progress(i+1, len(strategies))
-		}
+		cr.set(i+1, len(strategies))
 	}
 	if !c.Partial {
 		guards, err := measureGuards(ctx, cfg, env)
@@ -250,17 +273,17 @@ func runMmapStrategy(ctx context.Context, base Config, st Strategy, env Env) (St
 			return sr, nil
 		}
 	}
-	res, err := Run(ctx, cfg, Env{ProcRoot: env.ProcRoot, SysRoot: env.SysRoot})
+	res, err := runOnce(ctx, cfg, Env{ProcRoot: env.ProcRoot, SysRoot: env.SysRoot})
 	if res == nil {
 		return sr, err
 	}
 	// The map after the first step shows laziness best: the touched pages
 	// beside the untouched, a huge page as a solid 2 MiB run.
-	sr.TopsAligned2M, sr.Residency = res.TopsAligned2M, res.ResidencyFirst
+	sr.TopsAligned2M, sr.Residency = res.TopsAligned2M, res.Series.ResidencyFirst
 	sr.ReserveNsPerStack = res.ReserveNanos / int64(max(cfg.Tasks, 1))
 	page := int64(res.PageSize)
 	prevFaults := res.Baseline.MinorFaults
-	for _, d := range res.Depths {
+	for _, d := range res.Steps {
 		touched := float64(d.Stacks) * float64(max(ExpectedPages(d.DepthBytes, int(page)), 1))
 		step := StrategyStep{
 			DepthBytes:            d.DepthBytes,

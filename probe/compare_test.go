@@ -10,12 +10,12 @@ import (
 func TestCompareStrategies(t *testing.T) {
 	cfg := touchConfig(4, 1, 1*mib, 4096)
 	cfg.StackBytes = 16 * mib // a multiple of 2 MiB: tops are usually 2 MiB aligned
-	c, err := Compare(context.Background(), cfg, Env{})
+	c, err := NewCompare(cfg, Env{}).Measure(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}
 	page := int64(mmapstack.PageSize())
-	by := map[string]StrategyResult{}
+	by := map[StrategyName]StrategyResult{}
 	for _, s := range c.Strategies {
 		by[s.Strategy.Name] = s
 		if s.Skipped == "" && len(s.Steps) != 3 {
@@ -25,7 +25,7 @@ func TestCompareStrategies(t *testing.T) {
 	if len(by) != len(Strategies()) {
 		t.Fatalf("%d strategies ran, want %d", len(by), len(Strategies()))
 	}
-	want := func(name string, step int, lo, hi int64) {
+	want := func(name StrategyName, step int, lo, hi int64) {
 		t.Helper()
 		st := by[name].Steps[step]
 		if st.RSSBytesMin < lo || st.RSSBytesMax > hi {
@@ -59,7 +59,7 @@ func TestCompareStrategies(t *testing.T) {
 	if g := by["goroutine"].Steps[1]; g.RSSBytesMean < 1*mib {
 		t.Errorf("goroutine stack at 1 MiB depth: %d bytes", g.RSSBytesMean)
 	}
-	for _, name := range []string{"lazy-4k", "lazy-dontneed"} {
+	for _, name := range []StrategyName{StrategyLazy4K, StrategyDontneed} {
 		if v := by[name].Steps[1].VMAsPerStack; v != 2 {
 			t.Errorf("%s: %.2f VMAs per stack with guard mprotect, want 2", name, v)
 		}

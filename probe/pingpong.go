@@ -30,7 +30,8 @@ type taskState struct {
 	steps     atomic.Int64
 }
 
-func runPingPong(ctx context.Context, cfg Config, env Env, m *meter, res *Result) error {
+func (r *Run) runPingPong(ctx context.Context) error {
+	cfg, env, m, res := r.cfg, r.env, r.m, r.res
 	page := res.PageSize
 	clients := cfg.Tasks
 	kind := func(i int) string {
@@ -81,7 +82,7 @@ func runPingPong(ctx context.Context, cfg Config, env Env, m *meter, res *Result
 	}
 
 	sctx, stopSampler := context.WithCancel(ctx)
-	smp := &sampler{cfg: cfg, env: env, m: m, states: states, sched: sched, page: page, start: res.start}
+	smp := &sampler{cfg: cfg, env: env, m: m, states: states, sched: sched, page: page, start: r.start, progress: r.set}
 	var wg sync.WaitGroup
 	wg.Go(func() {
 		if err := smp.run(sctx); err != nil {
@@ -124,7 +125,7 @@ func runPingPong(ctx context.Context, cfg Config, env Env, m *meter, res *Result
 		}
 	}
 	res.PingPong = p
-	res.Timeline = smp.timeline
+	res.Series.Timeline = smp.timeline
 	if smp.err != nil {
 		runErr = fmt.Errorf("sampler: %w (the IO was stopped)", smp.err)
 	}
@@ -138,33 +139,35 @@ func runPingPong(ctx context.Context, cfg Config, env Env, m *meter, res *Result
 	if err := env.Recorder.Record(&final); err != nil {
 		return errors.Join(runErr, err)
 	}
-	res.Depths = byHighWater(cfg, &final, states, page, m)
-	res.finalStackRSS = final.StackRSS
+	res.HighWaterGroups, res.Series.PerStackRSS = byHighWater(cfg, &final, states, page, m)
+	r.finalStackRSS = final.StackRSS
 	return runErr
 }
 
 // byHighWater groups the stacks by the deepest depth they used and
-// summarises each group: the claim says a stack holds ceil(deepest/page) pages.
-func byHighWater(cfg Config, s *Sample, states []taskState, page int, m *meter) []DepthResult {
-	groups := map[int64][]int{}
+// summarises each group: the claim says a stack holds ceil(deepest/page)
+// pages. perStack holds each group's per-stack resident bytes.
+func byHighWater(cfg Config, s *Sample, states []taskState, page int, m *meter) (groups []DepthResult, perStack [][]int64) {
+	byDepth := map[int64][]int{}
 	for i := range states {
 		hw := states[i].highWater.Load()
-		groups[hw] = append(groups[hw], i)
+		byDepth[hw] = append(byDepth[hw], i)
 	}
-	keys := make([]int64, 0, len(groups))
-	for k := range groups {
+	keys := make([]int64, 0, len(byDepth))
+	for k := range byDepth {
 		keys = append(keys, k)
 	}
 	slices.Sort(keys)
-	out := make([]DepthResult, 0, len(keys))
+	groups = make([]DepthResult, 0, len(keys))
 	for _, hw := range keys {
 		sub := Sample{Totals: s.Totals, Check: s.Check}
-		for _, i := range groups[hw] {
+		for _, i := range byDepth[hw] {
 			sub.Stacks = append(sub.Stacks, s.Stacks[i])
 		}
-		out = append(out, summarize(&sub, hw, hw, expectedAfterRelease(cfg, hw, page), page, m))
+		groups = append(groups, summarize(&sub, hw, hw, expectedAfterRelease(cfg, hw, page), page, m))
+		perStack = append(perStack, perStackRSS(&sub))
 	}
-	return out
+	return groups, perStack
 }
 
 // sampler measures the stacks every interval while the IO runs.
@@ -176,6 +179,8 @@ type sampler struct {
 	sched  schedule
 	page   int
 	start  time.Time
+	// progress reports client 0's steps of its messages.
+	progress func(done, total int)
 
 	sample   Sample
 	seq      int
@@ -206,7 +211,7 @@ func (s *sampler) run(ctx context.Context) error {
 			s.err = err
 			return err
 		}
-		s.env.Progress(int(s.states[0].steps.Load()), s.cfg.Messages)
+		s.progress(int(s.states[0].steps.Load()), s.cfg.Messages)
 		select {
 		case <-ctx.Done():
 			return nil

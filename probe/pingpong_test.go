@@ -27,7 +27,7 @@ func TestPingPongResidencyFollowsSchedule(t *testing.T) {
 			const clients, messages = 4, 60
 			cfg := pingpongConfig(tr, clients, messages, PatternSpread, 4096, 64<<10, 1*mib)
 			rec := &memRecorder{}
-			res, err := Run(context.Background(), cfg, Env{Recorder: rec})
+			res, err := runOnce(context.Background(), cfg, Env{Recorder: rec})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -41,10 +41,10 @@ func TestPingPongResidencyFollowsSchedule(t *testing.T) {
 			// Spread: task k used depth k mod 3 for the whole run; tasks 0..3
 			// are clients and 4..7 peers, so depths 4K:3 stacks, 64K:3, 1M:2.
 			wantStacks := map[int64]int{4096: 3, 64 << 10: 3, 1 * mib: 2}
-			if len(res.Depths) != 3 {
-				t.Fatalf("%d depth groups, want 3", len(res.Depths))
+			if len(res.Rows()) != 3 {
+				t.Fatalf("%d depth groups, want 3", len(res.Rows()))
 			}
-			for _, d := range res.Depths {
+			for _, d := range res.Rows() {
 				want := ExpectedPages(d.DepthBytes, int(page)) * page
 				if d.Stacks != wantStacks[d.DepthBytes] || d.Matched != d.Stacks || d.RSSBytesMin != want || d.RSSBytesMax != want {
 					t.Errorf("depth %d: %d stacks, matched %d, rss %d..%d; want %d stacks at %d bytes",
@@ -61,17 +61,17 @@ func TestPingPongResidencyFollowsSchedule(t *testing.T) {
 func TestPingPongRamp(t *testing.T) {
 	const clients, messages = 3, 90
 	cfg := pingpongConfig("unix", clients, messages, PatternRamp, 4096, 256<<10, 2*mib)
-	res, err := Run(context.Background(), cfg, Env{})
+	res, err := runOnce(context.Background(), cfg, Env{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(res.Depths) != 1 || res.Depths[0].DepthBytes != 2*mib || res.Depths[0].Matched != 2*clients {
-		t.Fatalf("ramp ended with %+v, want every stack at 2 MiB", res.Depths)
+	if len(res.Rows()) != 1 || res.Rows()[0].DepthBytes != 2*mib || res.Rows()[0].Matched != 2*clients {
+		t.Fatalf("ramp ended with %+v, want every stack at 2 MiB", res.Rows())
 	}
-	if len(res.Timeline) == 0 {
+	if len(res.Series.Timeline) == 0 {
 		t.Fatal("no timeline points")
 	}
-	last := res.Timeline[len(res.Timeline)-1]
+	last := res.Series.Timeline[len(res.Series.Timeline)-1]
 	if last.StackRSS > last.Expected {
 		t.Errorf("last sample: %d resident over %d predicted", last.StackRSS, last.Expected)
 	}
@@ -124,7 +124,7 @@ func TestTimelineBounded(t *testing.T) {
 func TestSamplerKeepsItsInterval(t *testing.T) {
 	cfg := pingpongConfig("tcp", 20, 4000, PatternRamp, 4096)
 	cfg.Interval = 5 * time.Millisecond
-	res, err := Run(context.Background(), cfg, Env{})
+	res, err := runOnce(context.Background(), cfg, Env{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -23,17 +23,37 @@ type Header struct {
 	Config      Config          `json:"config"`
 }
 
-// Result is everything one run measured. Its JSON form is summary.json.
+// Result is what one run measured: Summary is the summary.json schema,
+// Series the bulk data that only the charts draw.
 type Result struct {
+	Summary
+	Series Series `json:"-"`
+}
+
+// Rows are the per-depth records of either workload: the touch steps in
+// schedule order, or the ping-pong's high-water groups by depth.
+func (r *Result) Rows() []DepthResult {
+	if r.Config.Workload == WorkloadPingPong {
+		return r.HighWaterGroups
+	}
+	return r.Steps
+}
+
+// Summary is everything one run measured that summary.json holds.
+type Summary struct {
 	Header
 	// Baseline is the process before any stack was reserved.
 	Baseline Totals `json:"baseline"`
 	// Reserved is the process with every stack reserved, before the first
 	// touch: page-table growth from here on is the stacks' use.
 	Reserved Totals `json:"reserved"`
-	// Depths has one entry per measured depth (touch workload) or per depth
-	// of the list reached by the ping-pong schedule's end.
-	Depths []DepthResult `json:"depths"`
+	// Steps (touch workload) has one entry per depth of the schedule, in
+	// the order run: every stack used to that depth, then measured.
+	Steps []DepthResult `json:"steps,omitempty"`
+	// HighWaterGroups (ping-pong) groups the stacks by the deepest depth
+	// their task used over the whole run, measured after the IO stopped;
+	// one entry per depth reached, shallowest first.
+	HighWaterGroups []DepthResult `json:"high_water_groups,omitempty"`
 	// GuardChecks is set with --check-guard: one deliberate overflow per
 	// guard mode.
 	GuardChecks []GuardCheck `json:"guard_checks,omitempty"`
@@ -42,23 +62,25 @@ type Result struct {
 	// TopsAligned2M counts stacks whose top is 2 MiB aligned: only then can
 	// a transparent huge page back the topmost block.
 	TopsAligned2M int `json:"tops_aligned_2m"`
-	// Residency is the page map of some stacks after the last step, and
-	// ResidencyFirst after the first (touch workload).
-	Residency      *ResidencyMap `json:"-"`
-	ResidencyFirst *ResidencyMap `json:"-"`
-	// Timeline is the sampled history the over-time chart draws (bounded;
-	// samples.csv has every sample).
-	Timeline []TimelinePoint `json:"-"`
 	// Tool is stackprobe's own memory outside the stacks.
 	Tool ToolMemory `json:"tool"`
 	// ReserveNanos is the wall time to reserve every stack (with
 	// MAP_POPULATE this includes backing every page).
 	ReserveNanos int64 `json:"reserve_ns"`
+}
 
-	// start is the monotonic origin of every elapsed time of the run.
-	start time.Time
-	// finalStackRSS is the stacks' summed residency at the last sample.
-	finalStackRSS int64
+// Series is what the charts draw beyond the summary.
+type Series struct {
+	// Residency is the page map of some stacks after the last step, and
+	// ResidencyFirst after the first (touch workload).
+	Residency      *ResidencyMap
+	ResidencyFirst *ResidencyMap
+	// Timeline is the sampled history the over-time chart draws (bounded;
+	// samples.csv has every sample).
+	Timeline []TimelinePoint
+	// PerStackRSS[i] is each stack's resident bytes for Rows()[i], in
+	// stack order.
+	PerStackRSS [][]int64
 }
 
 // Totals are process-wide figures at one moment, bytes unless named.
@@ -111,8 +133,6 @@ type DepthResult struct {
 	// Step is what the touch step did (touch workload only: the ping-pong
 	// measures its steps live, in the samples).
 	Step *StepCost `json:"step,omitempty"`
-	// PerStackRSS is each stack's resident bytes, in stack order.
-	PerStackRSS []int64 `json:"-"`
 }
 
 // StepCost is one touch step of every stack, measured around it.

@@ -2,9 +2,11 @@ package probe
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"runtime/metrics"
 	"slices"
+	"sync/atomic"
 	"time"
 
 	"stackprobe/mmapstack"
@@ -19,17 +21,33 @@ type Env struct {
 	Command string
 	// Recorder receives every sample; nil drops them.
 	Recorder Recorder
-	// Progress, if set, is called as steps complete (done of total).
-	Progress func(done, total int)
-	// Finish, if set, is called with the final result while the stacks are
-	// still mapped (to write outputs, or to linger for an outside look).
-	Finish func(res *Result)
 }
 
-// Run runs the experiment cfg describes. It always returns a Result when it
-// has measured anything, also together with an error; the Result is then
-// marked Partial. A cancelled ctx stops the run at the next step.
-func Run(ctx context.Context, cfg Config, env Env) (*Result, error) {
+// Run is one started experiment. Its stacks stay reserved from Start to
+// Close, so that a caller can write its outputs, and let an outside tool
+// look at the process, while they are still mapped:
+//
+//	r, err := probe.Start(ctx, cfg, env)
+//	res, err := r.Measure(ctx)
+//	// write outputs, linger
+//	r.Close()
+type Run struct {
+	cfg    Config
+	env    Env
+	res    *Result
+	stacks []*mmapstack.Stack
+	m      *meter
+	// start is the monotonic origin of every elapsed time of the run.
+	start time.Time
+	// finalStackRSS is the stacks' summed residency at the last sample.
+	finalStackRSS int64
+	progress
+}
+
+// Start reserves the stacks cfg describes and measures the process before
+// and after. On error nothing stays reserved. A cancelled ctx stops the
+// reservation.
+func Start(ctx context.Context, cfg Config, env Env) (*Run, error) {
 	if env.ProcRoot == "" {
 		env.ProcRoot = "/proc"
 	}
@@ -38,9 +56,6 @@ func Run(ctx context.Context, cfg Config, env Env) (*Result, error) {
 	}
 	if env.Recorder == nil {
 		env.Recorder = discard{}
-	}
-	if env.Progress == nil {
-		env.Progress = func(int, int) {}
 	}
 	sys, err := procread.ReadSystem(env.ProcRoot, env.SysRoot)
 	if err != nil {
@@ -51,65 +66,104 @@ func Run(ctx context.Context, cfg Config, env Env) (*Result, error) {
 		return nil, err
 	}
 	now := time.Now()
-	res := &Result{
-		start: now,
-		Header: Header{
-			Command:     env.Command,
-			Started:     now.UTC().Truncate(time.Millisecond),
-			Environment: sys,
-			Config:      cfg,
-			PageSize:    mmapstack.PageSize(),
-		},
-	}
+	r := &Run{cfg: cfg, env: env, start: now}
+	r.res = &Result{Summary: Summary{Header: Header{
+		Command:     env.Command,
+		Started:     now.UTC().Truncate(time.Millisecond),
+		Environment: sys,
+		Config:      cfg,
+		PageSize:    mmapstack.PageSize(),
+	}}}
 	base, err := proc.Totals()
 	if err != nil {
 		return nil, err
 	}
-	res.Baseline = totalsFrom(base)
-
+	r.res.Baseline = totalsFrom(base)
 	if cfg.CheckGuard {
-		res.GuardChecks = CheckGuards()
+		r.res.GuardChecks = CheckGuards()
 	}
 	reserveStart := time.Now()
-	stacks, err := reserveAll(ctx, cfg)
-	if err != nil {
+	if r.stacks, err = reserveAll(ctx, cfg); err != nil {
 		return nil, err
 	}
-	res.ReserveNanos = time.Since(reserveStart).Nanoseconds()
+	r.res.ReserveNanos = time.Since(reserveStart).Nanoseconds()
 	reserved, err := proc.Totals()
 	if err != nil {
-		closeAll(stacks)
+		closeAll(r.stacks)
 		return nil, err
 	}
-	res.Reserved = totalsFrom(reserved)
-	defer closeAll(stacks)
-	m := newMeter(stacks, proc)
+	r.res.Reserved = totalsFrom(reserved)
+	r.m = newMeter(r.stacks, proc)
+	return r, nil
+}
 
-	if cfg.Workload == WorkloadPingPong {
-		err = runPingPong(ctx, cfg, env, m, res)
+// progress is how far a measurement has come: steps done of total (touch:
+// depths of the schedule; ping-pong: messages of the first client;
+// compare: strategies). Its Progress method is safe to call from any
+// goroutine while the measurement runs; total is 0 until it has started.
+type progress struct{ done, total atomic.Int64 }
+
+// Progress returns the steps done and the steps in all.
+func (p *progress) Progress() (done, total int) {
+	return int(p.done.Load()), int(p.total.Load())
+}
+
+func (p *progress) set(done, total int) {
+	p.total.Store(int64(total))
+	p.done.Store(int64(done))
+}
+
+// Measure runs the workload and measures it. It always returns the Result
+// of what it measured, also together with an error; the Result is then
+// marked Partial. A cancelled ctx stops the run within a batch of pages.
+// Measure runs once; the stacks stay mapped until Close.
+func (r *Run) Measure(ctx context.Context) (*Result, error) {
+	res := r.res
+	var err error
+	if r.cfg.Workload == WorkloadPingPong {
+		err = r.runPingPong(ctx)
 	} else {
-		err = runTouch(ctx, cfg, env, m, res)
+		err = r.runTouch(ctx)
 	}
-	for _, s := range stacks {
+	for _, s := range r.stacks {
 		if s.Top()%mmapstack.HugeBlock == 0 {
 			res.TopsAligned2M++
 		}
 	}
-	if rm, rerr := residencyMap(m, cfg.Depths, maxResidencyRows); rerr == nil {
-		res.Residency = rm
+	if rm, rerr := residencyMap(r.m, r.cfg.Depths, maxResidencyRows); rerr == nil {
+		res.Series.Residency = rm
 	} else if err == nil {
 		err = rerr
 	}
-	res.Seconds = time.Since(res.start).Seconds()
-	res.Tool = toolMemory(res)
+	res.Seconds = time.Since(r.start).Seconds()
+	res.Tool = r.toolMemory()
 	if err != nil {
 		res.Partial = true
 		res.Error = err.Error()
 	}
-	if env.Finish != nil {
-		env.Finish(res)
-	}
 	return res, err
+}
+
+// runOnce starts, measures and closes a run: for runs whose stacks need
+// not outlive the measurement. The Result is nil only when nothing was
+// measured.
+func runOnce(ctx context.Context, cfg Config, env Env) (*Result, error) {
+	r, err := Start(ctx, cfg, env)
+	if err != nil {
+		return nil, err
+	}
+	res, err := r.Measure(ctx)
+	return res, errors.Join(err, r.Close())
+}
+
+// Close unmaps every stack.
+func (r *Run) Close() error {
+	var errs []error
+	for _, s := range r.stacks {
+		errs = append(errs, s.Close())
+	}
+	r.stacks = nil
+	return errors.Join(errs...)
 }
 
 // reserveAll reserves cfg.Stacks() stacks; on error none stays mapped.
@@ -149,7 +203,8 @@ func expectedAfterRelease(cfg Config, highWater int64, page int) int64 {
 	return hw
 }
 
-func runTouch(ctx context.Context, cfg Config, env Env, m *meter, res *Result) error {
+func (r *Run) runTouch(ctx context.Context) error {
+	cfg, env, m, res := r.cfg, r.env, r.m, r.res
 	page := res.PageSize
 	if err := env.Recorder.Begin(stackInfos(m.stacks, func(int) string { return "task" })); err != nil {
 		return err
@@ -168,6 +223,9 @@ func runTouch(ctx context.Context, cfg Config, env Env, m *meter, res *Result) e
 		start := time.Now()
 		var used int64
 		for k, st := range m.stacks {
+			if ctx.Err() != nil { // one stack takes at most ~0.4 s (100 MiB at 15 µs a page)
+				return fmt.Errorf("interrupted during depth %d of %d, after %d of %d stacks: %w", i+1, len(cfg.Depths), k, len(m.stacks), context.Cause(ctx))
+			}
 			u, err := use(st, cfg.TouchMode, depth)
 			if err != nil {
 				return fmt.Errorf("stack %d: %w", k, err)
@@ -190,7 +248,7 @@ func runTouch(ctx context.Context, cfg Config, env Env, m *meter, res *Result) e
 			}
 		}
 		s.Seq = i
-		s.Elapsed = time.Since(res.start)
+		s.Elapsed = time.Since(r.start)
 		measure := time.Now()
 		if err := m.residency(&s); err != nil {
 			return err
@@ -215,7 +273,7 @@ func runTouch(ctx context.Context, cfg Config, env Env, m *meter, res *Result) e
 			if err != nil {
 				return err
 			}
-			res.ResidencyFirst = rm
+			res.Series.ResidencyFirst = rm
 		}
 		d := summarize(&s, depth, highWater, after, page, m)
 		if cfg.Release == mmapstack.ReleaseNone {
@@ -230,9 +288,10 @@ func runTouch(ctx context.Context, cfg Config, env Env, m *meter, res *Result) e
 			NewPages:        (peak.total - prevResident) / int64(page),
 		}
 		prevResident = s.StackRSS
-		res.finalStackRSS = s.StackRSS
-		res.Depths = append(res.Depths, d)
-		env.Progress(i+1, len(cfg.Depths))
+		r.finalStackRSS = s.StackRSS
+		res.Steps = append(res.Steps, d)
+		res.Series.PerStackRSS = append(res.Series.PerStackRSS, perStackRSS(&s))
+		r.set(i+1, len(cfg.Depths))
 	}
 	return nil
 }
@@ -251,13 +310,11 @@ func summarize(s *Sample, depth, highWater, after int64, page int, m *meter) Dep
 		VmRSSBytes:                s.Totals.VmRSS,
 		VMACount:                  s.Totals.VMAs,
 		MinorFaults:               s.Totals.MinorFaults,
-		PerStackRSS:               make([]int64, len(s.Stacks)),
 	}
 	if len(s.Stacks) > 0 {
 		d.RSSBytesMin = s.Stacks[0].RSS
 	}
-	for k, st := range s.Stacks {
-		d.PerStackRSS[k] = st.RSS
+	for _, st := range s.Stacks {
 		d.RSSBytesMin = min(d.RSSBytesMin, st.RSS)
 		d.RSSBytesMax = max(d.RSSBytesMax, st.RSS)
 		d.RSSBytesTotal += st.RSS
@@ -298,15 +355,25 @@ func stackInfos(stacks []*mmapstack.Stack, kind func(int) string) []StackInfo {
 	return infos
 }
 
-func toolMemory(res *Result) ToolMemory {
+// perStackRSS is each stack's resident bytes in s, in stack order.
+func perStackRSS(s *Sample) []int64 {
+	out := make([]int64, len(s.Stacks))
+	for k, st := range s.Stacks {
+		out[k] = st.RSS
+	}
+	return out
+}
+
+func (r *Run) toolMemory() ToolMemory {
+	res := r.res
 	samples := []metrics.Sample{
 		{Name: "/memory/classes/heap/objects:bytes"},
 		{Name: "/memory/classes/total:bytes"},
 	}
 	metrics.Read(samples)
 	t := ToolMemory{GoHeapBytes: samples[0].Value.Uint64(), GoTotalBytes: samples[1].Value.Uint64()}
-	if n := len(res.Depths); n > 0 {
-		t.NonStackRSSBytes = int64(res.Depths[n-1].VmRSSBytes) - res.finalStackRSS
+	if rows := res.Rows(); len(rows) > 0 {
+		t.NonStackRSSBytes = int64(rows[len(rows)-1].VmRSSBytes) - r.finalStackRSS
 	}
 	return t
 }

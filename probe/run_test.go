@@ -45,15 +45,15 @@ func TestTouchExactPages(t *testing.T) {
 			cfg := touchConfig(8, depths...)
 			cfg.Guard = guard
 			rec := &memRecorder{}
-			res, err := Run(context.Background(), cfg, Env{Recorder: rec})
+			res, err := runOnce(context.Background(), cfg, Env{Recorder: rec})
 			if err != nil {
 				t.Fatal(err)
 			}
-			if len(res.Depths) != len(depths) || rec.samples != len(depths) || rec.rows != 8*len(depths) || len(rec.infos) != 8 {
-				t.Fatalf("%d depths, %d samples, %d rows, %d stacks recorded", len(res.Depths), rec.samples, rec.rows, len(rec.infos))
+			if len(res.Rows()) != len(depths) || rec.samples != len(depths) || rec.rows != 8*len(depths) || len(rec.infos) != 8 {
+				t.Fatalf("%d depths, %d samples, %d rows, %d stacks recorded", len(res.Rows()), rec.samples, rec.rows, len(rec.infos))
 			}
 			page := int64(mmapstack.PageSize())
-			for i, d := range res.Depths {
+			for i, d := range res.Rows() {
 				want := wantPages[i] * page
 				if d.ExpectedRSSBytes != want || d.RSSBytesMin != want || d.RSSBytesMax != want || d.Matched != 8 {
 					t.Errorf("depth %d: expected %d min %d max %d matched %d; want %d for all 8",
@@ -66,7 +66,7 @@ func TestTouchExactPages(t *testing.T) {
 					t.Errorf("depth %d: %d bytes of huge pages with thp=never", d.DepthBytes, d.AnonHugeBytesTotal)
 				}
 			}
-			last := res.Depths[len(res.Depths)-1]
+			last := res.Rows()[len(res.Rows())-1]
 			if guard == mmapstack.GuardMprotect && (last.Smaps.OwnVMAStacks != 8 || last.Smaps.VMAs != 16) {
 				t.Errorf("guard mprotect: %d own-VMA stacks over %d VMAs, want 8 over 16", last.Smaps.OwnVMAStacks, last.Smaps.VMAs)
 			}
@@ -90,11 +90,11 @@ func TestHighWaterAndRelease(t *testing.T) {
 	} {
 		cfg := touchConfig(4, 1*mib, 4096)
 		cfg.Release = c.release
-		res, err := Run(context.Background(), cfg, Env{})
+		res, err := runOnce(context.Background(), cfg, Env{})
 		if err != nil {
 			t.Fatal(err)
 		}
-		d := res.Depths[1]
+		d := res.Rows()[1]
 		if d.RSSBytesMin != c.want || d.RSSBytesMax != c.want || d.MatchedAfterRelease != 4 {
 			t.Errorf("release %v: %d..%d bytes per stack (after-release matches %d), want %d",
 				c.release, d.RSSBytesMin, d.RSSBytesMax, d.MatchedAfterRelease, c.want)
@@ -109,11 +109,11 @@ func TestHugePagesShowTwoMiB(t *testing.T) {
 	}
 	cfg := touchConfig(4, 1)
 	cfg.THP, cfg.MapStack = mmapstack.THPAlways, false
-	res, err := Run(context.Background(), cfg, Env{})
+	res, err := runOnce(context.Background(), cfg, Env{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	d := res.Depths[0]
+	d := res.Rows()[0]
 	if d.RSSBytesMin != 2*mib || d.RSSBytesMax != 2*mib || d.AnonHugeBytesTotal != 4*2*mib || d.Matched != 0 {
 		t.Errorf("1-byte touch with MADV_HUGEPAGE: %d..%d per stack, AnonHugePages %d, matched %d; want 2 MiB each, 8 MiB huge, 0 matched",
 			d.RSSBytesMin, d.RSSBytesMax, d.AnonHugeBytesTotal, d.Matched)
@@ -122,19 +122,28 @@ func TestHugePagesShowTwoMiB(t *testing.T) {
 
 func TestCancelledRunIsPartial(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
-	n := 0
-	res, err := Run(ctx, touchConfig(2, 4096, 8192, 16384), Env{Progress: func(done, total int) {
-		n = done
-		if done == 1 {
-			cancel()
-		}
-	}})
+	r, err := Start(ctx, touchConfig(2, 4096, 8192, 16384), Env{Recorder: cancelAfterFirst{cancel}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	res, err := r.Measure(ctx)
 	if !errors.Is(err, context.Canceled) {
 		t.Fatalf("err = %v, want a cancellation", err)
 	}
-	if !res.Partial || len(res.Depths) != 1 || n != 1 {
-		t.Fatalf("partial=%v depths=%d progress=%d, want partial with 1 depth", res.Partial, len(res.Depths), n)
+	done, total := r.Progress()
+	if !res.Partial || len(res.Rows()) != 1 || done != 1 || total != 3 {
+		t.Fatalf("partial=%v depths=%d progress=%d of %d, want partial with 1 of 3 depths", res.Partial, len(res.Rows()), done, total)
 	}
+}
+
+// cancelAfterFirst cancels the run as soon as its first step is recorded.
+type cancelAfterFirst struct{ cancel context.CancelFunc }
+
+func (cancelAfterFirst) Begin([]StackInfo) error { return nil }
+func (c cancelAfterFirst) Record(*Sample) error {
+	c.cancel()
+	return nil
 }
 
 func TestCheckGuards(t *testing.T) {
@@ -176,11 +185,11 @@ func TestMissingSmapsIsNamed(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	res, err := Run(context.Background(), touchConfig(2, 4096), Env{ProcRoot: root})
+	res, err := runOnce(context.Background(), touchConfig(2, 4096), Env{ProcRoot: root})
 	if err == nil || !strings.Contains(err.Error(), root+"/self/smaps") {
 		t.Fatalf("err = %v, want one naming %s/self/smaps", err, root)
 	}
-	if res == nil || !res.Partial || len(res.Depths) != 0 {
+	if res == nil || !res.Partial || len(res.Rows()) != 0 {
 		t.Fatalf("result %+v, want a partial result with no depth", res)
 	}
 	if len(res.Environment.Missing) == 0 {

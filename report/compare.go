@@ -20,14 +20,14 @@ const (
 func CompareVerdicts(c *probe.Comparison) []string {
 	var out []string
 	page := int64(c.PageSize)
-	by := map[string]probe.StrategyResult{}
+	by := map[probe.StrategyName]probe.StrategyResult{}
 	for _, s := range c.Strategies {
 		by[s.Strategy.Name] = s
 		if s.Skipped != "" {
 			out = append(out, fmt.Sprintf("%s did not run: %s", s.Strategy.Name, s.Skipped))
 		}
 	}
-	if s, ok := by["lazy-4k"]; ok && len(s.Steps) > 0 {
+	if s, ok := by[probe.StrategyLazy4K]; ok && len(s.Steps) > 0 {
 		exact, hw := 0, -1
 		var deepest int64
 		for i, st := range s.Steps {
@@ -45,23 +45,23 @@ func CompareVerdicts(c *probe.Comparison) []string {
 			st := s.Steps[hw]
 			msg := fmt.Sprintf("after going back to %s at step %d, lazy-4k stacks still held %s each: residency is a high-water mark",
 				sizes.IEC(st.DepthBytes), hw+1, sizes.IEC(st.RSSBytesMax))
-			if d, ok := by["lazy-dontneed"]; ok && hw < len(d.Steps) {
+			if d, ok := by[probe.StrategyDontneed]; ok && hw < len(d.Steps) {
 				msg += fmt.Sprintf(", while MADV_DONTNEED brought them to %s", sizes.IEC(d.Steps[hw].RSSBytesMax))
 			}
-			if f, ok := by["lazy-free"]; ok && hw < len(f.Steps) {
+			if f, ok := by[probe.StrategyFree]; ok && hw < len(f.Steps) {
 				msg += fmt.Sprintf(" and MADV_FREE left %s counted in Rss (freed only under memory pressure)", sizes.IEC(f.Steps[hw].RSSBytesMax))
 			}
 			out = append(out, msg)
 		}
 	}
-	if s, ok := by["lazy-thp"]; ok && len(s.Steps) > 0 {
+	if s, ok := by[probe.StrategyLazyTHP]; ok && len(s.Steps) > 0 {
 		st := s.Steps[0]
 		claim := probe.ExpectedPages(st.DepthBytes, int(page)) * page
 		out = append(out, fmt.Sprintf("THP-eligible stacks held %s..%s per stack at the first step (depth %s, claim %s; AnonHugePages %s per stack; %d of %d stack tops 2 MiB aligned)",
 			sizes.IEC(st.RSSBytesMin), sizes.IEC(st.RSSBytesMax), sizes.IEC(st.DepthBytes), sizes.IEC(claim),
 			sizes.IEC(st.AnonHugeBytesPerStack), s.TopsAligned2M, s.Stacks))
 	}
-	if s, ok := by["eager"]; ok && len(s.Steps) > 0 {
+	if s, ok := by[probe.StrategyEager]; ok && len(s.Steps) > 0 {
 		first, same := s.Steps[0].RSSBytesMax, true
 		for _, st := range s.Steps {
 			same = same && st.RSSBytesMin == first && st.RSSBytesMax == first
@@ -72,7 +72,7 @@ func CompareVerdicts(c *probe.Comparison) []string {
 		}
 		out = append(out, msg+fmt.Sprintf("; reserving one took %v", nanos(s.ReserveNsPerStack)))
 	}
-	if s, ok := by["goroutine"]; ok && len(s.Steps) > 0 {
+	if s, ok := by[probe.StrategyGoroutines]; ok && len(s.Steps) > 0 {
 		var parts []string
 		// The runtime hands out stack memory in spans of 32 KiB; a step
 		// whose total growth is near that says little per goroutine.

@@ -60,7 +60,7 @@ func WriteEvidence(w io.Writer, r *probe.Result, charts []string) error {
 	b.WriteString("| depth (bytes) | expected (claim) | measured min | measured max | pages min–max | matched | AnonHugePages total | VmPTE | VMAs | smaps |\n")
 	b.WriteString("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|\n")
 	page := int64(r.PageSize)
-	for _, d := range r.Depths {
+	for _, d := range r.Rows() {
 		fmt.Fprintf(&b, "| %d | %s | %s | %s | %d–%d | %d/%d | %s | %s | %d | %s |\n",
 			d.DepthBytes, sizes.IEC(d.ExpectedRSSBytes), sizes.IEC(d.RSSBytesMin), sizes.IEC(d.RSSBytesMax),
 			d.RSSBytesMin/page, d.RSSBytesMax/page, d.Matched, d.Stacks, hugeWord(d.AnonHugeBytesTotal),

@@ -34,7 +34,7 @@ func WriteText(w io.Writer, r *probe.Result, outDir string) error {
 	}
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "depth\texpected/stack\tmin/stack\tmax/stack\tmatched\tAnonHuge total\tVmPTE\tsmaps\t")
-	for _, d := range r.Depths {
+	for _, d := range r.Rows() {
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d/%d\t%s\t%s\t%s\t\n",
 			sizes.IEC(d.DepthBytes), sizes.IEC(d.ExpectedRSSBytes), sizes.IEC(d.RSSBytesMin), sizes.IEC(d.RSSBytesMax),
 			d.Matched, d.Stacks, hugeWord(d.AnonHugeBytesTotal), sizes.IEC(int64(d.VmPTEBytes)), smapsWord(d.Smaps))

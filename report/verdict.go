@@ -15,7 +15,7 @@ import (
 // Nothing here is decided in advance: each sentence follows from numbers in r.
 func Verdicts(r *probe.Result) []string {
 	var out []string
-	if len(r.Depths) == 0 {
+	if len(r.Rows()) == 0 {
 		return []string{"no depth was measured; there is no evidence either way"}
 	}
 	page := int64(r.PageSize)
@@ -28,7 +28,7 @@ func Verdicts(r *probe.Result) []string {
 		return append(releaseVerdicts(r), commonVerdicts(r)...)
 	}
 	var mismatched []probe.DepthResult
-	for _, d := range r.Depths {
+	for _, d := range r.Rows() {
 		if d.Matched != d.Stacks {
 			mismatched = append(mismatched, d)
 		}
@@ -36,17 +36,17 @@ func Verdicts(r *probe.Result) []string {
 	switch {
 	case len(mismatched) == 0 && pingpong:
 		total := 0
-		for _, d := range r.Depths {
+		for _, d := range r.Rows() {
 			total += d.Stacks
 		}
 		out = append(out, fmt.Sprintf("after the ping-pong, all %d stacks held exactly ceil(d/%s) pages, d being the deepest depth their task used (%s): the claim holds for this configuration",
-			total, sizes.IEC(page), plural(len(r.Depths), "depth group")))
+			total, sizes.IEC(page), plural(len(r.Rows()), "depth group")))
 	case len(mismatched) == 0:
 		out = append(out, fmt.Sprintf("all %d stacks matched ceil(depth/%s) pages at %s: the claim holds for this configuration",
-			stacks, sizes.IEC(page), every(len(r.Depths), "depth")))
+			stacks, sizes.IEC(page), every(len(r.Rows()), "depth")))
 	default:
 		out = append(out, fmt.Sprintf("the claim failed at %d of %d depths: stacks did not hold exactly ceil(depth/%s) pages",
-			len(mismatched), len(r.Depths), sizes.IEC(page)))
+			len(mismatched), len(r.Rows()), sizes.IEC(page)))
 		for _, d := range mismatched {
 			out = append(out, explain(r, d))
 		}
@@ -61,7 +61,7 @@ func Verdicts(r *probe.Result) []string {
 // what the release mode should leave.
 func releaseVerdicts(r *probe.Result) []string {
 	var bad []string
-	for _, d := range r.Depths {
+	for _, d := range r.Rows() {
 		if d.MatchedAfterRelease != d.Stacks {
 			bad = append(bad, fmt.Sprintf("at depth %s %d of %d stacks held %s..%s, not the expected %s",
 				sizes.IEC(d.DepthBytes), d.Stacks-d.MatchedAfterRelease, d.Stacks, sizes.IEC(d.RSSBytesMin), sizes.IEC(d.RSSBytesMax),
@@ -69,7 +69,7 @@ func releaseVerdicts(r *probe.Result) []string {
 		}
 	}
 	deeper := false
-	for _, d := range r.Depths {
+	for _, d := range r.Rows() {
 		deeper = deeper || d.HighWaterBytes > r.Config.KeepTopBytes
 	}
 	what := "the kept top (--keep-top), MADV_DONTNEED having dropped the rest"
@@ -81,10 +81,10 @@ func releaseVerdicts(r *probe.Result) []string {
 	}
 	if len(bad) == 0 {
 		return []string{fmt.Sprintf("after each release (--release=%s) every stack held exactly %s, at %s",
-			r.Config.Release, what, every(len(r.Depths), "depth"))}
+			r.Config.Release, what, every(len(r.Rows()), "depth"))}
 	}
 	return append([]string{fmt.Sprintf("after the release (--release=%s) stacks did not hold what it should leave (%s) at %d of %d depths",
-		r.Config.Release, what, len(bad), len(r.Depths))}, bad...)
+		r.Config.Release, what, len(bad), len(r.Rows()))}, bad...)
 }
 
 // commonVerdicts are the findings every run has: sampling, page tables,
@@ -106,7 +106,7 @@ func commonVerdicts(r *probe.Result) []string {
 		}
 		out = append(out, msg)
 	}
-	last := r.Depths[len(r.Depths)-1]
+	last := r.Rows()[len(r.Rows())-1]
 	// From the reservation on (MAP_POPULATE builds page tables while
 	// reserving, so then from before it).
 	base := r.Reserved.VmPTE
@@ -133,7 +133,7 @@ func commonVerdicts(r *probe.Result) []string {
 	if r.Config.TouchMode == probe.TouchFrames && r.PingPong == nil {
 		var parts []string
 		samePages := true
-		for _, d := range r.Depths {
+		for _, d := range r.Rows() {
 			if d.Step == nil {
 				continue
 			}
@@ -199,10 +199,10 @@ func pagesOff(lo, hi, expected, page int64) int64 {
 }
 
 func smapsVerdict(r *probe.Result) string {
-	checks := r.Depths
+	checks := r.Rows()
 	if r.PingPong != nil {
 		// One check at the end of the run, repeated in every depth group.
-		checks = r.Depths[:1]
+		checks = r.Rows()[:1]
 	}
 	var own, groups, differ int
 	for _, d := range checks {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"flag"
-	"fmt"
 	"io"
 	"path/filepath"
 
@@ -31,66 +30,45 @@ Usage:
 Flags:
 `
 
-// compareDefaults go deep then return shallow (the high-water mark) and
-// start with a 1-byte touch (the 2 MiB huge-page step); 100 MiB is a
-// multiple of 2 MiB, so stack tops are usually 2 MiB aligned.
-func compareDefaults() [][2]string {
-	return [][2]string{
-		{"workload", "touch"}, {"stack", "100MiB"}, {"depth", "1B,64KiB,1MiB,8MiB,4KiB"}, {"tasks", "16"}, {"out", "out-compare"},
-	}
-}
-
-// compareIgnores are the main command's flags that compare does not use:
-// the strategies set the stack modes themselves, and there is no IO.
-func compareIgnores(name string) bool {
-	switch name {
-	case "thp", "map-stack", "release", "keep-top", "linger", "check-guard",
-		"transport", "messages", "pattern", "seed", "interval", "watchdog":
-		return true
-	}
-	return false
+// compareFlags are compare's flags. Its defaults go deep then return
+// shallow (the high-water mark) and start with a 1-byte touch (the 2 MiB
+// huge-page step); 100 MiB is a multiple of 2 MiB, so stack tops are
+// usually 2 MiB aligned. The strategies set --thp, --map-stack and
+// --release themselves, so compare does not take them.
+func compareFlags(o *options) *flagSet {
+	*o = runDefaults()
+	o.workload, o.stack, o.depth, o.tasks, o.out = string(probe.WorkloadTouch), "100MiB", "1B,64KiB,1MiB,8MiB,4KiB", 16, "out-compare"
+	fs := newFlagSet("stackprobe compare")
+	fs.StringVar(&o.workload, "workload", o.workload, "what runs on the stacks: touch (the only workload compare runs today)")
+	o.stackFlags(fs)
+	o.outputFlags(fs, false)
+	return fs
 }
 
 func runCompare(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	var o options
-	fs := newFlagSet(&o)
-	for _, kv := range compareDefaults() {
-		if err := fs.Set(kv[0], kv[1]); err != nil {
-			return err
-		}
-		fs.Lookup(kv[0]).DefValue = kv[1]
-	}
-	if err := fs.Parse(args); err != nil {
+	fs := compareFlags(&o)
+	if err := fs.parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
-			fmt.Fprint(stdout, compareHelp)
-			fs.SetOutput(stdout)
-			fs.PrintDefaults()
+			fs.printHelp(stdout, compareHelp, "")
 			return nil
 		}
-		return usagef("compare: %s", flagError(err))
-	}
-	if fs.NArg() > 0 {
-		return usagef("compare: unexpected argument %q", fs.Arg(0))
-	}
-	var ignored error
-	fs.Visit(func(f *flag.Flag) {
-		if ignored == nil && compareIgnores(f.Name) {
-			ignored = usagef("--%s: compare does not take it (its strategies set the stack modes; see compare --help)", f.Name)
-		}
-	})
-	if ignored != nil {
-		return ignored
-	}
-	if o.workload != string(probe.WorkloadTouch) {
-		return usagef("--workload: compare runs the touch schedule only")
-	}
-	cfg, err := o.config()
-	if err != nil {
 		return err
 	}
+	if o.workload != string(probe.WorkloadTouch) {
+		return usagef("--workload %q: compare runs the touch schedule only", o.workload)
+	}
+	cfg := probe.Config{Workload: probe.WorkloadTouch, THP: mmapstack.THPNever, MapStack: true}
+	if err := o.stackConfig(&cfg); err != nil {
+		return err
+	}
+	if err := o.outputConfig(); err != nil {
+		return err
+	}
+	cfg.KeepTopBytes = int64(mmapstack.PageSize())
 	// The guard comparison reserves with every guard mode; mprotect's two
 	// VMAs per stack bind first.
-	if err := checkTaskLimits(int64(cfg.Tasks), cfg.StackBytes, mmapstack.GuardMprotect, false, cfg.Tasks); err != nil {
+	if err := checkRun(cfg.Tasks, cfg.Tasks, cfg.StackBytes, mmapstack.GuardMprotect, false, o); err != nil {
 		return err
 	}
 
@@ -99,14 +77,15 @@ func runCompare(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		return err
 	}
 	defer end()
-	prog := newProgress(stderr, o.quiet, "strategies")
-	c, runErr := probe.Compare(ctx, cfg, probe.Env{Command: commandLine(append([]string{"compare"}, args...)), Progress: prog.update})
-	prog.finish()
+	cr := probe.NewCompare(cfg, probe.Env{Command: commandLine(append([]string{"compare"}, args...))})
+	stopProgress := showProgress(stderr, o.quiet, "strategies", cr)
+	c, runErr := cr.Measure(ctx)
+	stopProgress()
 	if c == nil {
-		return runErr
+		return withHint(runErr)
 	}
 	writeErr := writeCompare(o.out, o.notes, c)
-	return conclude(ctx, o, stdout, c, func(w io.Writer) error { return report.WriteCompareText(w, c, o.out) }, runErr, writeErr)
+	return conclude(ctx, o, stdout, c, func(w io.Writer) error { return report.WriteCompareText(w, c, o.out) }, withHint(runErr), writeErr)
 }
 
 func writeCompare(dir, notes string, c *probe.Comparison) error {

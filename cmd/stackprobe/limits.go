@@ -28,22 +28,18 @@ Flags:
 
 // runLimits is the limits subcommand.
 func runLimits(ctx context.Context, args []string, stdout io.Writer) error {
-	fs := flag.NewFlagSet("stackprobe limits", flag.ContinueOnError)
-	fs.SetOutput(io.Discard)
+	fs := newFlagSet("stackprobe limits")
 	stack := fs.String("stack", "100MB", "size of each stack, guard page included")
 	guardName := fs.String("guard", "mprotect", "guard mode: mprotect, madvise or none")
-	verify := fs.Int64("verify", 0, "reserve up to this many stacks to check the prediction (0: predict only)")
-	if err := fs.Parse(args); err != nil {
+	var verifyN int64
+	verify := &verifyN
+	fs.Var(decimal64{verify}, "verify", "reserve up to this many stacks to check the prediction (0: predict only)")
+	if err := fs.parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
-			fmt.Fprint(stdout, limitsHelp)
-			fs.SetOutput(stdout)
-			fs.PrintDefaults()
+			fs.printHelp(stdout, limitsHelp, "")
 			return nil
 		}
-		return usagef("limits: %s", flagError(err))
-	}
-	if fs.NArg() > 0 {
-		return usagef("limits: unexpected argument %q", fs.Arg(0))
+		return err
 	}
 	size, err := sizes.Parse(*stack)
 	if err != nil {
@@ -81,42 +77,4 @@ func runLimits(ctx context.Context, args []string, stdout io.Writer) error {
 		v = &ver
 	}
 	return limits.WriteText(stdout, p, v)
-}
-
-// checkTaskLimits refuses a task count that the machine's limits predict
-// cannot be reserved, before anything is. Facts that cannot be read skip
-// the check (the run itself then reports what failed).
-func checkTaskLimits(stacks int64, stackBytes int64, guard mmapstack.Guard, pingpong bool, clients int) error {
-	sys, err := procread.ReadSystem("/proc", "/sys")
-	if err != nil {
-		return nil
-	}
-	if pingpong && sys.RlimitNofile > 0 {
-		// Two sockets per client (its own and its peer's), plus the
-		// listener, two epoll and two event fds, and the files the run
-		// writes.
-		if maxClients := (int64(sys.RlimitNofile) - 32) / 2; int64(clients) > maxClients {
-			return usagef("--tasks %d: at most %d clients here, each needs 2 sockets and RLIMIT_NOFILE is %d (raise it with ulimit -n)",
-				clients, max(maxClients, 0), sys.RlimitNofile)
-		}
-	}
-	cur, err := limits.ReadCurrent("/proc")
-	if err != nil {
-		return nil
-	}
-	n, lim := limits.MaxTasks(sys, cur, stackBytes, guard)
-	if n >= 0 && stacks > n {
-		var what string
-		if pingpong {
-			what = fmt.Sprintf("--tasks %d (= %d stacks)", clients, stacks)
-		} else {
-			what = fmt.Sprintf("--tasks %d", stacks)
-		}
-		msg := fmt.Sprintf("%s: at most %d stacks of %s with guard %s here (%s: %s)", what, n, sizes.IEC(stackBytes), guard, lim.Name, lim.Detail)
-		if h := limits.Hint(lim.Name); h != "" {
-			msg += "; " + h
-		}
-		return usagef("%s", msg)
-	}
-	return nil
 }

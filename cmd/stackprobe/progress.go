@@ -1,46 +1,75 @@
 package main
 
 import (
+	"fmt"
 	"io"
 	"os"
+	"sync"
+	"time"
 
 	"github.com/schollz/progressbar/v3"
 	"golang.org/x/term"
 )
 
-// progress draws a bar on stderr when stderr is a terminal; otherwise, or
-// with --quiet, it does nothing.
-type progress struct {
-	bar *progressbar.ProgressBar
-	w   io.Writer
-	msg string
+// progressSource is a running measurement that says how far it has come.
+type progressSource interface {
+	Progress() (done, total int)
 }
 
-func newProgress(stderr io.Writer, quiet bool, msg string) *progress {
-	p := &progress{msg: msg}
-	if f, ok := stderr.(*os.File); ok && !quiet && term.IsTerminal(int(f.Fd())) {
-		p.w = stderr
-	}
-	return p
-}
+// statusEvery is how often a run whose stderr is not a terminal says how
+// far it has come, so that a long run in a log is not silent.
+const statusEvery = 5 * time.Second
 
-func (p *progress) update(done, total int) {
-	if p.w == nil {
-		return
+// showProgress follows src until the returned stop is called: a bar on
+// stderr when stderr is a terminal, else a status line every statusEvery;
+// nothing with quiet.
+func showProgress(stderr io.Writer, quiet bool, what string, src progressSource) (stop func()) {
+	if quiet {
+		return func() {}
 	}
-	if p.bar == nil {
-		p.bar = progressbar.NewOptions(total,
-			progressbar.OptionSetWriter(p.w),
-			progressbar.OptionSetDescription(p.msg),
-			progressbar.OptionClearOnFinish(),
-			progressbar.OptionShowCount())
+	tty := false
+	if f, ok := stderr.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
+		tty = true
 	}
-	_ = p.bar.Set(done)
-}
-
-func (p *progress) finish() {
-	if p.bar != nil {
-		_ = p.bar.Finish()
-		p.bar = nil
+	every := statusEvery
+	if tty {
+		every = 100 * time.Millisecond
+	}
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		var bar *progressbar.ProgressBar
+		start := time.Now()
+		t := time.NewTicker(every)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				if bar != nil {
+					_ = bar.Finish()
+				}
+				return
+			case <-t.C:
+			}
+			n, total := src.Progress()
+			switch {
+			case total == 0:
+			case tty && bar == nil:
+				bar = progressbar.NewOptions(total,
+					progressbar.OptionSetWriter(stderr),
+					progressbar.OptionSetDescription(what),
+					progressbar.OptionClearOnFinish(),
+					progressbar.OptionShowCount())
+				_ = bar.Set(n)
+			case tty:
+				_ = bar.Set(n)
+			default:
+				fmt.Fprintf(stderr, "stackprobe: %s: %d of %d steps after %v\n", what, n, total, time.Since(start).Round(time.Second))
+			}
+		}
+	})
+	return func() {
+		close(done)
+		wg.Wait()
 	}
 }

@@ -49,12 +49,63 @@ func exitCode(err error, stderr io.Writer) int {
 	return 1
 }
 
-// run is the whole command: parse, run, write, report. It returns a
-// *usageError for bad input (before anything is reserved or written).
+const helpProse = `stackprobe reserves large coroutine stacks with mmap(MAP_NORESERVE), uses
+them to the depths you give while a workload runs, and measures how much
+physical memory each stack really holds: per page with mincore(2),
+cross-checked against /proc/self/smaps, with page tables (VmPTE) and VMA
+counts beside. It writes charts, raw data and an evidence.md for design notes.
+
+The default workload is the two-thread epoll ping-pong: clients and their
+echoing peers are coroutines, each owning one reserved stack that it uses to
+the scheduled depth per message. --workload=touch runs a plain depth sweep.
+
+Usage:
+  stackprobe [flags]
+  stackprobe compare [flags]    the same schedule under every stack strategy
+  stackprobe limits [flags]     how many stacks this machine can reserve
+  stackprobe version
+
+Flags:
+`
+
+const helpExamples = `
+Sizes: 4096, 4097B, 64KB (64·10^3), 64KiB (64·2^10), 100MB, 100MiB.
+Depth lists: 4KB,64KB,1MB   4KiB..1MiB/16 (16 evenly spaced)   4KiB..64MiB*2 (doubling).
+
+Examples:
+  stackprobe --stack=100MB --depth=4KB,64KB,1MB
+  stackprobe --workload=touch --stack=100MiB --depth=1B,4KiB,4097B,64KiB,1MiB,8MiB --tasks=1000 --thp=never
+  stackprobe --workload=touch --stack=100MiB --depth=1B --thp=always --map-stack=false
+  stackprobe --workload=touch --depth=8MiB,4KiB --release=dontneed --out=hwm --force
+  stackprobe --workload=touch --touch=frames --depth=4KiB,64KiB,1MiB,8MiB --tasks=16
+  stackprobe --workload=touch --depth=1MiB --check-guard --notes=docs/stacks.md
+  stackprobe compare --stack=100MiB --depth=1B,64KiB,1MiB,8MiB,4KiB --tasks=16
+  stackprobe limits --stack=100MB --guard=mprotect --verify=40000
+
+Exit status: 0 done, 1 runtime failure, 2 bad input, 130/143 interrupted
+(SIGINT/SIGTERM; outputs are still written, marked partial).
+`
+
+// runFlags are the main command's flags.
+func runFlags(o *options) *flagSet {
+	*o = runDefaults()
+	fs := newFlagSet("stackprobe")
+	o.stackFlags(fs)
+	o.modeFlags(fs)
+	o.pingpongFlags(fs)
+	o.outputFlags(fs, true)
+	return fs
+}
+
+// run is the whole command: parse, check, run, write, report. It returns
+// a *usageError for bad input (before anything is reserved or written).
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if len(args) > 0 {
 		switch args[0] {
 		case "version":
+			if len(args) > 1 {
+				return usagef("version takes no arguments (got %q)", args[1])
+			}
 			return printVersion(stdout)
 		case "limits":
 			return runLimits(ctx, args[1:], stdout)
@@ -62,13 +113,20 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			return runCompare(ctx, args[1:], stdout, stderr)
 		}
 	}
-	cfg, o, err := parseArgs(args)
-	if errors.Is(err, flag.ErrHelp) {
-		var h options
-		printHelp(stdout, newFlagSet(&h))
-		return nil
+	var o options
+	fs := runFlags(&o)
+	if err := fs.parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			fs.printHelp(stdout, helpProse, helpExamples)
+			return nil
+		}
+		return err
 	}
+	cfg, err := o.config()
 	if err != nil {
+		return err
+	}
+	if err := checkRun(cfg.Stacks(), cfg.Tasks, cfg.StackBytes, cfg.Guard, cfg.Workload == probe.WorkloadPingPong, o); err != nil {
 		return err
 	}
 
@@ -82,27 +140,21 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	defer rec.Abort()
-	prog := newProgress(stderr, o.quiet, "measuring")
-	// Outputs are written while the stacks are still mapped, so that
-	// --linger can hold them for pmap afterwards.
-	var writeErr error
-	res, runErr := probe.Run(ctx, cfg, probe.Env{
-		Command:  commandLine(args),
-		Recorder: rec,
-		Progress: prog.update,
-		Finish: func(res *probe.Result) {
-			prog.finish()
-			writeErr = writeOutputs(o.out, o.notes, res, rec)
-			if writeErr == nil && o.linger > 0 {
-				linger(ctx, o.linger, stderr)
-			}
-		},
-	})
-	prog.finish()
-	if res == nil {
-		return runErr
+	r, err := probe.Start(ctx, cfg, probe.Env{Command: commandLine(args), Recorder: rec})
+	if err != nil {
+		return withHint(err)
 	}
-	return conclude(ctx, o, stdout, res, func(w io.Writer) error { return report.WriteText(w, res, o.out) }, runErr, writeErr)
+	defer r.Close()
+	stopProgress := showProgress(stderr, o.quiet, "measuring", r)
+	res, runErr := r.Measure(ctx)
+	stopProgress()
+	// The outputs are written, and the run lingers, while the stacks are
+	// still mapped, so that pmap -X can look at them meanwhile.
+	writeErr := writeOutputs(o.out, o.notes, res, rec)
+	if writeErr == nil && o.linger > 0 {
+		linger(ctx, o.linger, stderr)
+	}
+	return conclude(ctx, o, stdout, res.Summary, func(w io.Writer) error { return report.WriteText(w, res, o.out) }, withHint(runErr), writeErr)
 }
 
 // conclude prints the summary of a run whose outputs were written (as
@@ -187,18 +239,18 @@ func writeOutputs(dir, notes string, res *probe.Result, rec *report.CSV) error {
 		}
 		charts = append(charts, name)
 	}
-	if len(res.Depths) > 0 {
+	if len(res.Rows()) > 0 {
 		chart(report.ChartRSSVsDepth, func() (*plot.Plot, error) { return plots.RSSVsDepth(res) })
 	}
-	if len(res.Timeline) > 0 {
+	if len(res.Series.Timeline) > 0 {
 		chart(report.ChartRSSOverTime, func() (*plot.Plot, error) { return plots.RSSOverTime(res) })
 	}
-	if res.Residency != nil {
+	if rm := res.Series.Residency; rm != nil {
 		chart(report.ChartResidency, func() (*plot.Plot, error) {
-			return plots.Residency(res.Residency, fmt.Sprintf("Resident pages at the top of %d of %d stacks", len(res.Residency.Rows), res.Config.Stacks()))
+			return plots.Residency(rm, fmt.Sprintf("Resident pages at the top of %d of %d stacks", len(rm.Rows), res.Config.Stacks()))
 		})
 	}
-	if err := report.WriteFile(filepath.Join(dir, report.SummaryFile), func(w io.Writer) error { return report.WriteJSON(w, res) }); err != nil {
+	if err := report.WriteFile(filepath.Join(dir, report.SummaryFile), func(w io.Writer) error { return report.WriteJSON(w, res.Summary) }); err != nil {
 		errs = append(errs, err)
 	}
 	if err := report.WriteFile(filepath.Join(dir, report.EvidenceFile), func(w io.Writer) error { return report.WriteEvidence(w, res, charts) }); err != nil {

@@ -66,8 +66,16 @@ func TestBadInput(t *testing.T) {
 		{[]string{"--out=" + full}, "--out"},
 		{[]string{"--out=" + filepath.Join(file, "sub")}, "--out"},
 		{[]string{"--nosuch=1"}, "-nosuch"},
-		{[]string{"--tasks=many"}, "-tasks"},
+		{[]string{"--tasks=many"}, "--tasks"},
 		{[]string{"extra"}, "extra"},
+		{[]string{"--tasks=0", "--tasks=2"}, "--tasks"},
+		{[]string{"--tasks=010"}, "--tasks"},
+		{[]string{"--tasks=0x10"}, "--tasks"},
+		{[]string{"--tasks=1_000"}, "--tasks"},
+		{[]string{"--seed=08"}, "--seed"},
+		{[]string{"--interval=10"}, "unit"},
+		{[]string{"--messages=5.5"}, "--messages"},
+		{[]string{"--force", "--force"}, "--force"},
 	} {
 		out := filepath.Join(dir, "out")
 		args := append([]string{"--out=" + out}, c.args...)
@@ -106,24 +114,28 @@ type summary struct {
 		Tasks      int    `json:"tasks"`
 		Workload   string `json:"workload"`
 	} `json:"config"`
-	Depths []struct {
-		DepthBytes         int64 `json:"depth_bytes"`
-		ExpectedRSSBytes   int64 `json:"expected_rss_bytes"`
-		RSSBytesMin        int64 `json:"rss_bytes_min"`
-		RSSBytesMax        int64 `json:"rss_bytes_max"`
-		RSSBytesTotal      int64 `json:"rss_bytes_total"`
-		AnonHugeBytesTotal int64 `json:"anon_huge_bytes_total"`
-		VmPTEBytes         int64 `json:"vmpte_bytes"`
-		VMACount           int   `json:"vma_count"`
-		Matched            int   `json:"matched"`
-	} `json:"depths"`
-	PingPong *struct {
+	Steps []depthRow `json:"steps"`
+	// HighWaterGroups are the ping-pong's rows.
+	HighWaterGroups []depthRow `json:"high_water_groups"`
+	PingPong        *struct {
 		Transport  string                        `json:"transport"`
 		RoundTrips int64                         `json:"round_trips"`
 		Errors     int64                         `json:"errors"`
 		LatencyNs  struct{ P50, P99, Max int64 } `json:"latency_ns"`
 		Sampler    struct{ Samples int }         `json:"sampler"`
 	} `json:"pingpong"`
+}
+
+type depthRow struct {
+	DepthBytes         int64 `json:"depth_bytes"`
+	ExpectedRSSBytes   int64 `json:"expected_rss_bytes"`
+	RSSBytesMin        int64 `json:"rss_bytes_min"`
+	RSSBytesMax        int64 `json:"rss_bytes_max"`
+	RSSBytesTotal      int64 `json:"rss_bytes_total"`
+	AnonHugeBytesTotal int64 `json:"anon_huge_bytes_total"`
+	VmPTEBytes         int64 `json:"vmpte_bytes"`
+	VMACount           int   `json:"vma_count"`
+	Matched            int   `json:"matched"`
 }
 
 func readSummary(t *testing.T, dir string) summary {
@@ -171,10 +183,10 @@ func TestTouchEndToEnd(t *testing.T) {
 		t.Errorf("environment %+v", s.Environment)
 	}
 	wantPages := []int64{1, 1, 2, 16, 256, 2048}
-	if len(s.Depths) != len(wantPages) {
-		t.Fatalf("%d depths", len(s.Depths))
+	if len(s.Steps) != len(wantPages) {
+		t.Fatalf("%d depths", len(s.Steps))
 	}
-	for i, d := range s.Depths {
+	for i, d := range s.Steps {
 		want := wantPages[i] * 4096
 		if d.ExpectedRSSBytes != want || d.RSSBytesMin != want || d.RSSBytesMax != want || d.RSSBytesTotal != 16*want || d.Matched != 16 {
 			t.Errorf("depth %d: %+v, want %d bytes on all 16 stacks", d.DepthBytes, d, want)
@@ -221,7 +233,7 @@ func TestHugePagesExplained(t *testing.T) {
 		t.Fatalf("exit %d: %s", code, stderr)
 	}
 	s := readSummary(t, out)
-	d := s.Depths[0]
+	d := s.Steps[0]
 	if d.RSSBytesMin != 2<<20 || d.AnonHugeBytesTotal != 4*(2<<20) || d.Matched != 0 {
 		t.Errorf("1-byte touch with THP: %+v, want 2 MiB per stack in huge pages", d)
 	}
@@ -243,8 +255,8 @@ func TestPingPongEndToEnd(t *testing.T) {
 	if p == nil || p.RoundTrips != 5*200 || p.Errors != 0 || p.Transport != "unix" || p.LatencyNs.P50 <= 0 || p.Sampler.Samples < 1 {
 		t.Fatalf("pingpong %+v", p)
 	}
-	if len(s.Depths) != 1 || s.Depths[0].DepthBytes != 1_000_000 || s.Depths[0].Matched != 10 {
-		t.Errorf("depths %+v, want all 10 stacks at the ramp's last depth", s.Depths)
+	if len(s.HighWaterGroups) != 1 || s.HighWaterGroups[0].DepthBytes != 1_000_000 || s.HighWaterGroups[0].Matched != 10 {
+		t.Errorf("high-water groups %+v, want all 10 stacks at the ramp's last depth", s.HighWaterGroups)
 	}
 	checkPNG(t, filepath.Join(out, "rss-over-time.png"))
 	checkPNG(t, filepath.Join(out, "rss-vs-depth.png"))
@@ -258,6 +270,49 @@ func TestHelpAndVersion(t *testing.T) {
 	code, stdout, _ = invoke(t, "version")
 	if code != 0 || !strings.HasPrefix(stdout, "stackprobe ") {
 		t.Errorf("version: exit %d %q", code, stdout)
+	}
+	if code, stdout, stderr := invoke(t, "version", "--json"); code != 2 || stdout != "" || !strings.Contains(stderr, "version") {
+		t.Errorf("version --json: exit %d, stdout %q, stderr %q; want 2 naming version", code, stdout, stderr)
+	}
+}
+
+// Every command's --help lists exactly the flags it accepts: each listed
+// flag parses (help again, exit 0), and a flag of another command that is
+// not listed is refused as unknown.
+func TestHelpListsExactlyTheFlags(t *testing.T) {
+	flagRE := regexp.MustCompile(`(?m)^  -([a-z-]+)`)
+	listed := map[string][]string{}
+	for _, cmd := range []string{"", "compare", "limits"} {
+		args := []string{"--help"}
+		if cmd != "" {
+			args = []string{cmd, "--help"}
+		}
+		code, stdout, _ := invoke(t, args...)
+		if code != 0 {
+			t.Fatalf("%s --help: exit %d", cmd, code)
+		}
+		for _, m := range flagRE.FindAllStringSubmatch(stdout, -1) {
+			listed[cmd] = append(listed[cmd], m[1])
+		}
+		if len(listed[cmd]) == 0 {
+			t.Fatalf("%q --help lists no flags:\n%s", cmd, stdout)
+		}
+	}
+	for _, cmd := range []string{"compare", "limits"} {
+		for _, name := range listed[""] {
+			if slices.Contains(listed[cmd], name) {
+				continue
+			}
+			code, _, stderr := invoke(t, cmd, "--"+name+"=1")
+			if code != 2 || !strings.Contains(stderr, "unknown flag -"+name) {
+				t.Errorf("%s --%s (not in its help): exit %d, stderr %q; want refused as unknown", cmd, name, code, stderr)
+			}
+		}
+	}
+	for _, name := range []string{"thp", "release", "map-stack", "transport"} {
+		if slices.Contains(listed["compare"], name) {
+			t.Errorf("compare --help lists --%s, which its strategies set themselves", name)
+		}
 	}
 }
 
@@ -372,7 +427,7 @@ func TestFramesMatchPages(t *testing.T) {
 		if code != 0 {
 			t.Fatalf("%s: exit %d: %s", mode, code, stderr)
 		}
-		for _, d := range readSummary(t, out).Depths {
+		for _, d := range readSummary(t, out).Steps {
 			if d.Matched != 4 || d.RSSBytesMin != d.RSSBytesMax {
 				t.Errorf("%s depth %d: %+v", mode, d.DepthBytes, d)
 			}
