@@ -4,6 +4,12 @@ BIN     := bin/stackprobe
 OUT     ?= out
 RUNARGS ?= --stack=100MB --depth=4KiB,64KiB,1MiB --tasks=50 --messages=2000
 FUZZTIME ?= 10s
+# make bench [BENCH=regexp] [PKG=./procread] [COUNT=10]: the raw results go
+# to bench/new.txt and benchstat summarises them (median ± spread); with
+# bench/old.txt present it compares the two.
+BENCH   ?= .
+PKG     ?= ./...
+COUNT   ?= 10
 
 .PHONY: all build run test bench fuzz lint clean
 
@@ -20,7 +26,9 @@ test:
 	$(GO) test -race ./...
 
 bench:
-	$(GO) test -run='^$$' -bench=. -benchmem ./...
+	@mkdir -p bench
+	$(GO) test -run='^$$' -bench='$(BENCH)' -benchmem -count=$(COUNT) $(PKG) | tee bench/new.txt
+	@if [ -f bench/old.txt ]; then $(GO) tool benchstat bench/old.txt bench/new.txt; else $(GO) tool benchstat bench/new.txt; fi
 
 fuzz:
 	$(GO) test -run='^$$' -fuzz=FuzzParse$$ -fuzztime=$(FUZZTIME) ./sizes
@@ -32,4 +40,4 @@ lint:
 	$(GO) vet ./...
 
 clean:
-	rm -rf bin $(OUT)
+	rm -rf bin bench $(OUT)
