@@ -104,6 +104,8 @@ func Run(ctx context.Context, cfg Config) (res Result, err error) {
 	res.Errors = r.errors.Load()
 	res.Elapsed = r.clients.elapsed
 	res.Latency = r.clients.lat.latency()
+	res.ClientThreadCPU, res.ServerThreadCPU = r.clients.cpu, r.server.cpu
+	res.IdleCalls = r.clients.idleCalls + r.server.idleCalls
 	for _, s := range []*side{r.clients, r.server} {
 		if s.panicked != nil {
 			panic(s.panicked) // the deferred close still runs
@@ -231,10 +233,16 @@ type side struct {
 	events  [128]unix.EpollEvent
 	// lastYield is when the thread last passed through the scheduler.
 	lastYield time.Time
+	// chores is how often the thread looks for idle tasks and reads its sockets' memory (0:
+	// never), and lastChores when it last did.
+	chores     time.Duration
+	lastChores time.Time
 
 	// Results, read by Run after the thread ended.
 	roundTrips int64
 	elapsed    time.Duration
+	cpu        time.Duration
+	idleCalls  int64
 	lat        histogram
 	panicked   any
 }
@@ -242,9 +250,10 @@ type side struct {
 func newSide(r *run, kind Kind, capacity int) (s *side, err error) {
 	s = &side{
 		r: r, kind: kind, epfd: -1, wakefd: -1,
-		tasks: make([]task, 0, capacity),
-		runq:  make([]int32, 0, capacity),
-		retry: make([]int32, 0, capacity),
+		tasks:  make([]task, 0, capacity),
+		runq:   make([]int32, 0, capacity),
+		retry:  make([]int32, 0, capacity),
+		chores: r.cfg.choresEvery(),
 	}
 	defer func() {
 		if err != nil {
@@ -293,6 +302,8 @@ func (s *side) thread(start func()) {
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
 	defer s.shutdown()
+	cpu0 := threadCPU()
+	defer func() { s.cpu = threadCPU() - cpu0 }()
 	start()
 	s.loop()
 	if s.kind == Client {
@@ -334,6 +345,15 @@ func (s *side) loop() {
 		timeout := -1
 		if len(s.retry) > 0 {
 			timeout = max(0, int(time.Until(s.retryAt)/time.Millisecond)+1)
+		}
+		if s.chores > 0 {
+			now := time.Now()
+			if now.Sub(s.lastChores) >= s.chores {
+				s.doChores(now)
+			}
+			if c := int(s.chores / time.Millisecond); timeout < 0 || c < timeout {
+				timeout = c
+			}
 		}
 		n, err := s.wait(timeout)
 		if err != nil {
@@ -430,11 +450,44 @@ func (s *side) resume(t *task) {
 		return
 	}
 	t.wait = w
+	if s.r.cfg.Idle > 0 {
+		t.parkedAt, t.idle = time.Now(), false
+	}
 	if w == waitRetry {
 		if len(s.retry) == 0 {
 			s.retryAt = time.Now().Add(retryDelay)
 		}
 		s.retry = append(s.retry, t.slot)
+	}
+}
+
+// doChores calls OnIdle for each task parked for at least Idle that has not been reported since
+// it last ran, and publishes the memory of the side's connected sockets.
+func (s *side) doChores(now time.Time) {
+	s.lastChores = now
+	cfg := &s.r.cfg
+	var bytes, sockets int64
+	for i := range s.tasks {
+		t := &s.tasks[i]
+		if t.finished || t.acceptor {
+			continue
+		}
+		if cfg.Idle > 0 && !t.idle && !t.parkedAt.IsZero() && now.Sub(t.parkedAt) >= cfg.Idle {
+			t.idle = true
+			s.idleCalls++
+			if cfg.OnIdle != nil {
+				cfg.OnIdle(t.id, t.kind)
+			}
+		}
+		if cfg.SocketMemory != nil && t.fd >= 0 {
+			if b, err := socketMemory(t.fd); err == nil {
+				bytes += b
+				sockets++
+			}
+		}
+	}
+	if cfg.SocketMemory != nil {
+		cfg.SocketMemory.publish(s.kind, bytes, sockets)
 	}
 }
 

@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"syscall"
+	"time"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
@@ -250,4 +251,28 @@ func (l *listener) close() error {
 		l.dir = ""
 	}
 	return err
+}
+
+// socketMemory is the kernel memory one socket holds, bytes: SO_MEMINFO's receive-queue
+// allocation, transmit allocation, forward allocation and write-queue size, summed.
+// x/sys has the SK_MEMINFO_* indexes but no wrapper for the array-valued option.
+func socketMemory(fd int) (int64, error) {
+	var mi [unix.SK_MEMINFO_VARS]uint32
+	size := uint32(unsafe.Sizeof(mi))
+	_, _, errno := unix.Syscall6(unix.SYS_GETSOCKOPT, uintptr(fd), unix.SOL_SOCKET, unix.SO_MEMINFO,
+		uintptr(unsafe.Pointer(&mi[0])), uintptr(unsafe.Pointer(&size)), 0)
+	if errno != 0 {
+		return 0, os.NewSyscallError("getsockopt SO_MEMINFO", errno)
+	}
+	return int64(mi[unix.SK_MEMINFO_RMEM_ALLOC]) + int64(mi[unix.SK_MEMINFO_WMEM_ALLOC]) +
+		int64(mi[unix.SK_MEMINFO_FWD_ALLOC]) + int64(mi[unix.SK_MEMINFO_WMEM_QUEUED]), nil
+}
+
+// threadCPU is the calling thread's CPU time, user and system; 0 if getrusage fails.
+func threadCPU() time.Duration {
+	var ru unix.Rusage
+	if err := unix.Getrusage(unix.RUSAGE_THREAD, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }

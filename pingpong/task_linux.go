@@ -25,6 +25,10 @@ type task struct {
 	stopped  bool // it was ended by shutdown rather than by returning on its own
 	next     func() (wait, bool)
 	stop     func()
+	// parkedAt is when the task last yielded to the loop, and idle whether OnIdle was called
+	// for that park (both kept only when Config.Idle is set).
+	parkedAt time.Time
+	idle     bool
 	buf      [64]byte
 }
 
@@ -48,6 +52,11 @@ func (t *task) finish() {
 
 func (t *task) closeFD() {
 	if t.fd >= 0 && !t.acceptor {
+		if m := t.s.r.cfg.SocketMemory; m != nil {
+			if b, err := socketMemory(t.fd); err == nil {
+				m.closed(t.s.kind, b)
+			}
+		}
 		unix.Close(t.fd) // also drops it from the epoll set
 	}
 	t.fd = -1

@@ -10,6 +10,7 @@ import (
 	"stackprobe/limits"
 	"stackprobe/mmapstack"
 	"stackprobe/procread"
+	"stackprobe/report"
 	"stackprobe/sizes"
 )
 
@@ -34,6 +35,7 @@ func runLimits(ctx context.Context, args []string, stdout io.Writer) error {
 	var verifyN int64
 	verify := &verifyN
 	fs.Var(decimal64{verify}, "verify", "reserve up to this many stacks to check the prediction (0: predict only)")
+	format := fs.String("format", "text", "stdout format: text or json")
 	if err := fs.parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			fs.printHelp(stdout, limitsHelp, "")
@@ -54,6 +56,9 @@ func runLimits(ctx context.Context, args []string, stdout io.Writer) error {
 	}
 	if *verify < 0 || *verify > limits.MaxVerify {
 		return usagef("--verify %d: want 0 to %d", *verify, limits.MaxVerify)
+	}
+	if *format != "text" && *format != "json" {
+		return usagef("--format %q: want text or json", *format)
 	}
 	stackBytes := int64(mmapstack.RoundUp(int(size)))
 	if guard != mmapstack.GuardNone && stackBytes <= int64(mmapstack.PageSize()) {
@@ -76,5 +81,14 @@ func runLimits(ctx context.Context, args []string, stdout io.Writer) error {
 		}
 		v = &ver
 	}
+	if *format == "json" {
+		return report.WriteJSON(stdout, limitsJSON{Prediction: p, Verification: v})
+	}
 	return limits.WriteText(stdout, p, v)
+}
+
+// limitsJSON is what limits --format=json prints.
+type limitsJSON struct {
+	Prediction   limits.Prediction    `json:"prediction"`
+	Verification *limits.Verification `json:"verification,omitempty"`
 }
