@@ -63,13 +63,17 @@ const (
 	// ReleaseFree marks the pages below the kept top MADV_FREE; the kernel
 	// reclaims them only under memory pressure, so they stay in Rss.
 	ReleaseFree
+	// ReleaseIdle drops the pages below the kept top with MADV_DONTNEED,
+	// as ReleaseDontneed does, but the workload calls Release only when
+	// the stack's coroutine has been idle for a while, not after each use.
+	ReleaseIdle
 )
 
-func releaseNames() []string { return []string{"none", "dontneed", "free"} }
+func releaseNames() []string { return []string{"none", "dontneed", "free", "idle"} }
 
 func (r Release) String() string { return enumString(releaseNames(), int(r)) }
 
-// ParseRelease parses "none", "dontneed" or "free".
+// ParseRelease parses "none", "dontneed", "free" or "idle".
 func ParseRelease(s string) (Release, error) {
 	i, err := enumParse(releaseNames(), s)
 	return Release(i), err

@@ -61,6 +61,8 @@ type Stack struct {
 	release Release
 	thp     THP
 	deepest int // deepest Touch since the last Release, bytes
+	// madvises counts Release's madvise calls.
+	madvises int
 }
 
 // RoundUp rounds n up to a multiple of the page size.
@@ -226,11 +228,15 @@ func (s *Stack) Release() error {
 		advice, name = unix.MADV_FREE, "madvise(MADV_FREE)"
 	}
 	s.deepest = 0
+	s.madvises++
 	if err := unix.Madvise(s.mem[lo:hi], advice); err != nil {
 		return syscallError(name, err)
 	}
 	return nil
 }
+
+// Madvises counts the madvise calls Release has made on this stack.
+func (s *Stack) Madvises() int { return s.madvises }
 
 // Close unmaps the stack. It is safe to call more than once.
 func (s *Stack) Close() error {

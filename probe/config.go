@@ -76,7 +76,10 @@ type Config struct {
 	Pattern   Pattern       `json:"pattern,omitempty"`
 	Seed      int64         `json:"seed,omitempty"`
 	Interval  time.Duration `json:"interval_ns,omitempty"`
-	Watchdog  time.Duration `json:"watchdog_ns,omitempty"`
+	// Idle is how long a task must be parked before --release=idle gives
+	// its stack's pages back.
+	Idle     time.Duration `json:"idle_ns,omitempty"`
+	Watchdog time.Duration `json:"watchdog_ns,omitempty"`
 }
 
 // StackOptions are the mmapstack options every stack of the run uses.

@@ -12,6 +12,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"stackprobe/mmapstack"
 	"stackprobe/pingpong"
 )
 
@@ -28,6 +29,23 @@ type taskState struct {
 	depth     atomic.Int64 // depth of the latest step
 	highWater atomic.Int64 // deepest depth so far
 	steps     atomic.Int64
+	// sinceIdle is the deepest depth since the stack was last released
+	// for being idle, and idled counts those releases (--release=idle).
+	sinceIdle atomic.Int64
+	idled     atomic.Int64
+}
+
+// expected is what the stack of a task in state s should hold now, bytes:
+// the schedule's prediction under the run's release mode.
+func (c Config) expected(s *taskState, page int) int64 {
+	hw := s.highWater.Load()
+	if c.Release != mmapstack.ReleaseIdle || s.idled.Load() == 0 {
+		return expectedAfterRelease(c, hw, page)
+	}
+	// Released when idle: the kept top the stack ever touched, and
+	// whatever it touched since.
+	keep := min(ExpectedPages(hw, page), max(ExpectedPages(c.KeepTopBytes, page), 1)) * int64(page)
+	return max(keep, ExpectedPages(s.sinceIdle.Load(), page)*int64(page))
 }
 
 func (r *Run) runPingPong(ctx context.Context) error {
@@ -67,9 +85,12 @@ func (r *Run) runPingPong(ctx context.Context) error {
 		if d > s.highWater.Load() {
 			s.highWater.Store(d)
 		}
+		if d > s.sinceIdle.Load() {
+			s.sinceIdle.Store(d)
+		}
 		st := m.stacks[task]
 		_, err := use(st, cfg.TouchMode, d)
-		if err == nil {
+		if err == nil && cfg.Release != mmapstack.ReleaseIdle {
 			err = st.Release()
 		}
 		if err != nil {
@@ -80,9 +101,28 @@ func (r *Run) runPingPong(ctx context.Context) error {
 		}
 		s.steps.Add(1)
 	}
+	// onIdle gives an idle task's pages back (--release=idle), on the
+	// task's own thread while it is parked: nothing else uses its stack.
+	onIdle := func(task int, _ pingpong.Kind) {
+		s := &states[task]
+		if err := m.stacks[task].Release(); err != nil {
+			e := fmt.Errorf("task %d idle release: %w", task, err)
+			if touchErr.CompareAndSwap(nil, &e) {
+				stopIO(e)
+			}
+			return
+		}
+		s.sinceIdle.Store(0)
+		s.idled.Add(1)
+	}
+	var idle time.Duration
+	if cfg.Release == mmapstack.ReleaseIdle {
+		idle = cfg.Idle
+	}
+	var sockets pingpong.SocketMemory
 
 	sctx, stopSampler := context.WithCancel(ctx)
-	smp := &sampler{cfg: cfg, env: env, m: m, states: states, sched: sched, page: page, start: r.start, progress: r.set}
+	smp := &sampler{cfg: cfg, env: env, m: m, states: states, sched: sched, page: page, start: r.start, progress: r.set, sockets: &sockets, clients: clients}
 	var wg sync.WaitGroup
 	wg.Go(func() {
 		if err := smp.run(sctx); err != nil {
@@ -92,11 +132,15 @@ func (r *Run) runPingPong(ctx context.Context) error {
 
 	cpu0 := processCPU()
 	pr, runErr := pingpong.Run(ioCtx, pingpong.Config{
-		Transport: pingpong.Transport(cfg.Transport),
-		Clients:   clients,
-		Messages:  cfg.Messages,
-		Watchdog:  cfg.Watchdog,
-		OnStep:    onStep,
+		Transport:    pingpong.Transport(cfg.Transport),
+		Clients:      clients,
+		Messages:     cfg.Messages,
+		Watchdog:     cfg.Watchdog,
+		OnStep:       onStep,
+		Idle:         idle,
+		OnIdle:       onIdle,
+		SocketMemory: &sockets,
+		SocketEvery:  cfg.Interval,
 	})
 	stopSampler()
 	wg.Wait()
@@ -119,6 +163,28 @@ func (r *Run) runPingPong(ctx context.Context) error {
 	p.LatencyNanos.P99 = pr.Latency.P99.Nanoseconds()
 	p.LatencyNanos.Max = pr.Latency.Max.Nanoseconds()
 	p.PredictionExactSamples, p.PredictionMaxGapBytes = smp.exact, smp.maxGap
+	p.ThreadCPUNs.Clients, p.ThreadCPUNs.Server = pr.ClientThreadCPU.Nanoseconds(), pr.ServerThreadCPU.Nanoseconds()
+	p.IdleReleases = pr.IdleCalls
+	var madvises int64
+	for i, st := range m.stacks {
+		madvises += int64(st.Madvises())
+		if states[i].idled.Load() > 0 {
+			p.IdleStacks++
+		}
+	}
+	if pr.RoundTrips > 0 {
+		p.MadviseCallsPerRoundTrip = float64(madvises) / float64(pr.RoundTrips)
+	}
+	p.PeakStackRSSBytes = smp.peak
+	conns := int64(clients)
+	if smp.socketLooks > 0 {
+		mean := smp.socketEnd / conns
+		p.SocketBytesPerConnection.MeanEnd = &mean
+	}
+	p.SocketBytesPerConnection.Looks = smp.socketLooks
+	p.SocketBytesPerConnection.Max = sockets.Peak() / conns
+	closed, _ := sockets.AtClose()
+	p.SocketBytesPerConnection.AtClose = closed / conns
 	for i := range used {
 		if !used[i].Load() {
 			p.UnusedDepths = append(p.UnusedDepths, cfg.Depths[i])
@@ -140,6 +206,18 @@ func (r *Run) runPingPong(ctx context.Context) error {
 		return errors.Join(runErr, err)
 	}
 	res.HighWaterGroups, res.Series.PerStackRSS = byHighWater(cfg, &final, states, page, m)
+	if pr.RoundTrips > 0 {
+		p.MinorFaultsPerRoundTrip = float64(final.Totals.MinorFaults-res.Reserved.MinorFaults) / float64(pr.RoundTrips)
+	}
+	p.PeakStackRSSBytes = max(p.PeakStackRSSBytes, final.StackRSS)
+	for i := range states {
+		if s := &states[i]; s.idled.Load() > 0 && s.sinceIdle.Load() == 0 {
+			p.IdleAtEnd++
+			if final.Stacks[i].RSS == cfg.expected(s, page) {
+				p.IdleAtEndKeptTop++
+			}
+		}
+	}
 	r.finalStackRSS = final.StackRSS
 	return runErr
 }
@@ -181,6 +259,14 @@ type sampler struct {
 	start  time.Time
 	// progress reports client 0's steps of its messages.
 	progress func(done, total int)
+	// sockets is kept up to date by the IO threads; clients is the number
+	// of connections.
+	sockets *pingpong.SocketMemory
+	clients int
+
+	peak        int64 // the most StackRSS any sample found
+	socketEnd   int64 // socket bytes at the last look with every connection open
+	socketLooks int   // samples that saw every connection open
 
 	sample   Sample
 	seq      int
@@ -227,6 +313,11 @@ func (s *sampler) take() error {
 	}
 	s.costSum += s.sample.Cost
 	s.costMax = max(s.costMax, s.sample.Cost)
+	s.peak = max(s.peak, s.sample.StackRSS)
+	if bytes, n := s.sockets.Now(); n == 2*int64(s.clients) {
+		s.socketEnd = bytes
+		s.socketLooks++
+	}
 	if gap := s.sample.StackRSS - s.sample.Expected; gap == 0 {
 		s.exact++
 	} else {
@@ -294,7 +385,7 @@ func (s *sampler) measure(out *Sample, withSmaps bool) (err error) {
 	out.Expected = 0
 	for i := range s.states {
 		out.Stacks[i].Depth = s.states[i].depth.Load()
-		out.Expected += expectedAfterRelease(s.cfg, s.states[i].highWater.Load(), s.page)
+		out.Expected += s.cfg.expected(&s.states[i], s.page)
 	}
 	out.Cost = time.Since(begin)
 	return nil

@@ -193,6 +193,48 @@ type PingPongResult struct {
 	// UnusedDepths are depths of the list no task ever used (a random
 	// draw that missed them, or a run that stopped early).
 	UnusedDepths []int64 `json:"unused_depths,omitempty"`
+	// ThreadCPUNs is each IO thread's CPU time over the run, user and
+	// system (getrusage RUSAGE_THREAD), nanoseconds.
+	ThreadCPUNs struct {
+		Clients int64 `json:"clients"`
+		Server  int64 `json:"server"`
+	} `json:"thread_cpu_ns"`
+	// MinorFaultsPerRoundTrip is the process's minor faults from the
+	// reservation to the end of the IO over the round trips.
+	MinorFaultsPerRoundTrip float64 `json:"minor_faults_per_round_trip"`
+	// MadviseCallsPerRoundTrip is the release calls every stack made,
+	// over the round trips.
+	MadviseCallsPerRoundTrip float64 `json:"madvise_calls_per_round_trip"`
+	// IdleReleases counts releases of idle stacks, and IdleStacks the
+	// stacks released at least once that way (--release=idle).
+	IdleReleases int64 `json:"idle_releases,omitempty"`
+	IdleStacks   int   `json:"idle_stacks,omitempty"`
+	// IdleAtEnd counts stacks whose last event was an idle release (no use
+	// since), and IdleAtEndKeptTop those of them holding exactly the kept
+	// top: ceil(min(deepest, keep-top)/page) pages.
+	IdleAtEnd        int `json:"idle_at_end,omitempty"`
+	IdleAtEndKeptTop int `json:"idle_at_end_kept_top,omitempty"`
+	// PeakStackRSSBytes is the stacks' summed residency at the live
+	// sample that found the most.
+	PeakStackRSSBytes int64 `json:"peak_stack_rss_bytes"`
+	// SocketBytesPerConnection is the kernel memory of each connection's
+	// two sockets (SO_MEMINFO receive and send allocations, forward
+	// allocation and write queue), per connection.
+	SocketBytesPerConnection SocketBytes `json:"socket_bytes_per_connection"`
+}
+
+// SocketBytes is socket memory per connection, bytes.
+type SocketBytes struct {
+	// MeanEnd is the sockets' memory over the connections at the last look
+	// while every connection was open; absent when no look saw them all.
+	MeanEnd *int64 `json:"mean_end,omitempty"`
+	// Max is the most any look found, over the connections.
+	Max int64 `json:"max"`
+	// AtClose is what the two sockets held just before they were closed,
+	// mean per connection (their queues are normally empty by then).
+	AtClose int64 `json:"at_close"`
+	// Looks is how many looks saw every connection open.
+	Looks int `json:"looks"`
 }
 
 // SamplerStats is what live sampling cost.

@@ -33,7 +33,7 @@ type options struct {
 	tasks, messages                                      int
 	seed                                                 int64
 	mapStack, force, quiet, checkGuard                   bool
-	interval, watchdog, linger                           time.Duration
+	interval, watchdog, linger, idle                     time.Duration
 }
 
 // runDefaults are the main command's defaults.
@@ -42,7 +42,7 @@ func runDefaults() options {
 		workload: string(probe.WorkloadPingPong), stack: "100MB", depth: "4KiB,64KiB,1MiB", tasks: 100,
 		guard: "mprotect", thp: "system", mapStack: true, release: "none", keepTop: "4KiB",
 		touch: string(probe.TouchPages), transport: "tcp", messages: 1000, pattern: string(probe.PatternRamp),
-		seed: 1, interval: 10 * time.Millisecond, watchdog: 2 * time.Minute, out: "out", format: "text",
+		seed: 1, interval: 10 * time.Millisecond, idle: 10 * time.Millisecond, watchdog: 2 * time.Minute, out: "out", format: "text",
 	}
 }
 
@@ -76,7 +76,7 @@ func (o *options) modeFlags(fs *flagSet) {
 	fs.StringVar(&o.workload, "workload", o.workload, "what runs on the stacks: pingpong or touch")
 	fs.StringVar(&o.thp, "thp", o.thp, "transparent huge pages: system (no advice), never (MADV_NOHUGEPAGE) or always (MADV_HUGEPAGE)")
 	fs.BoolVar(&o.mapStack, "map-stack", o.mapStack, "map with MAP_STACK (implies no huge pages on Linux >= 6.7)")
-	fs.StringVar(&o.release, "release", o.release, "after each step: none, dontneed (MADV_DONTNEED) or free (MADV_FREE) below the kept top")
+	fs.StringVar(&o.release, "release", o.release, "after each step: none, dontneed (MADV_DONTNEED) or free (MADV_FREE) below the kept top; idle (pingpong: MADV_DONTNEED once a task has waited --idle)")
 	fs.StringVar(&o.keepTop, "keep-top", o.keepTop, "bytes at the top of a stack that a release keeps")
 	fs.BoolVar(&o.checkGuard, "check-guard", o.checkGuard, "also write one byte past a stack under each guard mode and report what happened")
 }
@@ -89,6 +89,7 @@ func (o *options) pingpongFlags(fs *flagSet) {
 	fs.Var(decimal64{&o.seed}, "seed", "pingpong: seed of the random pattern")
 	fs.Var(duration{&o.interval}, "interval", "pingpong: sampling interval")
 	fs.Var(duration{&o.watchdog}, "watchdog", "pingpong: fail a run whose tasks have not finished by then")
+	fs.Var(duration{&o.idle}, "idle", "pingpong with --release=idle: how long a task waits on its socket before its stack is released")
 }
 
 // outputFlags say where and how results are written.
@@ -393,7 +394,13 @@ func (o *options) pingpongConfig(c *probe.Config) error {
 	if o.watchdog <= 0 {
 		return usagef("--watchdog %v: want a positive duration such as 2m", o.watchdog)
 	}
+	if o.idle <= 0 {
+		return usagef("--idle %v: want a positive duration such as 10ms", o.idle)
+	}
 	if c.Workload != probe.WorkloadPingPong {
+		if c.Release == mmapstack.ReleaseIdle {
+			return usagef("--release=idle: only the pingpong workload has idle tasks (use dontneed with --workload=touch)")
+		}
 		return nil
 	}
 	switch n := len(c.Depths); {
@@ -404,5 +411,8 @@ func (o *options) pingpongConfig(c *probe.Config) error {
 	}
 	c.Transport, c.Messages, c.Pattern = o.transport, o.messages, probe.Pattern(o.pattern)
 	c.Seed, c.Interval, c.Watchdog = o.seed, o.interval, o.watchdog
+	if c.Release == mmapstack.ReleaseIdle {
+		c.Idle = o.idle
+	}
 	return nil
 }
