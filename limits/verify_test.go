@@ -43,7 +43,7 @@ func TestVerifyReleases(t *testing.T) {
 	for _, g := range []mmapstack.Guard{mmapstack.GuardMprotect, mmapstack.GuardMadvise, mmapstack.GuardNone} {
 		t.Run(g.String(), func(t *testing.T) {
 			skipIfNoGuardInstall(t, g)
-			before, err := ReadCurrent("")
+			before, err := procread.ReadUsage("", 0)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -51,7 +51,7 @@ func TestVerifyReleases(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			after, err := ReadCurrent("")
+			after, err := procread.ReadUsage("", 0)
 			if err != nil {
 				t.Fatal(err)
 			}
