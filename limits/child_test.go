@@ -38,6 +38,7 @@ type childConfig struct {
 type childResult struct {
 	Max          int64        `json:"max"`
 	Usable       int64        `json:"usable"`
+	MaxMapCount  int64        `json:"max_map_count"`
 	Binding      Limit        `json:"binding"`
 	Limits       []Limit      `json:"limits"`
 	Verification Verification `json:"verification"`
@@ -77,6 +78,10 @@ func runChild(cfgJSON string) error {
 		return err
 	}
 	cur := in.Usage
+	var maxMapCount int64
+	if in.System.MaxMapCount != nil {
+		maxMapCount = *in.System.MaxMapCount
+	}
 	p := PredictInputs(in, cfg.StackBytes, guard)
 	v, err := Verify(context.Background(), mmapstack.Options{Size: int(cfg.StackBytes), Guard: guard, MapStack: true}, cfg.N)
 	if err != nil {
@@ -87,7 +92,7 @@ func runChild(cfgJSON string) error {
 		return err
 	}
 	return json.NewEncoder(os.Stdout).Encode(childResult{
-		Max: p.Max, Usable: p.Usable, Binding: p.Binding, Limits: p.Limits, Verification: v, Text: text.String(), Current: cur,
+		Max: p.Max, Usable: p.Usable, MaxMapCount: maxMapCount, Binding: p.Binding, Limits: p.Limits, Verification: v, Text: text.String(), Current: cur,
 	})
 }
 

@@ -79,6 +79,10 @@ type System struct {
 	// facts were read: the kernel's estimate of memory that can be
 	// allocated without swapping.
 	MemAvailable uint64 `json:"mem_available_bytes,omitempty"`
+	// SwapTotal is /proc/meminfo SwapTotal (kB), bytes: 0 with no swap,
+	// nil if unread. Overcommit mode 0 weighs a mapping against RAM plus
+	// swap.
+	SwapTotal *uint64 `json:"swap_total_bytes,omitempty"`
 	// CgroupVersion is 2 for the unified hierarchy, 1 when memory figures
 	// come from the cgroup v1 memory controller, 0 if none was found.
 	CgroupVersion int `json:"cgroup_version,omitempty"`
@@ -315,6 +319,10 @@ func (c *sysCollector) meminfo(pfs procfs.FS, procRoot string) {
 	c.s.MemAvailable = get(m.MemAvailableBytes, "MemAvailable")
 	c.s.CommitLimit = get(m.CommitLimitBytes, "CommitLimit")
 	c.s.CommittedAS = get(m.CommittedASBytes, "Committed_AS")
+	if m.SwapTotalBytes == nil {
+		c.missing(path + ": SwapTotal")
+	}
+	c.s.SwapTotal = m.SwapTotalBytes
 }
 
 // cgroup finds this process's memory cgroup with procfs's Proc.Cgroups
