@@ -37,6 +37,8 @@ type childConfig struct {
 // childResult is what a child reports on its stdout.
 type childResult struct {
 	Max          int64        `json:"max"`
+	Usable       int64        `json:"usable"`
+	MaxMapCount  int64        `json:"max_map_count"`
 	Binding      Limit        `json:"binding"`
 	Limits       []Limit      `json:"limits"`
 	Verification Verification `json:"verification"`
@@ -71,15 +73,16 @@ func runChild(cfgJSON string) error {
 			return err
 		}
 	}
-	sys, err := procread.ReadSystem("", "")
+	in, err := procread.ReadLimitInputs("", "")
 	if err != nil {
 		return err
 	}
-	cur, err := ReadCurrent("")
-	if err != nil {
-		return err
+	cur := in.Usage
+	var maxMapCount int64
+	if in.System.MaxMapCount != nil {
+		maxMapCount = *in.System.MaxMapCount
 	}
-	p := Predict(sys, cur, cfg.StackBytes, guard)
+	p := PredictInputs(in, cfg.StackBytes, guard)
 	v, err := Verify(context.Background(), mmapstack.Options{Size: int(cfg.StackBytes), Guard: guard, MapStack: true}, cfg.N)
 	if err != nil {
 		return err
@@ -89,7 +92,7 @@ func runChild(cfgJSON string) error {
 		return err
 	}
 	return json.NewEncoder(os.Stdout).Encode(childResult{
-		Max: p.Max, Binding: p.Binding, Limits: p.Limits, Verification: v, Text: text.String(), Current: cur,
+		Max: p.Max, Usable: p.Usable, MaxMapCount: maxMapCount, Binding: p.Binding, Limits: p.Limits, Verification: v, Text: text.String(), Current: cur,
 	})
 }
 
@@ -98,7 +101,7 @@ func runChild(cfgJSON string) error {
 // runtime's own growth (a race-enabled binary on a loaded machine maps
 // more than half a 256 MiB stack meanwhile).
 func lowerRlimit(cfg childConfig, guard mmapstack.Guard) error {
-	cur, err := ReadCurrent("")
+	cur, err := procread.ReadUsage("", 0)
 	if err != nil {
 		return err
 	}

@@ -5,7 +5,8 @@
 // Reserving a lazily backed stack costs no physical memory, but it is not
 // free. Each reservation is checked against:
 //
-//   - vm.max_map_count, the most VMAs a process may hold. A GuardMprotect
+//   - vm.max_map_count, the most VMAs a process may hold (mm->map_count,
+//     which does not count the [vsyscall] gate page /proc/PID/maps lists). A GuardMprotect
 //     stack is two VMAs (the PROT_NONE page splits the mapping, and the
 //     guard and the usable VMA of neighbouring stacks alternate, so they
 //     never merge). GuardMadvise and GuardNone stacks are one VMA each, but
@@ -29,8 +30,9 @@
 // reserved bytes: it is listed, and counted only for the page tables of
 // GuardMadvise stacks.
 //
-// Predict is a pure function of the facts read by procread.ReadSystem and
-// ReadCurrent, so every case can be tested with fabricated inputs. Verify
+// Predict is a pure function of the facts procread.ReadLimitInputs reads
+// (limits opens no file), so every case can be tested with fabricated
+// inputs. Verify
 // checks a prediction the only sure way: by reserving stacks until the
 // kernel refuses, then releasing all of them.
 package limits

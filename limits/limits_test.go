@@ -65,13 +65,19 @@ func TestPredictBinding(t *testing.T) {
 		guard   mmapstack.Guard
 		binding string
 		max     int64
+		usable  int64 // Max less the runtime's headroom; 0 means Max
 	}{
-		// (65530 - 58) / 2 VMAs per stack.
+		// (65530 - 58) / 2 VMAs per stack; usable: (65530 - 58 - 64) / 2.
 		{name: "map count, guard mprotect", stack: 100 * mib, guard: mmapstack.GuardMprotect,
-			binding: NameMapCount, max: 32736},
+			binding: NameMapCount, max: 32736, usable: 32704},
 		// An odd number of free VMAs leaves one unused.
 		{name: "map count, odd free", cur: func(c *Current) { c.VMAs = 57 }, stack: 100 * mib,
-			guard: mmapstack.GuardMprotect, binding: NameMapCount, max: 32736},
+			guard: mmapstack.GuardMprotect, binding: NameMapCount, max: 32736, usable: 32704},
+		// The headroom alone: 2000 - 60 = 1940 free VMAs, 970 stacks the
+		// kernel allows, (1940 - 64) / 2 = 938 a run may use.
+		{name: "map count 2000", sys: func(s *procread.System) { s.MaxMapCount = i64(2000) },
+			cur: func(c *Current) { c.VMAs = 60 }, stack: 100 * mib, guard: mmapstack.GuardMprotect,
+			binding: NameMapCount, max: 970, usable: 938},
 		{name: "map count already exceeded", sys: func(s *procread.System) { s.MaxMapCount = i64(30) },
 			stack: 100 * mib, guard: mmapstack.GuardMprotect, binding: NameMapCount, max: 0},
 		// Merging stacks leave the 128 TiB address space: (2^47 - 4096 - 1 GiB) / 100 MiB.
@@ -136,9 +142,19 @@ func TestPredictBinding(t *testing.T) {
 				t.Errorf("binding %q max %d (binding max %d), want %q %d\nlimits: %+v",
 					p.Binding.Name, p.Max, p.Binding.Max, c.binding, c.max, p.Limits)
 			}
+			usable := c.usable
+			if usable == 0 {
+				usable = c.max
+			}
+			if p.Usable != usable || p.UsableBinding.Max != usable || p.HeadroomVMAs != RuntimeHeadroomVMAs {
+				t.Errorf("usable %d (%+v), headroom %d; want %d, %d", p.Usable, p.UsableBinding, p.HeadroomVMAs, usable, RuntimeHeadroomVMAs)
+			}
+			if usable != c.max && (p.UsableBinding.Name != NameMapCount || !strings.Contains(p.UsableBinding.Detail, "64 kept for the Go runtime")) {
+				t.Errorf("usable binding %+v, want the map count with the headroom named", p.UsableBinding)
+			}
 			n, l := MaxTasks(sys, cur, c.stack, c.guard)
-			if n != p.Max || l != p.Binding {
-				t.Errorf("MaxTasks = %d, %+v; Predict says %d, %+v", n, l, p.Max, p.Binding)
+			if n != p.Usable || l != p.UsableBinding {
+				t.Errorf("MaxTasks = %d, %+v; Predict says usable %d, %+v", n, l, p.Usable, p.UsableBinding)
 			}
 		})
 	}

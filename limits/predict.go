@@ -29,6 +29,17 @@ const (
 // Unbounded is the Max of a limit that does not bound the stack count.
 const Unbounded = -1
 
+// RuntimeHeadroomVMAs is how many VMAs a prediction keeps free for the
+// mappings the Go runtime and the run itself make after the prediction is
+// read: every new OS thread is a pthread stack plus its guard (2 VMAs) in
+// a cgo binary, and heap arenas and spans that the runtime maps or changes
+// add more. Measured on Linux 6.18 from the limit check to the end of a
+// run: 20 VMAs for a ping-pong of 100 clients, 27 for 1000 and 2000
+// clients (with 2 VMAs per stack taken out), 1 for a touch run of 1000
+// stacks. Kept at more than twice the largest: a run holding all but a
+// few VMAs of vm.max_map_count dies in pthread_create.
+const RuntimeHeadroomVMAs = 64
+
 // defaultUserReserve is vm.user_reserve_kbytes at its cap (128 MiB), used
 // when the sysctl could not be read.
 const defaultUserReserve = 128 << 20
@@ -78,7 +89,20 @@ type Prediction struct {
 	// on a tie), or a Limit named NameNone when none is bounded.
 	Binding Limit `json:"binding"`
 	// Max is Binding.Max: the predicted number of stacks, or Unbounded.
+	// It is what the kernel allows when nothing else maps meanwhile, the
+	// count Verify checks.
 	Max int64 `json:"max"`
+	// HeadroomVMAs is the VMAs Usable keeps free for the Go runtime's own
+	// mappings, a count: RuntimeHeadroomVMAs.
+	HeadroomVMAs int64 `json:"runtime_headroom_vmas"`
+	// Usable is how many stacks a run may hold: Max, less the stacks whose
+	// VMAs HeadroomVMAs keeps for the runtime where vm.max_map_count
+	// counts VMAs per stack (guard mprotect); Unbounded when nothing bounds
+	// it. A run asking for more is refused up front.
+	Usable int64 `json:"usable"`
+	// UsableBinding is the limit that sets Usable: Binding, or the
+	// vm.max_map_count limit with the headroom taken out.
+	UsableBinding Limit `json:"usable_binding"`
 }
 
 // Predict computes how many more stacks of stackBytes this process can
@@ -89,11 +113,12 @@ func Predict(sys procread.System, cur Current, stackBytes int64, guard mmapstack
 	if page <= 0 {
 		page = 4096
 	}
-	p := Prediction{StackBytes: stackBytes, Guard: guard}
+	p := Prediction{StackBytes: stackBytes, Guard: guard, HeadroomVMAs: RuntimeHeadroomVMAs}
 	if stackBytes <= 0 || stackBytes > sizes.MaxBytes {
 		p.Limits = []Limit{{Name: NameStackSize, Max: 0,
 			Detail: fmt.Sprintf("%d bytes is not a stack size (want 1 byte to 128 TiB)", stackBytes)}}
 		p.Binding, p.Max = p.Limits[0], 0
+		p.Usable, p.UsableBinding = 0, p.Binding
 		return p
 	}
 	size := (stackBytes + page - 1) / page * page
@@ -137,17 +162,39 @@ func Predict(sys procread.System, cur Current, stackBytes int64, guard mmapstack
 		}
 	}
 	p.Max = p.Binding.Max
+	p.Usable, p.UsableBinding = p.Max, p.Binding
+	if l, ok := mapCountUsable(sys, cur, guard, p.HeadroomVMAs); ok && (!p.Binding.Bounded() || l.Max < p.Max) {
+		p.Usable, p.UsableBinding = l.Max, l
+	}
 	return p
 }
 
 // MaxTasks is how many tasks, one stack of stackBytes each, a run can
-// reserve, and the limit that says so: Predict's Max and Binding. Max is
-// Unbounded when nothing bounds it. It counts the stacks alone; a run maps
-// a little more meanwhile (threads, heap, sockets), so a task count right
-// at the bound may still fail.
+// reserve, and the limit that says so: Predict's Usable and UsableBinding,
+// which keep RuntimeHeadroomVMAs free for the mappings the run makes
+// meanwhile (threads, heap). It is Unbounded when nothing bounds it.
 func MaxTasks(sys procread.System, cur Current, stackBytes int64, guard mmapstack.Guard) (int64, Limit) {
 	p := Predict(sys, cur, stackBytes, guard)
-	return p.Max, p.Binding
+	return p.Usable, p.UsableBinding
+}
+
+// PredictInputs is Predict on what procread.ReadLimitInputs read.
+func PredictInputs(in procread.LimitInputs, stackBytes int64, guard mmapstack.Guard) Prediction {
+	return Predict(in.System, in.Usage, stackBytes, guard)
+}
+
+// mapCountUsable is the vm.max_map_count limit with headroom VMAs kept
+// free for the runtime; ok is false when the map count does not bound the
+// stacks (not read, or stacks that merge).
+func mapCountUsable(sys procread.System, cur Current, guard mmapstack.Guard, headroom int64) (Limit, bool) {
+	if sys.MaxMapCount == nil || guard != mmapstack.GuardMprotect {
+		return Limit{}, false
+	}
+	limit := *sys.MaxMapCount
+	free := max(limit-int64(cur.VMAs)-headroom, 0)
+	return Limit{Name: NameMapCount, Max: free / 2,
+		Detail: fmt.Sprintf("%d, 2 VMAs per stack (guard mprotect), %d VMAs in use, %d kept for the Go runtime's threads and heap",
+			limit, cur.VMAs, headroom)}, true
 }
 
 // guardSupport refuses GuardMadvise on a kernel older than 6.13, where
@@ -319,6 +366,9 @@ func rlimitData(cur Current, size, uncounted int64) Limit {
 // bound: holes between existing mappings that are smaller than a stack,
 // mmap_min_addr and the gap kept below the main thread's stack are lost.
 func addressSpace(sys procread.System, cur Current, size, page int64) Limit {
+	if cur.AddressGaps != nil {
+		return addressGaps(cur.AddressGaps, size)
+	}
 	bitsVA := 47
 	if sys.Arch == "arm64" {
 		bitsVA = 48
@@ -328,6 +378,22 @@ func addressSpace(sys procread.System, cur Current, size, page int64) Limit {
 	l.Detail = fmt.Sprintf("%d-bit user space %s, VmSize %s in use; an upper bound (holes smaller than a stack are lost)",
 		bitsVA, iec(uint64(1)<<bitsVA), iec(cur.VmSizeBytes))
 	return l
+}
+
+// addressGaps is the address space limit from the free ranges of the
+// process's address space: a stack of size bytes fits floor(gap/size)
+// times in each gap, as the kernel places each new mapping in a free range
+// large enough for it (top-down below mmap_base, then bottom-up).
+func addressGaps(gaps []uint64, size int64) Limit {
+	var n uint64
+	var largest uint64
+	for _, g := range gaps {
+		n += g / uint64(size)
+		largest = max(largest, g)
+	}
+	return Limit{Name: NameAddressSpace, Max: int64(min(n, 1<<62)),
+		Detail: fmt.Sprintf("%d free ranges of the user address space (largest %s) hold %d stacks; ranges smaller than a stack are lost",
+			len(gaps), iec(largest), n)}
 }
 
 // pageTableBytes is the page-table memory one GuardMadvise stack costs

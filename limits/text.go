@@ -36,6 +36,9 @@ func WriteText(w io.Writer, p Prediction, v *Verification) error {
 	} else {
 		fmt.Fprintln(bw, "Predicted: no limit bounds the number of stacks.")
 	}
+	if p.UsableBinding.Name != "" && p.Usable != p.Max {
+		fmt.Fprintf(bw, "Usable:    %d stacks by a run, keeping %d VMAs for the Go runtime's threads and heap.\n", p.Usable, p.HeadroomVMAs)
+	}
 	if v != nil {
 		writeVerification(bw, p, *v)
 	}

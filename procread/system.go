@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -20,18 +21,19 @@ import (
 // empty) and its path is listed in Missing: it is never reported as zero.
 type System struct {
 	// Kernel is the kernel release, from /proc/sys/kernel/osrelease.
-	Kernel string `json:"kernel"`
+	Kernel string `json:"kernel,omitempty"`
 	// Arch is the Go architecture of this binary (runtime.GOARCH).
 	Arch string `json:"arch"`
 	// PageSize is the base page size, bytes (os.Getpagesize).
 	PageSize int `json:"page_size"`
 	// THPEnabled is the selected transparent huge page mode, the bracketed
 	// word of /sys/kernel/mm/transparent_hugepage/enabled: "always",
-	// "madvise" or "never"; "" if the file is absent.
-	THPEnabled string `json:"thp_enabled"`
+	// "madvise" or "never"; "" (absent from the JSON) if unreadable.
+	THPEnabled string `json:"thp_enabled,omitempty"`
 	// THPDefrag is the selected THP fault-time defrag mode, the bracketed
-	// word of /sys/kernel/mm/transparent_hugepage/defrag, e.g. "madvise".
-	THPDefrag string `json:"thp_defrag"`
+	// word of /sys/kernel/mm/transparent_hugepage/defrag, e.g. "madvise";
+	// "" (absent from the JSON) if unreadable.
+	THPDefrag string `json:"thp_defrag,omitempty"`
 	// MTHPEnabled maps each multi-size THP size (e.g. "64kB") to its
 	// selected mode, from /sys/kernel/mm/transparent_hugepage/hugepages-*/
 	// enabled: "always", "inherit", "madvise" or "never". Absent before
@@ -48,13 +50,13 @@ type System struct {
 	// OvercommitMemory is vm.overcommit_memory from
 	// /proc/sys/vm/overcommit_memory: 0 heuristic, 1 always, 2 strict
 	// (MAP_NORESERVE is then ignored and every stack is charged in full).
-	OvercommitMemory *int64 `json:"overcommit_memory"`
+	OvercommitMemory *int64 `json:"overcommit_memory,omitempty"`
 	// OvercommitRatio is vm.overcommit_ratio, percent of RAM counted in
 	// CommitLimit under strict overcommit, from /proc/sys/vm/overcommit_ratio.
 	OvercommitRatio *int64 `json:"overcommit_ratio,omitempty"`
 	// MaxMapCount is vm.max_map_count, the most VMAs a process may have
 	// (a guarded stack takes two), from /proc/sys/vm/max_map_count.
-	MaxMapCount *int64 `json:"max_map_count"`
+	MaxMapCount *int64 `json:"max_map_count,omitempty"`
 	// RlimitAS is the soft RLIMIT_AS of this process, bytes, from
 	// /proc/self/limits "Max address space"; nil means unlimited
 	// (RLIM_INFINITY). Every reserved stack counts against it in full.
@@ -73,6 +75,14 @@ type System struct {
 	CommittedAS uint64 `json:"committed_as_bytes,omitempty"`
 	// MemTotal is /proc/meminfo MemTotal (kB), bytes: usable RAM.
 	MemTotal uint64 `json:"mem_total_bytes,omitempty"`
+	// MemAvailable is /proc/meminfo MemAvailable (kB), bytes, when the
+	// facts were read: the kernel's estimate of memory that can be
+	// allocated without swapping.
+	MemAvailable uint64 `json:"mem_available_bytes,omitempty"`
+	// SwapTotal is /proc/meminfo SwapTotal (kB), bytes: 0 with no swap,
+	// nil if unread. Overcommit mode 0 weighs a mapping against RAM plus
+	// swap.
+	SwapTotal *uint64 `json:"swap_total_bytes,omitempty"`
 	// CgroupVersion is 2 for the unified hierarchy, 1 when memory figures
 	// come from the cgroup v1 memory controller, 0 if none was found.
 	CgroupVersion int `json:"cgroup_version,omitempty"`
@@ -98,9 +108,14 @@ type System struct {
 // page. Anything at or above it means no limit.
 const cgroupV1Unlimited = 0x7FFFFFFFFFFFF000
 
+// rlimInfinity is RLIM_INFINITY, which procfs reports for "unlimited".
+const rlimInfinity = ^uint64(0)
+
 // ReadSystem reads the machine facts from procRoot (e.g. "/proc") and
-// sysRoot (e.g. "/sys"); "" means those defaults. Files that are absent or
-// unreadable are listed in System.Missing and are not an error; an error
+// sysRoot (e.g. "/sys"); "" means those defaults. The process facts
+// (limits, cgroup) are those of procRoot/self. Files that are absent or
+// unreadable are listed in System.Missing and are not an error; so are the
+// vm sysctls when malformed (procfs's FS.VM reads them leniently). An error
 // means procRoot does not exist or a file that was read is malformed. Even
 // then the facts that were read are returned.
 func ReadSystem(procRoot, sysRoot string) (System, error) {
@@ -118,6 +133,10 @@ func ReadSystem(procRoot, sysRoot string) (System, error) {
 	if _, err := os.Stat(procRoot); err != nil {
 		return s, fmt.Errorf("procread: proc root: %w", err)
 	}
+	pfs, err := procfs.NewFS(procRoot)
+	if err != nil {
+		return s, fmt.Errorf("procread: proc root %s: %w", procRoot, err)
+	}
 	c := &sysCollector{s: &s}
 	p := func(elem ...string) string { return filepath.Join(append([]string{procRoot}, elem...)...) }
 	thp := func(elem ...string) string {
@@ -134,12 +153,11 @@ func ReadSystem(procRoot, sysRoot string) (System, error) {
 		s.THPPMDSize = uint64(*v)
 	}
 	c.mthp(thp())
-	s.OvercommitMemory = c.int64(p("sys", "vm", "overcommit_memory"))
-	s.OvercommitRatio = c.int64(p("sys", "vm", "overcommit_ratio"))
-	s.MaxMapCount = c.int64(p("sys", "vm", "max_map_count"))
-	c.limits(p("self", "limits"))
-	c.meminfo(procRoot)
-	c.cgroup(p("self", "cgroup"), filepath.Join(sysRoot, "fs", "cgroup"))
+	c.vm(pfs, procRoot)
+	self, selfErr := pfs.Self()
+	c.limits(self, selfErr, p("self", "limits"))
+	c.meminfo(pfs, procRoot)
+	c.cgroup(self, selfErr, p("self", "cgroup"), filepath.Join(sysRoot, "fs", "cgroup"))
 	return s, errors.Join(c.errs...)
 }
 
@@ -154,6 +172,12 @@ func (c *sysCollector) missing(what string) { c.s.Missing = append(c.s.Missing, 
 
 func (c *sysCollector) fail(path string, err error) {
 	c.errs = append(c.errs, fmt.Errorf("%s: %w", path, err))
+}
+
+// unreadable reports whether err means the file is absent or may not be
+// read, as opposed to malformed.
+func unreadable(err error) bool {
+	return errors.Is(err, fs.ErrNotExist) || errors.Is(err, fs.ErrPermission)
 }
 
 // read returns the contents of path without surrounding white space, or
@@ -223,96 +247,61 @@ func (c *sysCollector) mthp(dir string) {
 	}
 }
 
-// limits reads the soft limits of interest from /proc/self/limits.
-func (c *sysCollector) limits(path string) {
-	v, ok := c.read(path)
-	if !ok {
+// vm reads the sysctls overcommit_memory, overcommit_ratio and
+// max_map_count with procfs's FS.VM. A sysctl it could not read or parse
+// is listed as missing.
+func (c *sysCollector) vm(pfs procfs.FS, procRoot string) {
+	vm, err := pfs.VM()
+	if err != nil && !unreadable(err) {
+		c.fail(filepath.Join(procRoot, "sys", "vm"), err)
+	}
+	if vm == nil {
+		vm = &procfs.VM{}
+	}
+	get := func(v *int64, name string) *int64 {
+		if v == nil {
+			c.missing(filepath.Join(procRoot, "sys", "vm", name))
+		}
+		return v
+	}
+	c.s.OvercommitMemory = get(vm.OvercommitMemory, "overcommit_memory")
+	c.s.OvercommitRatio = get(vm.OvercommitRatio, "overcommit_ratio")
+	c.s.MaxMapCount = get(vm.MaxMapCount, "max_map_count")
+}
+
+// limits reads the soft limits of interest with procfs's Proc.Limits.
+// procfs reports "unlimited" as RLIM_INFINITY.
+func (c *sysCollector) limits(self procfs.Proc, selfErr error, path string) {
+	if selfErr != nil {
+		c.missing(path)
 		return
 	}
-	soft, err := parseLimits(v)
+	l, err := self.Limits()
 	if err != nil {
-		c.fail(path, err)
-		return
-	}
-	want := func(name string) (string, bool) {
-		s, ok := soft[name]
-		if !ok {
-			c.missing(path + ": " + name)
-		}
-		return s, ok
-	}
-	limit := func(name string) *uint64 {
-		s, ok := want(name)
-		if !ok || s == "unlimited" {
-			return nil
-		}
-		n, err := strconv.ParseUint(s, 10, 64)
-		if err != nil {
-			c.fail(path, fmt.Errorf("%s: %w", name, err))
-			return nil
-		}
-		return &n
-	}
-	c.s.RlimitAS = limit("Max address space")
-	c.s.RlimitStack = limit("Max stack size")
-	if s, ok := want("Max open files"); ok {
-		if s == "unlimited" {
-			c.s.RlimitNofile = ^uint64(0) // RLIM_INFINITY
-		} else if n, err := strconv.ParseUint(s, 10, 64); err != nil {
-			c.fail(path, fmt.Errorf("Max open files: %w", err))
+		if unreadable(err) {
+			c.missing(path)
 		} else {
-			c.s.RlimitNofile = n
+			c.fail(path, err)
 		}
-	}
-}
-
-// parseLimits maps each limit name of a /proc/PID/limits file to its soft
-// value ("unlimited" or a number). Names are several words; the columns
-// after them are soft, hard and, for most, units.
-func parseLimits(v string) (map[string]string, error) {
-	lines := strings.Split(v, "\n")
-	if len(lines) == 0 || !strings.HasPrefix(lines[0], "Limit") {
-		return nil, errors.New(`no "Limit" header line`)
-	}
-	soft := make(map[string]string, len(lines))
-	for _, line := range lines[1:] {
-		f := strings.Fields(line)
-		// The name ends at the first field that is a value.
-		i := 0
-		for i < len(f) && f[i] != "unlimited" && !isDigits(f[i]) {
-			i++
-		}
-		if i == 0 || i == len(f) {
-			if strings.TrimSpace(line) == "" {
-				continue
-			}
-			return nil, fmt.Errorf("malformed line %q", line)
-		}
-		soft[strings.Join(f[:i], " ")] = f[i]
-	}
-	return soft, nil
-}
-
-func isDigits(s string) bool {
-	for i := 0; i < len(s); i++ {
-		if s[i] < '0' || s[i] > '9' {
-			return false
-		}
-	}
-	return s != ""
-}
-
-// meminfo reads MemTotal, CommitLimit and Committed_AS.
-func (c *sysCollector) meminfo(procRoot string) {
-	path := filepath.Join(procRoot, "meminfo")
-	pfs, err := procfs.NewFS(procRoot)
-	if err != nil {
-		c.fail(procRoot, err)
 		return
 	}
+	limit := func(v uint64) *uint64 {
+		if v == rlimInfinity {
+			return nil
+		}
+		return &v
+	}
+	c.s.RlimitAS = limit(l.AddressSpace)
+	c.s.RlimitStack = limit(l.StackSize)
+	c.s.RlimitNofile = l.OpenFiles
+}
+
+// meminfo reads MemTotal, MemAvailable, CommitLimit and Committed_AS.
+func (c *sysCollector) meminfo(pfs procfs.FS, procRoot string) {
+	path := filepath.Join(procRoot, "meminfo")
 	m, err := pfs.Meminfo()
 	if err != nil {
-		if errors.Is(err, fs.ErrNotExist) || errors.Is(err, fs.ErrPermission) {
+		if unreadable(err) {
 			c.missing(path)
 		} else {
 			c.fail(path, err)
@@ -327,24 +316,34 @@ func (c *sysCollector) meminfo(procRoot string) {
 		return *v
 	}
 	c.s.MemTotal = get(m.MemTotalBytes, "MemTotal")
+	c.s.MemAvailable = get(m.MemAvailableBytes, "MemAvailable")
 	c.s.CommitLimit = get(m.CommitLimitBytes, "CommitLimit")
 	c.s.CommittedAS = get(m.CommittedASBytes, "Committed_AS")
+	if m.SwapTotalBytes == nil {
+		c.missing(path + ": SwapTotal")
+	}
+	c.s.SwapTotal = m.SwapTotalBytes
 }
 
-// cgroup finds this process's memory cgroup from /proc/self/cgroup and
-// reads its usage and limit under cgroupRoot (/sys/fs/cgroup): the unified
-// (v2) hierarchy first, mounted at the root or, on hybrid systems, at
-// "unified"; then the v1 memory controller.
-func (c *sysCollector) cgroup(selfCgroup, cgroupRoot string) {
-	v, ok := c.read(selfCgroup)
-	if !ok {
+// cgroup finds this process's memory cgroup with procfs's Proc.Cgroups
+// and reads its usage and limit under cgroupRoot (/sys/fs/cgroup): the
+// unified (v2) hierarchy first, mounted at the root or, on hybrid systems,
+// at "unified"; then the v1 memory controller.
+func (c *sysCollector) cgroup(self procfs.Proc, selfErr error, selfCgroup, cgroupRoot string) {
+	if selfErr != nil {
+		c.missing(selfCgroup)
 		return
 	}
-	v2, v1, err := parseCgroup(v)
+	groups, err := self.Cgroups()
 	if err != nil {
-		c.fail(selfCgroup, err)
+		if unreadable(err) {
+			c.missing(selfCgroup)
+		} else {
+			c.fail(selfCgroup, err)
+		}
 		return
 	}
+	v2, v1 := memoryCgroups(groups)
 	if v2 != "" {
 		for _, base := range []string{cgroupRoot, filepath.Join(cgroupRoot, "unified")} {
 			dir, ok := within(base, v2)
@@ -398,36 +397,19 @@ func (c *sysCollector) cgroupValue(path string) *uint64 {
 	return &n
 }
 
-// parseCgroup returns the unified-hierarchy path (line "0::/path") and the
-// v1 memory controller path (line "N:...,memory,...:/path") of a
+// memoryCgroups returns the unified-hierarchy path (hierarchy 0, no
+// controllers) and the v1 memory controller's path among the lines of a
 // /proc/PID/cgroup file.
-func parseCgroup(v string) (v2, v1 string, err error) {
-	for line := range strings.SplitSeq(v, "\n") {
-		if line == "" {
-			continue
-		}
-		id, rest, ok1 := strings.Cut(line, ":")
-		ctrls, path, ok2 := strings.Cut(rest, ":")
-		if !ok1 || !ok2 || !strings.HasPrefix(path, "/") {
-			return "", "", fmt.Errorf("malformed line %q", line)
-		}
+func memoryCgroups(groups []procfs.Cgroup) (v2, v1 string) {
+	for _, g := range groups {
 		switch {
-		case id == "0" && ctrls == "":
-			v2 = path
-		case ctrlsHave(ctrls, "memory"):
-			v1 = path
+		case g.HierarchyID == 0 && len(g.Controllers) == 0:
+			v2 = g.Path
+		case slices.Contains(g.Controllers, "memory"):
+			v1 = g.Path
 		}
 	}
-	return v2, v1, nil
-}
-
-func ctrlsHave(ctrls, name string) bool {
-	for c := range strings.SplitSeq(ctrls, ",") {
-		if c == name {
-			return true
-		}
-	}
-	return false
+	return v2, v1
 }
 
 // within joins base and the absolute cgroup path p, refusing a p that

@@ -9,6 +9,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/prometheus/procfs"
 )
 
 // The system-* fixture trees hold a proc and a sys root each, copied from
@@ -48,6 +50,8 @@ func TestReadSystem(t *testing.T) {
 					CommitLimit:         12342044 * kiB,
 					CommittedAS:         58800 * kiB,
 					MemTotal:            24684092 * kiB,
+					MemAvailable:        24365476 * kiB,
+					SwapTotal:           ptr[uint64](0),
 					CgroupVersion:       2,
 					CgroupPath:          "/user.slice/stackprobe.scope",
 					CgroupMemoryCurrent: ptr[uint64](123445248),
@@ -62,6 +66,8 @@ func TestReadSystem(t *testing.T) {
 					CommitLimit:         12342044 * kiB,
 					CommittedAS:         58800 * kiB,
 					MemTotal:            24684092 * kiB,
+					MemAvailable:        24365476 * kiB,
+					SwapTotal:           ptr[uint64](0),
 					CgroupVersion:       1,
 					CgroupPath:          "/process_api/4090c56a",
 					CgroupMemoryCurrent: ptr[uint64](6217728),
@@ -87,6 +93,8 @@ func TestReadSystem(t *testing.T) {
 					Kernel:              osrelease(t, root),
 					CommitLimit:         12342044 * kiB,
 					MemTotal:            24684092 * kiB,
+					MemAvailable:        24365476 * kiB,
+					SwapTotal:           ptr[uint64](0),
 					CgroupVersion:       2,
 					CgroupPath:          "/app.slice",
 					CgroupMemoryCurrent: ptr[uint64](52428800),
@@ -127,6 +135,10 @@ func TestReadSystem(t *testing.T) {
 	}
 }
 
+// TestReadSystemMalformed: a THP file without a [selected] word, or a vm
+// sysctl that is not a number, is an error naming the file or directory.
+// procfs's FS.VM then returns no sysctl at all, so all three are missing,
+// never zero.
 func TestReadSystemMalformed(t *testing.T) {
 	root := filepath.Join("testdata", "system-malformed")
 	got, err := ReadSystem(filepath.Join(root, "proc"), filepath.Join(root, "sys"))
@@ -134,16 +146,24 @@ func TestReadSystemMalformed(t *testing.T) {
 		t.Fatal("malformed files gave no error")
 	}
 	for _, want := range []string{
-		filepath.Join(root, "proc", "sys", "vm", "overcommit_memory"),
+		filepath.Join(root, "proc", "sys", "vm") + `: strconv.ParseInt: parsing "zero"`,
 		filepath.Join(root, "sys", "kernel", "mm", "transparent_hugepage", "enabled") + ": no [selected] word",
 	} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("error %q does not mention %q", err, want)
 		}
 	}
+	if got.MaxMapCount != nil || got.OvercommitMemory != nil {
+		t.Errorf("max_map_count %v overcommit_memory %v, want both unset", got.MaxMapCount, got.OvercommitMemory)
+	}
+	for _, name := range []string{"overcommit_memory", "max_map_count"} {
+		if !slices.Contains(got.Missing, filepath.Join(root, "proc", "sys", "vm", name)) {
+			t.Errorf("%s not listed missing: %q", name, got.Missing)
+		}
+	}
 	// What could be read is still returned.
-	if got.MaxMapCount == nil || *got.MaxMapCount != 65530 || got.OvercommitMemory != nil {
-		t.Errorf("partial result: max_map_count %v overcommit_memory %v", got.MaxMapCount, got.OvercommitMemory)
+	if got.PageSize != os.Getpagesize() || got.Arch != runtime.GOARCH {
+		t.Errorf("partial result %+v", got)
 	}
 }
 
@@ -154,39 +174,60 @@ func TestReadSystemNoProcRoot(t *testing.T) {
 	}
 }
 
-// TestSystemJSON pins the output schema: snake_case keys, nil pointers as
-// null for the always-present facts and omitted for the optional ones.
+// TestSystemJSON pins the output schema: snake_case keys, and a figure that
+// could not be read absent (and listed in missing), never null, "" or 0.
 func TestSystemJSON(t *testing.T) {
-	b, err := json.Marshal(System{Missing: []string{"x"}})
-	if err != nil {
-		t.Fatal(err)
+	keys := func(t *testing.T, s System) map[string]any {
+		t.Helper()
+		b, err := json.Marshal(s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var m map[string]any
+		if err := json.Unmarshal(b, &m); err != nil {
+			t.Fatal(err)
+		}
+		return m
 	}
-	var m map[string]any
-	if err := json.Unmarshal(b, &m); err != nil {
-		t.Fatal(err)
-	}
-	// Figures that could not be read are absent (and listed in missing),
-	// never zero; the sysctls stay as null.
-	want := []string{
-		"arch", "kernel", "max_map_count", "missing", "num_cpu", "overcommit_memory", "page_size", "thp_defrag", "thp_enabled",
-	}
+	m := keys(t, System{Missing: []string{"x"}})
+	want := []string{"arch", "missing", "num_cpu", "page_size"}
 	if got := slices.Sorted(maps.Keys(m)); !slices.Equal(got, want) {
 		t.Errorf("keys of a zero System = %q, want %q", got, want)
 	}
-	if m["overcommit_memory"] != nil || m["max_map_count"] != nil {
-		t.Errorf("unknown facts must be null: %s", b)
+
+	// system-cgroup-v1 has no osrelease, THP files or vm sysctls.
+	root := filepath.Join("testdata", "system-cgroup-v1")
+	unread, err := ReadSystem(filepath.Join(root, "proc"), filepath.Join(root, "sys"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m = keys(t, unread)
+	for key, file := range map[string]string{
+		"kernel":            "proc/sys/kernel/osrelease",
+		"thp_enabled":       "sys/kernel/mm/transparent_hugepage/enabled",
+		"thp_defrag":        "sys/kernel/mm/transparent_hugepage/defrag",
+		"overcommit_memory": "proc/sys/vm/overcommit_memory",
+		"max_map_count":     "proc/sys/vm/max_map_count",
+	} {
+		if v, ok := m[key]; ok {
+			t.Errorf("unreadable %s present in the JSON as %#v", key, v)
+		}
+		if !slices.Contains(unread.Missing, filepath.Join(root, file)) {
+			t.Errorf("%s not listed missing: %q", file, unread.Missing)
+		}
 	}
 
-	root := filepath.Join("testdata", "system-full")
+	root = filepath.Join("testdata", "system-full")
 	full, err := ReadSystem(filepath.Join(root, "proc"), filepath.Join(root, "sys"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	b, err = json.Marshal(full)
+	b, err := json.Marshal(full)
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, key := range []string{`"khugepaged_max_ptes_none":511`, `"thp_pmd_size_bytes":2097152`, `"rlimit_as":68719476736`,
+	for _, key := range []string{`"kernel":"`, `"thp_enabled":"madvise"`, `"thp_defrag":"madvise"`, `"overcommit_memory":0`, `"max_map_count":65530`,
+		`"khugepaged_max_ptes_none":511`, `"thp_pmd_size_bytes":2097152`, `"rlimit_as":68719476736`, `"mem_available_bytes":24950247424`,
 		`"cgroup_memory_current":123445248`, `"cgroup_memory_max":4294967296`, `"mthp_enabled":{"2048kB":"inherit","64kB":"never"}`} {
 		if !strings.Contains(string(b), key) {
 			t.Errorf("JSON lacks %s: %s", key, b)
@@ -215,46 +256,25 @@ func TestParseBracketed(t *testing.T) {
 	}
 }
 
-func TestParseCgroup(t *testing.T) {
+func TestMemoryCgroups(t *testing.T) {
+	cg := func(id int, path string, ctrls ...string) procfs.Cgroup {
+		return procfs.Cgroup{HierarchyID: id, Controllers: ctrls, Path: path}
+	}
 	tests := []struct {
-		name, in, v2, v1 string
-		ok               bool
+		name   string
+		in     []procfs.Cgroup
+		v2, v1 string
 	}{
-		{"unified", "0::/user.slice/x.scope\n", "/user.slice/x.scope", "", true},
-		{"hybrid", "9:name=systemd:/\n4:memory:/process_api/abc\n1:cpu,cpuacct:/\n0::/\n", "/", "/process_api/abc", true},
-		{"v1 only", "5:cpuacct,memory:/docker/1\n", "", "/docker/1", true},
-		{"not memory", "4:memory_extra:/x\n", "", "", true},
-		{"malformed", "0:/x\n", "", "", false},
+		{"unified", []procfs.Cgroup{cg(0, "/user.slice/x.scope")}, "/user.slice/x.scope", ""},
+		{"hybrid", []procfs.Cgroup{cg(9, "/", "name=systemd"), cg(4, "/process_api/abc", "memory"), cg(1, "/", "cpu", "cpuacct"), cg(0, "/")},
+			"/", "/process_api/abc"},
+		{"v1 only", []procfs.Cgroup{cg(5, "/docker/1", "cpuacct", "memory")}, "", "/docker/1"},
+		{"not memory", []procfs.Cgroup{cg(4, "/x", "memory_extra")}, "", ""},
 	}
 	for _, tt := range tests {
-		v2, v1, err := parseCgroup(tt.in)
-		if v2 != tt.v2 || v1 != tt.v1 || (err == nil) != tt.ok {
-			t.Errorf("%s: parseCgroup = %q, %q, %v; want %q, %q, ok=%v", tt.name, v2, v1, err, tt.v2, tt.v1, tt.ok)
+		v2, v1 := memoryCgroups(tt.in)
+		if v2 != tt.v2 || v1 != tt.v1 {
+			t.Errorf("%s: memoryCgroups = %q, %q; want %q, %q", tt.name, v2, v1, tt.v2, tt.v1)
 		}
-	}
-}
-
-func TestParseLimits(t *testing.T) {
-	b, err := os.ReadFile("testdata/system-full/proc/self/limits")
-	if err != nil {
-		t.Fatal(err)
-	}
-	soft, err := parseLimits(strings.TrimSpace(string(b)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	for name, want := range map[string]string{
-		"Max address space":     "68719476736",
-		"Max open files":        "20000",
-		"Max stack size":        "8388608",
-		"Max cpu time":          "unlimited",
-		"Max realtime priority": "0",
-	} {
-		if soft[name] != want {
-			t.Errorf("soft[%q] = %q, want %q", name, soft[name], want)
-		}
-	}
-	if _, err := parseLimits("Max open files 1 2"); err == nil {
-		t.Error("limits without header line parsed")
 	}
 }

@@ -42,16 +42,12 @@ type Totals struct {
 	// MajorFaults is the number of page faults that needed I/O, from
 	// /proc/PID/stat field 12 (majflt), a count.
 	MajorFaults uint64
-	// VMAs is the number of mappings, i.e. lines in /proc/PID/maps, a
-	// count. It is bounded by vm.max_map_count.
+	// VMAs is the number of VMAs the process holds (the kernel's
+	// mm->map_count), a count: the lines of /proc/PID/maps less the
+	// [vsyscall] gate line x86-64 shows last. The gate area is one page
+	// shared by every process, outside the process's VMA tree, so it is
+	// not counted against vm.max_map_count. VMAs is what that limit bounds.
 	VMAs int
-	// RollupRss is the resident set summed over all mappings by
-	// /proc/PID/smaps_rollup Rss, bytes. Set only by TotalsWithRollup.
-	RollupRss uint64
-	// RollupAnonHugePages is the anonymous memory backed by transparent
-	// huge pages, from /proc/PID/smaps_rollup AnonHugePages, bytes. Set only
-	// by TotalsWithRollup.
-	RollupAnonHugePages uint64
 }
 
 // Reader reads the memory figures of one process from a proc root. It
@@ -64,11 +60,10 @@ type Reader struct {
 	stat     string // pidDir/stat
 	maps     string // pidDir/maps
 	smaps    string // pidDir/smaps
-	rollup   string // pidDir/smaps_rollup
 
-	fs  procfs.FS   // procRoot, for meminfo
-	buf []byte      // contents of the last file read, reused
-	sp  smapsParser // buffers for Smaps and Rollup, reused
+	buf  []byte      // contents of the last file read, reused
+	tail []byte      // the last bytes of maps, to find the gate line
+	sp   smapsParser // buffers for Smaps, reused
 }
 
 // NewReader returns a Reader for process pid under procRoot ("" means
@@ -93,19 +88,14 @@ func NewReader(procRoot string, pid int) (*Reader, error) {
 		stat:     filepath.Join(dir, "stat"),
 		maps:     filepath.Join(dir, "maps"),
 		smaps:    filepath.Join(dir, "smaps"),
-		rollup:   filepath.Join(dir, "smaps_rollup"),
 		buf:      make([]byte, 0, 8<<10),
+		tail:     make([]byte, 0, gateTail),
 	}
 	for _, p := range []string{r.status, r.stat, r.maps} {
 		if _, err := os.Stat(p); err != nil {
 			return nil, fmt.Errorf("procread: process %s: %w", name, err)
 		}
 	}
-	fs, err := procfs.NewFS(procRoot)
-	if err != nil {
-		return nil, fmt.Errorf("procread: proc root %s: %w", procRoot, err)
-	}
-	r.fs = fs
 	return r, nil
 }
 
@@ -113,8 +103,8 @@ func NewReader(procRoot string, pid int) (*Reader, error) {
 // "/proc/self".
 func (r *Reader) Dir() string { return r.pidDir }
 
-// Totals reads /proc/PID/status, /proc/PID/stat and counts the lines of
-// /proc/PID/maps. The Rollup fields are left zero. It is meant to be called
+// Totals reads /proc/PID/status, /proc/PID/stat and counts the VMAs in
+// /proc/PID/maps. It is meant to be called
 // at a high rate: it reuses the Reader's buffer and allocates only to open
 // the three files. Its cost is dominated by the kernel generating maps, so
 // it grows with the number of VMAs (about 0.2 µs per VMA on a 2-core
@@ -127,7 +117,7 @@ func (r *Reader) Totals() (Totals, error) {
 	if err := r.readStat(&t); err != nil {
 		return t, err
 	}
-	n, err := r.countLines(r.maps)
+	n, err := r.countVMAs(r.maps)
 	if err != nil {
 		return t, err
 	}
@@ -135,81 +125,9 @@ func (r *Reader) Totals() (Totals, error) {
 	return t, nil
 }
 
-// TotalsWithRollup is Totals plus the Rollup fields from
-// /proc/PID/smaps_rollup. Reading smaps_rollup walks every page table of
-// the process, so it costs far more than Totals on a large address space.
-func (r *Reader) TotalsWithRollup() (Totals, error) {
-	t, err := r.Totals()
-	if err != nil {
-		return t, err
-	}
-	t.RollupRss, t.RollupAnonHugePages, err = r.Rollup()
-	return t, err
-}
-
-// Rollup returns the resident set and the THP-backed anonymous memory of
-// the whole process, in bytes, from /proc/PID/smaps_rollup. (procfs's
-// ProcSMapsRollup has no AnonHugePages, so the file is read with the smaps
-// parser: its one record spans the address space.)
-func (r *Reader) Rollup() (rss, anonHugePages uint64, err error) {
-	found := false
-	err = r.sp.read(r.rollup, func(v *VMA) error {
-		if found {
-			return fmt.Errorf("smaps_rollup %s: more than one record", r.rollup)
-		}
-		found = true
-		rss, anonHugePages = v.Rss, v.AnonHugePages
-		return nil
-	})
-	if err != nil {
-		return 0, 0, err
-	}
-	if !found {
-		return 0, 0, fmt.Errorf("smaps_rollup %s: no record", r.rollup)
-	}
-	return rss, anonHugePages, nil
-}
-
 // Smaps parses /proc/PID/smaps, passing each VMA to fn as ParseSmaps does.
 func (r *Reader) Smaps(fn func(*VMA) error) error {
 	return r.sp.read(r.smaps, fn)
-}
-
-// CommittedAS returns the memory the system has promised to all processes
-// (/proc/meminfo Committed_AS, kB), in bytes. MAP_NORESERVE mappings are
-// not charged to it; under vm.overcommit_memory=2 allocations fail once it
-// would pass CommitLimit.
-func (r *Reader) CommittedAS() (uint64, error) {
-	m, err := r.meminfo()
-	if err != nil {
-		return 0, err
-	}
-	return meminfoField(m.CommittedASBytes, "Committed_AS", r.procRoot)
-}
-
-// CommitLimit returns /proc/meminfo CommitLimit (kB) in bytes: the most
-// that may be committed under vm.overcommit_memory=2.
-func (r *Reader) CommitLimit() (uint64, error) {
-	m, err := r.meminfo()
-	if err != nil {
-		return 0, err
-	}
-	return meminfoField(m.CommitLimitBytes, "CommitLimit", r.procRoot)
-}
-
-func (r *Reader) meminfo() (procfs.Meminfo, error) {
-	m, err := r.fs.Meminfo()
-	if err != nil {
-		return m, fmt.Errorf("meminfo %s: %w", filepath.Join(r.procRoot, "meminfo"), err)
-	}
-	return m, nil
-}
-
-func meminfoField(v *uint64, key, procRoot string) (uint64, error) {
-	if v == nil {
-		return 0, fmt.Errorf("meminfo %s: no %s line", filepath.Join(procRoot, "meminfo"), key)
-	}
-	return *v, nil
 }
 
 // readStatus fills the VmSize, VmRSS, VmHWM, VmPTE, VmSwap and RssAnon of t
@@ -346,18 +264,37 @@ func (r *Reader) readFile(path string) error {
 	}
 }
 
-// countLines counts the newline-terminated lines of path (and a last line
-// without one), reading it in chunks through r.buf.
-func (r *Reader) countLines(path string) (int, error) {
+// gateTail is how many of the last bytes of a maps file countVMAs keeps:
+// enough for the whole gate line (about 90 bytes).
+const gateTail = 256
+
+// gateName is the pathname maps shows for the x86-64 vsyscall page, the
+// gate VMA: the kernel appends it after the process's own VMAs (see
+// get_gate_vma and m_next in fs/proc/task_mmu.c) and never counts it in
+// mm->map_count.
+const gateName = "[vsyscall]"
+
+// countVMAs counts the newline-terminated lines of the maps file at path
+// (and a last line without one), less a last line that is the gate VMA,
+// reading it in chunks through r.buf. It allocates nothing once r.buf is
+// sized.
+func (r *Reader) countVMAs(path string) (int, error) {
+	if cap(r.buf) < 64<<10 {
+		r.buf = make([]byte, 0, 64<<10)
+	}
+	return r.countVMAsChunked(path, cap(r.buf))
+}
+
+// countVMAsChunked is countVMAs reading at most chunk bytes at a time
+// (chunk <= cap(r.buf)).
+func (r *Reader) countVMAsChunked(path string, chunk int) (int, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return 0, err
 	}
 	defer f.Close()
-	if cap(r.buf) < 64<<10 {
-		r.buf = make([]byte, 0, 64<<10)
-	}
-	buf := r.buf[:cap(r.buf)]
+	buf := r.buf[:chunk]
+	tail := r.tail[:0]
 	lines := 0
 	last := byte('\n')
 	for {
@@ -365,6 +302,7 @@ func (r *Reader) countLines(path string) (int, error) {
 		if n > 0 {
 			lines += bytes.Count(buf[:n], []byte{'\n'})
 			last = buf[n-1]
+			tail = keepTail(tail, buf[:n])
 		}
 		if errors.Is(err, io.EOF) {
 			break
@@ -373,8 +311,40 @@ func (r *Reader) countLines(path string) (int, error) {
 			return 0, fmt.Errorf("read %s: %w", path, err)
 		}
 	}
+	r.tail = tail
 	if last != '\n' {
 		lines++
 	}
+	if isGateLine(lastLine(tail)) {
+		lines--
+	}
 	return lines, nil
+}
+
+// keepTail appends b to tail, keeping only the last cap(tail) bytes.
+func keepTail(tail, b []byte) []byte {
+	c := cap(tail)
+	if len(b) >= c {
+		return append(tail[:0], b[len(b)-c:]...)
+	}
+	if drop := len(tail) + len(b) - c; drop > 0 {
+		tail = tail[:copy(tail, tail[drop:])]
+	}
+	return append(tail, b...)
+}
+
+// lastLine returns the last line of b without its newline.
+func lastLine(b []byte) []byte {
+	b = bytes.TrimSuffix(b, []byte{'\n'})
+	if i := bytes.LastIndexByte(b, '\n'); i >= 0 {
+		return b[i+1:]
+	}
+	return b
+}
+
+// isGateLine reports whether a maps line is the gate VMA: its pathname,
+// the last field, is [vsyscall].
+func isGateLine(line []byte) bool {
+	name, ok := bytes.CutSuffix(line, []byte(gateName))
+	return ok && len(name) > 0 && (name[len(name)-1] == ' ' || name[len(name)-1] == '\t')
 }
