@@ -7,9 +7,8 @@ import (
 	"fmt"
 	"math/bits"
 	"os"
-	"unsafe"
 
-	"golang.org/x/sys/unix"
+	"stackprobe/internal/sys"
 )
 
 // ResidentPages returns how many base pages of [addr, addr+length) are
@@ -77,12 +76,8 @@ func mincore(addr, length uintptr, vec []byte) ([]byte, error) {
 	if n == 0 {
 		return vec, nil
 	}
-	// The raw system call takes the range as plain integers: the memory is
-	// never dereferenced, so no Go slice is made over it (it may well be
-	// PROT_NONE or not backed at all).
-	_, _, errno := unix.Syscall(unix.SYS_MINCORE, lo, hi-lo, uintptr(unsafe.Pointer(&vec[0])))
-	if errno != 0 {
-		return vec, fmt.Errorf("residency of %#x+%#x: %w", lo, hi-lo, os.NewSyscallError("mincore", errno))
+	if err := sys.Mincore(lo, os.Getpagesize(), vec); err != nil {
+		return vec, fmt.Errorf("residency of %#x+%#x: %w", lo, hi-lo, err)
 	}
 	return vec, nil
 }

@@ -1,0 +1,686 @@
+//go:build linux
+
+package procread
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+
+	"stackprobe/internal/sys"
+)
+
+// ErrGone is matched (errors.Is) by the errors of OpenPagemap, Measure and
+// Runs when the process being measured has exited: its /proc directory is
+// gone (ENOENT, ESRCH) or its pagemap reads as empty because the address
+// space was torn down.
+var ErrGone = errors.New("process gone")
+
+// PageRange is the half-open address range [Start, End) of one stack, in
+// the measured process's address space. Both ends are page aligned.
+type PageRange struct{ Start, End uint64 }
+
+// PageClass is a set of page classes. A page carries at most one of
+// ClassResident, ClassZeroPage, ClassSwapped and ClassGuard; ClassHuge is
+// only ever added to ClassResident. PageCounts.Known and Pagemap.Known use
+// the same bits to say which classes a method can tell apart.
+type PageClass uint8
+
+const (
+	// ClassResident: mapped to a page of memory of its own (present and not
+	// the shared zero page). Without ClassZeroPage in Known, zero-page
+	// mappings cannot be told apart and are reported as resident.
+	ClassResident PageClass = 1 << iota
+	// ClassHuge: resident as part of a PMD-mapped transparent huge page
+	// (or hugetlb page): PAGEMAP_SCAN's PAGE_IS_HUGE.
+	ClassHuge
+	// ClassZeroPage: mapped to the shared zero page (PAGE_IS_PFNZERO). Such
+	// a page is present to mincore and pagemap but holds no memory; smaps
+	// Rss leaves it out.
+	ClassZeroPage
+	// ClassSwapped: swapped out (a swap entry in the page table).
+	ClassSwapped
+	// ClassGuard: a MADV_GUARD_INSTALL guard marker (PAGE_IS_GUARD).
+	ClassGuard
+)
+
+var classNames = [...]string{"resident", "huge", "zero-page", "swapped", "guard"}
+
+// String names the classes in the set joined by "|", or "none".
+func (c PageClass) String() string {
+	if c == 0 {
+		return "none"
+	}
+	var b strings.Builder
+	for i, name := range classNames {
+		if c&(1<<i) != 0 {
+			if b.Len() > 0 {
+				b.WriteByte('|')
+			}
+			b.WriteString(name)
+		}
+	}
+	if rest := c &^ (1<<len(classNames) - 1); rest != 0 {
+		if b.Len() > 0 {
+			b.WriteByte('|')
+		}
+		fmt.Fprintf(&b, "%#x", uint8(rest))
+	}
+	return b.String()
+}
+
+// PageCounts is what the page tables say about one PageRange. All figures
+// are in bytes and are multiples of the page size.
+type PageCounts struct {
+	PresentBytes  int64  // pages present (what mincore and pagemap bit 63 call present), zero page included
+	ResidentBytes int64  // memory actually held = PresentBytes - ZeroPageBytes; equals smaps Rss for the range
+	HugeBytes     int64  // resident bytes that are part of a transparent huge page (PAGE_IS_HUGE); a huge page counts the base pages it has inside the range
+	ZeroPageBytes int64  // present bytes mapped to the shared zero page (PAGE_IS_PFNZERO): not memory
+	SwappedBytes  int64  // pages swapped out
+	GuardBytes    int64  // MADV_GUARD_INSTALL guard markers (PAGE_IS_GUARD, bit 8)
+	Lowest        uint64 // lowest address of a resident (non-zero-page) page, 0 when none
+	Runs          int    // number of maximal contiguous runs of resident pages inside the range
+
+	// Known is the set of classes the method could tell apart for this
+	// measurement. A figure whose class is missing from Known was not
+	// measured and must be shown as missing, not as 0: HugeBytes needs
+	// ClassHuge, ZeroPageBytes ClassZeroPage (without it ResidentBytes equals
+	// PresentBytes and may include zero-page mappings), SwappedBytes
+	// ClassSwapped, GuardBytes ClassGuard. ClassResident is always known.
+	Known PageClass
+}
+
+// Method is how a Pagemap reads residency.
+type Method int
+
+const (
+	// MethodScan asks the PAGEMAP_SCAN ioctl (Linux >= 6.7): it walks only
+	// populated page tables, so its cost follows the pages touched, not
+	// the bytes reserved. It tells every class (guard markers on Linux >=
+	// 6.14 only).
+	MethodScan Method = iota
+	// MethodPagemap reads the 8-byte /proc/PID/pagemap entries of every
+	// page (bit 63 present, bit 62 swapped, bit 58 guard marker where the
+	// kernel has PAGEMAP_SCAN's PAGE_IS_GUARD too). Zero-page and huge
+	// pages are told apart only with CAP_SYS_ADMIN (which shows the page
+	// frame numbers) and a readable /proc/kpageflags; otherwise those
+	// classes are missing from Known.
+	MethodPagemap
+	// MethodMincore asks mincore(2): this process only, present pages only
+	// (zero-page mappings count as resident; huge, swapped and guard are
+	// unknown), and its cost follows the bytes reserved.
+	MethodMincore
+)
+
+var methodNames = [...]string{"scan", "pagemap", "mincore"}
+
+// String returns "scan", "pagemap" or "mincore", the names ParseMethod takes.
+func (m Method) String() string {
+	if m >= 0 && int(m) < len(methodNames) {
+		return methodNames[m]
+	}
+	return "Method(" + strconv.Itoa(int(m)) + ")"
+}
+
+// ParseMethod parses "scan", "pagemap" or "mincore".
+func ParseMethod(s string) (Method, error) {
+	for i, name := range methodNames {
+		if s == name {
+			return Method(i), nil
+		}
+	}
+	return 0, fmt.Errorf("residency method %q: want scan, pagemap or mincore", s)
+}
+
+const (
+	// scanVecLen is the number of regions asked of one PAGEMAP_SCAN call.
+	// The kernel collects regions in batches of 512; with vec_len above
+	// that, a call that fills more than one batch returns every region but
+	// leaves walk_end at a batch boundary, and a loop restarting from
+	// walk_end counts pages twice. At 512 no call crosses a batch.
+	scanVecLen = 512
+	// pagemapChunk is the number of 8-byte pagemap entries read at once
+	// (32 KiB, 16 MiB of address space with 4 KiB pages).
+	pagemapChunk = 4096
+	// mincoreChunk is the number of pages asked of one mincore call.
+	mincoreChunk = 64 << 10
+
+	// Bits of a /proc/PID/pagemap entry (Documentation/admin-guide/mm/pagemap.rst).
+	pmPresent  = 1 << 63
+	pmSwapped  = 1 << 62
+	pmGuard    = 1 << 58
+	pmPFNMask  = 1<<55 - 1
+	kpfThp     = 1 << 22 // /proc/kpageflags: page of a transparent huge folio
+	kpfZero    = 1 << 24 // /proc/kpageflags: the zero page (or huge zero page)
+	capSysAdm  = 21      // CAP_SYS_ADMIN
+	allClasses = ClassResident | ClassHuge | ClassZeroPage | ClassSwapped | ClassGuard
+)
+
+// Pagemap measures the residency of address ranges in one process from its
+// page tables. It keeps its buffers between calls, so Measure does not
+// allocate in steady state. A Pagemap is not safe for concurrent use.
+type Pagemap struct {
+	pid      int    // 0: this process
+	path     string // /proc/PID/pagemap, for errors
+	fd       int    // the open pagemap, -1 for MethodMincore
+	kflags   int    // /proc/kpageflags for MethodPagemap when PFNs are visible, else -1
+	method   Method
+	known    PageClass
+	pageSize uint64
+
+	anyof, ret uint64           // PAGEMAP_SCAN category masks
+	arg        sys.PmScanArg    // reused argument of PAGEMAP_SCAN
+	regions    []sys.PageRegion // PAGEMAP_SCAN output, scanVecLen long
+
+	buf   []byte      // pagemap entries or kpageflags, raw
+	ents  []uint64    // pagemap entries of one chunk, decoded
+	cls   []PageClass // classes of one chunk
+	vec   []byte      // mincore vector
+	count counter     // Measure's sink
+}
+
+// OpenPagemap opens /proc/PID/pagemap under procRoot ("" means "/proc") for
+// process pid (0 means this process) and returns a Pagemap reading it with
+// method m. MethodScan falls back to MethodPagemap when the kernel lacks
+// the PAGEMAP_SCAN ioctl (ENOTTY, EINVAL), and Method then says so.
+// MethodMincore works on this process only and opens nothing.
+func OpenPagemap(procRoot string, pid int, m Method) (_ *Pagemap, err error) {
+	if procRoot == "" {
+		procRoot = "/proc"
+	}
+	if pid < 0 {
+		return nil, fmt.Errorf("pagemap: invalid pid %d", pid)
+	}
+	if m < MethodScan || m > MethodMincore {
+		return nil, fmt.Errorf("pagemap: unknown method %v", m)
+	}
+	name := "self"
+	if pid != 0 {
+		name = strconv.Itoa(pid)
+	}
+	p := &Pagemap{
+		pid:      pid,
+		path:     filepath.Join(procRoot, name, "pagemap"),
+		fd:       -1,
+		kflags:   -1,
+		method:   m,
+		pageSize: uint64(os.Getpagesize()),
+	}
+	p.count.p = p
+	defer func() {
+		if err != nil {
+			_ = p.Close()
+		}
+	}()
+	if m == MethodMincore {
+		if pid != 0 && pid != os.Getpid() {
+			return nil, fmt.Errorf("pagemap: mincore measures this process only, not pid %d", pid)
+		}
+		p.known = ClassResident
+		p.vec = make([]byte, 0, 64<<10)
+		return p, nil
+	}
+	fd, err := unix.Open(p.path, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, p.wrap("open", &fs.PathError{Op: "open", Path: p.path, Err: err})
+	}
+	p.fd = fd
+	// Probe PAGEMAP_SCAN with an empty walk, first with the guard category
+	// (Linux >= 6.14), then without; unknown categories are EINVAL.
+	p.regions = make([]sys.PageRegion, scanVecLen)
+	guard, scan, err := p.probeScan()
+	if err != nil {
+		return nil, err
+	}
+	if scan && m == MethodScan {
+		p.known = allClasses
+		if !guard {
+			p.known &^= ClassGuard
+		}
+		return p, nil
+	}
+	p.method = MethodPagemap
+	p.regions = nil
+	p.known = ClassResident | ClassSwapped
+	if guard {
+		// Pagemap bit 58 came with the same guard-marker reporting as
+		// PAGE_IS_GUARD; a kernel without it leaves the bit clear.
+		p.known |= ClassGuard
+	}
+	if hasCapSysAdmin() {
+		kf, err := unix.Open(filepath.Join(procRoot, "kpageflags"), unix.O_RDONLY|unix.O_CLOEXEC, 0)
+		if err == nil {
+			p.kflags = kf
+			p.known |= ClassZeroPage | ClassHuge
+		}
+	}
+	p.buf = make([]byte, pagemapChunk*8)
+	p.ents = make([]uint64, pagemapChunk)
+	p.cls = make([]PageClass, pagemapChunk)
+	return p, nil
+}
+
+// probeScan reports whether PAGEMAP_SCAN works on p.fd, and whether it
+// takes PAGE_IS_GUARD.
+func (p *Pagemap) probeScan() (guard, scan bool, err error) {
+	const base = sys.PAGE_IS_PRESENT | sys.PAGE_IS_SWAPPED
+	for _, g := range []uint64{sys.PAGE_IS_GUARD, 0} {
+		p.anyof = base | g
+		p.ret = base | sys.PAGE_IS_PFNZERO | sys.PAGE_IS_HUGE | g
+		err := p.scan(0, 0, nil)
+		switch {
+		case err == nil:
+			return g != 0, true, nil
+		case errors.Is(err, unix.ENOTTY):
+			return false, false, nil
+		case errors.Is(err, unix.EINVAL):
+			continue
+		default:
+			return false, false, err
+		}
+	}
+	return false, false, nil
+}
+
+// hasCapSysAdmin reports whether this process has CAP_SYS_ADMIN in its
+// effective set, which makes pagemap show page frame numbers.
+func hasCapSysAdmin() bool {
+	hdr := unix.CapUserHeader{Version: unix.LINUX_CAPABILITY_VERSION_3}
+	var data [2]unix.CapUserData
+	if err := unix.Capget(&hdr, &data[0]); err != nil {
+		return false
+	}
+	return data[capSysAdm/32].Effective&(1<<(capSysAdm%32)) != 0
+}
+
+// Method returns the method in use, after any fallback.
+func (p *Pagemap) Method() Method { return p.method }
+
+// Known returns the classes the method in use can tell apart (see
+// PageCounts.Known).
+func (p *Pagemap) Known() PageClass { return p.known }
+
+// Close closes the pagemap (and kpageflags) file.
+func (p *Pagemap) Close() error {
+	var err error
+	for _, fd := range []*int{&p.fd, &p.kflags} {
+		if *fd >= 0 {
+			if e := unix.Close(*fd); e != nil && err == nil {
+				err = os.NewSyscallError("close", e)
+			}
+			*fd = -1
+		}
+	}
+	return err
+}
+
+// Measure fills out[i] with the page counts of ranges[i]. ranges are
+// sorted by Start, page aligned and do not overlap; they may be adjacent
+// and may cover mappings the kernel merged. Every page is attributed to
+// the range that holds its address, so a huge page straddling two ranges
+// counts in both, each for its own part. Ranges, or parts of them, that
+// are not mapped count nothing with MethodScan and MethodPagemap; mincore
+// fails on them (ENOMEM).
+func (p *Pagemap) Measure(ranges []PageRange, out []PageCounts) error {
+	if len(out) < len(ranges) {
+		return fmt.Errorf("pagemap: %d results for %d ranges", len(out), len(ranges))
+	}
+	for i, r := range ranges {
+		if r.Start%p.pageSize != 0 || r.End%p.pageSize != 0 || r.End < r.Start {
+			return fmt.Errorf("pagemap: range %d %#x-%#x is not page aligned", i, r.Start, r.End)
+		}
+		if i > 0 && r.Start < ranges[i-1].End {
+			return fmt.Errorf("pagemap: range %d %#x-%#x overlaps or precedes %#x-%#x", i, r.Start, r.End, ranges[i-1].Start, ranges[i-1].End)
+		}
+		out[i] = PageCounts{Known: p.known}
+	}
+	c := &p.count
+	c.ranges, c.out, c.k, c.runEnd = ranges, out, 0, 0
+	defer func() { c.ranges, c.out = nil, nil }()
+	for i := 0; i < len(ranges); {
+		// Adjacent ranges are walked in one go.
+		j := i + 1
+		for j < len(ranges) && ranges[j].Start == ranges[j-1].End {
+			j++
+		}
+		if err := p.walk(ranges[i].Start, ranges[j-1].End, c); err != nil {
+			return err
+		}
+		i = j
+	}
+	return nil
+}
+
+// Runs calls fn for each maximal run [start, end) of pages inside r that
+// share one class set, in address order: ClassResident (with ClassHuge
+// for pages of a huge page), ClassZeroPage, ClassSwapped or ClassGuard.
+// Pages that are none of these (never touched, or freed) are skipped.
+// Classes the method cannot tell apart are reported as in Measure.
+func (p *Pagemap) Runs(r PageRange, fn func(start, end uint64, class PageClass)) error {
+	if r.Start%p.pageSize != 0 || r.End%p.pageSize != 0 || r.End < r.Start {
+		return fmt.Errorf("pagemap: range %#x-%#x is not page aligned", r.Start, r.End)
+	}
+	m := &merger{fn: fn}
+	if err := p.walk(r.Start, r.End, m); err != nil {
+		return err
+	}
+	m.flush()
+	return nil
+}
+
+// A sink receives the classified pieces of a walk in ascending address
+// order. Pieces are not necessarily maximal.
+type sink interface {
+	piece(start, end uint64, c PageClass)
+}
+
+func (p *Pagemap) walk(lo, hi uint64, s sink) error {
+	if lo >= hi {
+		return nil
+	}
+	switch p.method {
+	case MethodScan:
+		return p.scan(lo, hi, s)
+	case MethodPagemap:
+		return p.readPagemap(lo, hi, s)
+	default:
+		return p.mincore(lo, hi, s)
+	}
+}
+
+// scan walks [lo, hi) with PAGEMAP_SCAN. With s nil it only checks that
+// the call works (an empty walk).
+func (p *Pagemap) scan(lo, hi uint64, s sink) error {
+	a := &p.arg
+	*a = sys.PmScanArg{
+		Start:             lo,
+		End:               hi,
+		Vec:               uint64(uintptr(unsafe.Pointer(&p.regions[0]))),
+		VecLen:            uint64(len(p.regions)),
+		CategoryAnyofMask: p.anyof,
+		ReturnMask:        p.ret,
+	}
+	defer runtime.KeepAlive(p.regions)
+	for {
+		n, err := sys.PagemapScan(p.fd, a)
+		if err != nil {
+			return p.wrap(fmt.Sprintf("scan %#x-%#x", a.Start, hi), err)
+		}
+		if n > len(p.regions) {
+			return fmt.Errorf("pagemap %s: scan returned %d regions for %d slots", p.path, n, len(p.regions))
+		}
+		for _, r := range p.regions[:n] {
+			c := scanClass(r.Categories)
+			if c == 0 {
+				continue
+			}
+			s.piece(max(r.Start, lo), min(r.End, hi), c)
+		}
+		if n < len(p.regions) || a.WalkEnd >= hi {
+			return nil
+		}
+		// The buffer filled: go on from where the walk stopped, never
+		// before the end of a region already counted.
+		next := max(a.WalkEnd, p.regions[n-1].End)
+		if next <= a.Start {
+			return fmt.Errorf("pagemap %s: scan made no progress at %#x", p.path, a.Start)
+		}
+		a.Start, a.WalkEnd = next, 0
+	}
+}
+
+// scanClass maps PAGE_IS_* categories to a class set.
+func scanClass(cat uint64) PageClass {
+	switch {
+	case cat&sys.PAGE_IS_PRESENT != 0:
+		if cat&sys.PAGE_IS_PFNZERO != 0 {
+			return ClassZeroPage
+		}
+		if cat&sys.PAGE_IS_HUGE != 0 {
+			return ClassResident | ClassHuge
+		}
+		return ClassResident
+	case cat&sys.PAGE_IS_GUARD != 0:
+		// A guard marker is a swap-like page table entry: the kernel
+		// reports it as swapped too.
+		return ClassGuard
+	case cat&sys.PAGE_IS_SWAPPED != 0:
+		return ClassSwapped
+	}
+	return 0
+}
+
+// readPagemap reads the pagemap entries of [lo, hi) a chunk at a time.
+func (p *Pagemap) readPagemap(lo, hi uint64, s sink) error {
+	ps := p.pageSize
+	for a := lo; a < hi; {
+		n := min((hi-a)/ps, pagemapChunk)
+		buf := p.buf[:n*8]
+		got, err := unix.Pread(p.fd, buf, int64(a/ps*8))
+		if err != nil {
+			return p.wrap(fmt.Sprintf("read %#x-%#x", a, hi), os.NewSyscallError("pread", err))
+		}
+		if got == 0 {
+			return p.wrap(fmt.Sprintf("read %#x-%#x", a, hi), ErrGone)
+		}
+		got /= 8
+		ents, cls := p.ents[:got], p.cls[:got]
+		for i := range ents {
+			ents[i] = binary.NativeEndian.Uint64(buf[i*8:])
+		}
+		if err := p.classify(ents, cls); err != nil {
+			return err
+		}
+		for i := 0; i < got; {
+			j := i + 1
+			for j < got && cls[j] == cls[i] {
+				j++
+			}
+			if cls[i] != 0 {
+				s.piece(a+uint64(i)*ps, a+uint64(j)*ps, cls[i])
+			}
+			i = j
+		}
+		a += uint64(got) * ps
+	}
+	return nil
+}
+
+// classify sets cls[i] to the class of pagemap entry ents[i], looking
+// present pages up in /proc/kpageflags when p.kflags is open, one read per
+// run of consecutive frame numbers.
+func (p *Pagemap) classify(ents []uint64, cls []PageClass) error {
+	for i, e := range ents {
+		switch {
+		case e&pmPresent != 0:
+			cls[i] = ClassResident
+		case e&pmGuard != 0 && p.known&ClassGuard != 0:
+			// Guard markers are swap-like entries: bit 62 is set too.
+			cls[i] = ClassGuard
+		case e&pmSwapped != 0:
+			cls[i] = ClassSwapped
+		default:
+			cls[i] = 0
+		}
+	}
+	if p.kflags < 0 {
+		return nil
+	}
+	for i := 0; i < len(ents); {
+		if cls[i] != ClassResident {
+			i++
+			continue
+		}
+		pfn := ents[i] & pmPFNMask
+		if pfn == 0 {
+			return fmt.Errorf("pagemap %s: page frame numbers hidden; zero page and huge pages cannot be told apart", p.path)
+		}
+		j := i + 1
+		for j < len(ents) && cls[j] == ClassResident && ents[j]&pmPFNMask == pfn+uint64(j-i) {
+			j++
+		}
+		buf := p.buf[:(j-i)*8] // entries are decoded already: the bytes are free
+		got, err := unix.Pread(p.kflags, buf, int64(pfn*8))
+		if err != nil {
+			return fmt.Errorf("pagemap %s: kpageflags of pfn %#x: %w", p.path, pfn, os.NewSyscallError("pread", err))
+		}
+		if got != len(buf) {
+			return fmt.Errorf("pagemap %s: kpageflags of pfn %#x: short read %d of %d bytes", p.path, pfn, got, len(buf))
+		}
+		for k := i; k < j; k++ {
+			f := binary.NativeEndian.Uint64(buf[(k-i)*8:])
+			switch {
+			case f&kpfZero != 0:
+				cls[k] = ClassZeroPage
+			case f&kpfThp != 0:
+				cls[k] = ClassResident | ClassHuge
+			}
+		}
+		i = j
+	}
+	return nil
+}
+
+// mincore asks mincore(2) about [lo, hi) of this process.
+func (p *Pagemap) mincore(lo, hi uint64, s sink) error {
+	ps := p.pageSize
+	for a := lo; a < hi; {
+		n := int(min((hi-a)/ps, mincoreChunk))
+		if cap(p.vec) < n {
+			p.vec = make([]byte, n)
+		}
+		vec := p.vec[:n]
+		if err := sys.Mincore(uintptr(a), int(ps), vec); err != nil {
+			return fmt.Errorf("residency of %#x-%#x: %w", a, a+uint64(n)*ps, err)
+		}
+		const lsb = 0x0101010101010101
+		for i := 0; i < n; {
+			if i+8 <= n && binary.LittleEndian.Uint64(vec[i:])&lsb == 0 {
+				i += 8
+				continue
+			}
+			if vec[i]&1 == 0 {
+				i++
+				continue
+			}
+			j := i + 1
+			for j < n && vec[j]&1 != 0 {
+				j++
+			}
+			s.piece(a+uint64(i)*ps, a+uint64(j)*ps, ClassResident)
+			i = j
+		}
+		a += uint64(n) * ps
+	}
+	return nil
+}
+
+// wrap adds the pagemap path and what was done to err, and marks it
+// ErrGone when the process has exited.
+func (p *Pagemap) wrap(what string, err error) error {
+	if errors.Is(err, ErrGone) {
+		return fmt.Errorf("pagemap %s: %s: %w", p.path, what, err)
+	}
+	if errors.Is(err, unix.ENOENT) || errors.Is(err, unix.ESRCH) || p.exited() {
+		return fmt.Errorf("pagemap %s: %s: %w: %w", p.path, what, ErrGone, err)
+	}
+	return fmt.Errorf("pagemap %s: %s: %w", p.path, what, err)
+}
+
+// exited reports whether the measured process (not this one) no longer
+// exists or is a zombie whose address space is gone.
+func (p *Pagemap) exited() bool {
+	if p.pid == 0 || p.pid == os.Getpid() {
+		return false
+	}
+	b, err := os.ReadFile(filepath.Join(filepath.Dir(p.path), "stat"))
+	if err != nil {
+		return errors.Is(err, fs.ErrNotExist) || errors.Is(err, unix.ESRCH)
+	}
+	// State is the first field after the command's closing parenthesis.
+	i := strings.LastIndexByte(string(b), ')')
+	return i >= 0 && i+2 < len(b) && (b[i+2] == 'Z' || b[i+2] == 'X')
+}
+
+// counter is Measure's sink: it attributes each piece to the ranges that
+// hold its addresses.
+type counter struct {
+	p      *Pagemap
+	ranges []PageRange
+	out    []PageCounts
+	k      int    // first range that may still receive pieces
+	runEnd uint64 // end of the last resident piece, for Runs
+}
+
+func (c *counter) piece(start, end uint64, cl PageClass) {
+	for c.k < len(c.ranges) && c.ranges[c.k].End <= start {
+		c.k++
+	}
+	for k := c.k; k < len(c.ranges); k++ {
+		r := c.ranges[k]
+		if r.Start >= end {
+			break
+		}
+		s, e := max(start, r.Start), min(end, r.End)
+		if s >= e {
+			continue
+		}
+		n := int64(e - s)
+		o := &c.out[k]
+		switch {
+		case cl&ClassResident != 0:
+			o.PresentBytes += n
+			o.ResidentBytes += n
+			if cl&ClassHuge != 0 {
+				o.HugeBytes += n
+			}
+			if o.Lowest == 0 {
+				o.Lowest = s
+			}
+			if s != c.runEnd || s == r.Start {
+				o.Runs++
+			}
+			c.runEnd = e
+		case cl&ClassZeroPage != 0:
+			o.PresentBytes += n
+			o.ZeroPageBytes += n
+		case cl&ClassSwapped != 0:
+			o.SwappedBytes += n
+		case cl&ClassGuard != 0:
+			o.GuardBytes += n
+		}
+	}
+}
+
+// merger is Runs' sink: it joins touching pieces of one class set.
+type merger struct {
+	fn         func(start, end uint64, class PageClass)
+	have       bool
+	start, end uint64
+	class      PageClass
+}
+
+func (m *merger) piece(start, end uint64, c PageClass) {
+	if m.have && start == m.end && c == m.class {
+		m.end = end
+		return
+	}
+	m.flush()
+	m.have, m.start, m.end, m.class = true, start, end, c
+}
+
+func (m *merger) flush() {
+	if m.have {
+		m.fn(m.start, m.end, m.class)
+		m.have = false
+	}
+}

@@ -1,0 +1,413 @@
+//go:build linux
+
+package procread
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+	"testing"
+
+	"golang.org/x/sys/unix"
+
+	"stackprobe/internal/sys"
+)
+
+var methods = []Method{MethodScan, MethodPagemap, MethodMincore}
+
+// openMethod opens this process's pagemap with m; MethodScan must not fall
+// back on this kernel unless the ioctl is missing, which skips the test.
+func openMethod(t testing.TB, m Method) *Pagemap {
+	t.Helper()
+	p, err := OpenPagemap("", 0, m)
+	if err != nil {
+		t.Fatalf("OpenPagemap(%v): %v", m, err)
+	}
+	t.Cleanup(func() { _ = p.Close() })
+	if p.Method() != m {
+		t.Skipf("PAGEMAP_SCAN missing on this kernel: %v fell back to %v", m, p.Method())
+	}
+	return p
+}
+
+// guardMode is how reserve guards a stack's lowest page.
+type guardMode string
+
+const (
+	guardMprotect guardMode = "mprotect"
+	guardMadvise  guardMode = "madvise"
+	guardNone     guardMode = "none"
+)
+
+// reserve maps n stacks of size bytes as ONE private anonymous
+// MAP_NORESERVE mapping (stacks side by side, as the kernel would merge
+// them anyway), guards each stack's lowest page with g and returns the
+// stacks' ranges in address order. The memory is unmapped at cleanup.
+func reserve(tb testing.TB, n int, size uint64, g guardMode) (mem []byte, ranges []PageRange) {
+	tb.Helper()
+	mem, err := unix.Mmap(-1, 0, n*int(size), unix.PROT_READ|unix.PROT_WRITE,
+		unix.MAP_PRIVATE|unix.MAP_ANONYMOUS|unix.MAP_NORESERVE)
+	if err != nil {
+		tb.Fatalf("mmap %d stacks of %d bytes: %v", n, size, err)
+	}
+	tb.Cleanup(func() { _ = unix.Munmap(mem) })
+	if err := unix.Madvise(mem, unix.MADV_NOHUGEPAGE); err != nil {
+		tb.Fatalf("madvise(MADV_NOHUGEPAGE): %v", err)
+	}
+	ps := os.Getpagesize()
+	base := uint64(addrOf(mem))
+	for i := range n {
+		low := mem[i*int(size) : i*int(size)+ps]
+		switch g {
+		case guardMprotect:
+			err = unix.Mprotect(low, unix.PROT_NONE)
+		case guardMadvise:
+			err = unix.Madvise(low, unix.MADV_GUARD_INSTALL)
+			if errors.Is(err, unix.EINVAL) {
+				tb.Skip("MADV_GUARD_INSTALL unsupported (Linux < 6.13): " + err.Error())
+			}
+		}
+		if err != nil {
+			tb.Fatalf("guard %s of stack %d: %v", g, i, err)
+		}
+		ranges = append(ranges, PageRange{base + uint64(i)*size, base + uint64(i+1)*size})
+	}
+	return mem, ranges
+}
+
+// touch writes one byte to every page of [end-depth, end) of mem, whose
+// first byte is at address base.
+func touch(mem []byte, base, start, end uint64) {
+	ps := uint64(os.Getpagesize())
+	for a := start; a < end; a += ps {
+		mem[a-base] = 1
+	}
+}
+
+// mincorePages counts the pages of r that mincore calls resident.
+func mincorePages(t testing.TB, r PageRange) int64 {
+	t.Helper()
+	n, _, err := ResidentPages(uintptr(r.Start), uintptr(r.End-r.Start), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return int64(n)
+}
+
+// smapsRss sums smaps Rss over the VMAs inside [lo, hi).
+func smapsRss(t testing.TB, lo, hi uint64) int64 {
+	t.Helper()
+	var rss int64
+	err := ReadSmaps("/proc/self/smaps", func(v *VMA) error {
+		if v.Start >= lo && v.End <= hi {
+			rss += int64(v.Rss)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return rss
+}
+
+func TestMeasureStacks(t *testing.T) {
+	ps := uint64(os.Getpagesize())
+	const size = 100 << 20
+	// Depths touched from the top of each stack, and for some a lone page
+	// 1 MiB above the guard, which makes a second run.
+	depths := []uint64{0, 1, 4 << 10, 5000, 64 << 10, 1 << 20, 8<<20 + 1}
+	for _, g := range []guardMode{guardMprotect, guardMadvise, guardNone} {
+		t.Run(string(g), func(t *testing.T) {
+			mem, ranges := reserve(t, len(depths), size, g)
+			base := ranges[0].Start
+			want := make([]PageCounts, len(ranges))
+			for i, r := range ranges {
+				pages := (depths[i] + ps - 1) / ps
+				touch(mem, base, r.End-pages*ps, r.End)
+				w := &want[i]
+				w.ResidentBytes = int64(pages * ps)
+				if pages > 0 {
+					w.Lowest, w.Runs = r.End-pages*ps, 1
+				}
+				if i%2 == 1 {
+					lone := r.Start + 1<<20
+					touch(mem, base, lone, lone+ps)
+					w.ResidentBytes += int64(ps)
+					w.Lowest, w.Runs = lone, w.Runs+1
+				}
+				w.PresentBytes = w.ResidentBytes
+				if g == guardMadvise {
+					w.GuardBytes = int64(ps)
+				}
+			}
+			var total int64
+			for i, r := range ranges {
+				if got := mincorePages(t, r) * int64(ps); got != want[i].ResidentBytes {
+					t.Fatalf("stack %d: mincore says %d bytes, touched %d", i, got, want[i].ResidentBytes)
+				}
+				total += want[i].ResidentBytes
+			}
+			if rss := smapsRss(t, ranges[0].Start, ranges[len(ranges)-1].End); rss != total {
+				t.Errorf("smaps Rss over the stacks = %d, touched %d", rss, total)
+			}
+			for _, m := range methods {
+				t.Run(m.String(), func(t *testing.T) {
+					p := openMethod(t, m)
+					got := make([]PageCounts, len(ranges))
+					if err := p.Measure(ranges, got); err != nil {
+						t.Fatal(err)
+					}
+					for i := range ranges {
+						w := want[i]
+						w.Known = p.Known()
+						if w.Known&ClassGuard == 0 {
+							w.GuardBytes = 0
+						}
+						if got[i] != w {
+							t.Errorf("stack %d (depth %d):\n got %+v\nwant %+v", i, depths[i], got[i], w)
+						}
+					}
+				})
+			}
+		})
+	}
+}
+
+func TestMethodKnown(t *testing.T) {
+	want := map[Method]PageClass{
+		MethodScan:    allClasses,
+		MethodMincore: ClassResident,
+	}
+	for m, k := range want {
+		p := openMethod(t, m)
+		if p.Known() != k {
+			t.Errorf("%v knows %v, want %v", m, p.Known(), k)
+		}
+	}
+	p := openMethod(t, MethodPagemap)
+	k := ClassResident | ClassSwapped | ClassGuard
+	if hasCapSysAdmin() {
+		k |= ClassZeroPage | ClassHuge
+	}
+	if p.Known() != k {
+		t.Errorf("pagemap knows %v, want %v", p.Known(), k)
+	}
+}
+
+// TestMeasureManyStacks walks more than 512 adjacent stacks with two runs
+// each in one call: more than two full batches of regions.
+func TestMeasureManyStacks(t *testing.T) {
+	ps := uint64(os.Getpagesize())
+	n, size := 600, uint64(100<<20)
+	if testing.Short() {
+		n = 520
+	}
+	mem, ranges := reserve(t, n, size, guardNone)
+	base := ranges[0].Start
+	want := make([]PageCounts, n)
+	for i, r := range ranges {
+		top := uint64(i%3+1) * ps
+		touch(mem, base, r.End-top, r.End)
+		touch(mem, base, r.Start+ps, r.Start+2*ps)
+		want[i] = PageCounts{
+			PresentBytes: int64(top + ps), ResidentBytes: int64(top + ps),
+			Lowest: r.Start + ps, Runs: 2,
+		}
+	}
+	for _, m := range methods {
+		// 3 makes many calls per walk; 1024 lets one call cross the
+		// kernel's 512-region batch, where walk_end lags behind.
+		for _, vecLen := range []int{scanVecLen, 3, 1024} {
+			if vecLen != scanVecLen && m != MethodScan {
+				continue
+			}
+			t.Run(fmt.Sprintf("%v/vec%d", m, vecLen), func(t *testing.T) {
+				p := openMethod(t, m)
+				if m == MethodScan {
+					p.regions = make([]sys.PageRegion, vecLen)
+				}
+				got := make([]PageCounts, n)
+				if err := p.Measure(ranges, got); err != nil {
+					t.Fatal(err)
+				}
+				bad := 0
+				for i := range got {
+					w := want[i]
+					w.Known = p.Known()
+					if got[i] != w && bad < 5 {
+						bad++
+						t.Errorf("stack %d:\n got %+v\nwant %+v", i, got[i], w)
+					}
+				}
+			})
+		}
+	}
+}
+
+func TestMeasureNoAllocs(t *testing.T) {
+	ps := uint64(os.Getpagesize())
+	mem, ranges := reserve(t, 4, 4<<20, guardMprotect)
+	for _, r := range ranges {
+		touch(mem, ranges[0].Start, r.End-3*ps, r.End)
+	}
+	out := make([]PageCounts, len(ranges))
+	for _, m := range methods {
+		p := openMethod(t, m)
+		if err := p.Measure(ranges, out); err != nil {
+			t.Fatal(err)
+		}
+		if a := testing.AllocsPerRun(20, func() { _ = p.Measure(ranges, out) }); a != 0 {
+			t.Errorf("%v: Measure allocates %v times per call", m, a)
+		}
+	}
+}
+
+func TestMeasureRejects(t *testing.T) {
+	p := openMethod(t, MethodScan)
+	ps := uint64(os.Getpagesize())
+	out := make([]PageCounts, 2)
+	bad := map[string][]PageRange{
+		"unaligned start": {{ps + 1, 2 * ps}},
+		"unaligned end":   {{ps, 2*ps + 1}},
+		"reversed":        {{2 * ps, ps}},
+		"overlapping":     {{ps, 3 * ps}, {2 * ps, 4 * ps}},
+		"unsorted":        {{4 * ps, 5 * ps}, {ps, 2 * ps}},
+		"short out":       {{ps, 2 * ps}, {2 * ps, 3 * ps}, {3 * ps, 4 * ps}},
+	}
+	for name, rs := range bad {
+		if err := p.Measure(rs, out); err == nil {
+			t.Errorf("%s: Measure(%v) succeeded", name, rs)
+		}
+	}
+}
+
+func TestRuns(t *testing.T) {
+	ps := uint64(os.Getpagesize())
+	mem, ranges := reserve(t, 1, 1<<20, guardMadvise)
+	r := ranges[0]
+	touch(mem, r.Start, r.Start+4*ps, r.Start+6*ps)
+	touch(mem, r.Start, r.End-3*ps, r.End)
+	type run struct {
+		start, end uint64
+		class      PageClass
+	}
+	for _, m := range methods {
+		p := openMethod(t, m)
+		var got []run
+		err := p.Runs(r, func(s, e uint64, c PageClass) { got = append(got, run{s, e, c}) })
+		if err != nil {
+			t.Fatal(err)
+		}
+		var want []run
+		if p.Known()&ClassGuard != 0 {
+			want = append(want, run{r.Start, r.Start + ps, ClassGuard})
+		}
+		want = append(want, run{r.Start + 4*ps, r.Start + 6*ps, ClassResident}, run{r.End - 3*ps, r.End, ClassResident})
+		if fmt.Sprint(got) != fmt.Sprint(want) {
+			t.Errorf("%v: Runs = %v, want %v", m, got, want)
+		}
+	}
+}
+
+// TestHugePageStraddle makes two transparent huge pages and measures them
+// through ranges whose bounds cut them: each range gets the part of a huge
+// page inside it.
+func TestHugePageStraddle(t *testing.T) {
+	const huge = 2 << 20
+	mem, err := unix.Mmap(-1, 0, 4*huge, unix.PROT_READ|unix.PROT_WRITE,
+		unix.MAP_PRIVATE|unix.MAP_ANONYMOUS|unix.MAP_NORESERVE)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Munmap(mem)
+	off := (huge - addrOf(mem)%huge) % huge
+	region := mem[off : off+2*huge]
+	if err := unix.Madvise(region, unix.MADV_HUGEPAGE); err != nil {
+		t.Skip("MADV_HUGEPAGE: " + err.Error())
+	}
+	region[0], region[huge] = 1, 1
+	base := uint64(addrOf(region))
+	if rss := smapsRss(t, base, base+2*huge); rss != 2*huge {
+		t.Skipf("no transparent huge pages granted (THP %s): Rss of the region %d, want %d", thpEnabled(), rss, 2*huge)
+	}
+	ranges := []PageRange{
+		{base, base + huge/2},
+		{base + huge/2, base + huge + huge/4},
+		{base + huge + huge/4, base + 2*huge},
+	}
+	for _, m := range methods {
+		t.Run(m.String(), func(t *testing.T) {
+			p := openMethod(t, m)
+			got := make([]PageCounts, len(ranges))
+			if err := p.Measure(ranges, got); err != nil {
+				t.Fatal(err)
+			}
+			for i, r := range ranges {
+				n := int64(r.End - r.Start)
+				w := PageCounts{PresentBytes: n, ResidentBytes: n, Lowest: r.Start, Runs: 1, Known: p.Known()}
+				if p.Known()&ClassHuge != 0 {
+					w.HugeBytes = n
+				}
+				if got[i] != w {
+					t.Errorf("range %d:\n got %+v\nwant %+v", i, got[i], w)
+				}
+				if mc := mincorePages(t, r) * int64(os.Getpagesize()); mc != got[i].PresentBytes {
+					t.Errorf("range %d: mincore %d bytes, measured %d", i, mc, got[i].PresentBytes)
+				}
+			}
+		})
+	}
+}
+
+func thpEnabled() string {
+	b, err := os.ReadFile("/sys/kernel/mm/transparent_hugepage/enabled")
+	if err != nil {
+		return "unreadable: " + err.Error()
+	}
+	return strings.TrimSpace(string(b))
+}
+
+func TestParseMethod(t *testing.T) {
+	for _, m := range methods {
+		got, err := ParseMethod(m.String())
+		if err != nil || got != m {
+			t.Errorf("ParseMethod(%q) = %v, %v", m.String(), got, err)
+		}
+	}
+	if _, err := ParseMethod("smaps"); err == nil {
+		t.Error(`ParseMethod("smaps") succeeded`)
+	}
+	if s := Method(7).String(); s != "Method(7)" {
+		t.Errorf("Method(7) = %q", s)
+	}
+}
+
+func TestPageClassString(t *testing.T) {
+	tests := map[PageClass]string{
+		0:                              "none",
+		ClassResident | ClassHuge:      "resident|huge",
+		ClassGuard:                     "guard",
+		allClasses:                     "resident|huge|zero-page|swapped|guard",
+		ClassSwapped | PageClass(1<<7): "swapped|0x80",
+	}
+	for c, want := range tests {
+		if got := c.String(); got != want {
+			t.Errorf("PageClass(%#x) = %q, want %q", uint8(c), got, want)
+		}
+	}
+}
+
+func TestOpenPagemapErrors(t *testing.T) {
+	if _, err := OpenPagemap("", 1, MethodMincore); err == nil {
+		t.Error("mincore of pid 1 succeeded")
+	}
+	if _, err := OpenPagemap("", -1, MethodScan); err == nil {
+		t.Error("pid -1 succeeded")
+	}
+	// A pid above pid_max never exists.
+	_, err := OpenPagemap("", 1<<23, MethodScan)
+	if !errors.Is(err, ErrGone) || !errors.Is(err, unix.ENOENT) {
+		t.Errorf("OpenPagemap of a missing pid: %v, want ErrGone wrapping ENOENT", err)
+	}
+}
