@@ -3,16 +3,21 @@
 // when the writer is killed.
 //
 // A File is a temporary file in the destination's folder; Commit syncs it
-// and renames it over the destination, Abort removes it.
+// and renames it over the destination, Abort removes it. A destination that
+// is a symbolic link, a folder or any other non-regular file is refused: the
+// package never writes through a link, and rename(2) replaces a name, never
+// what a link points to.
 package atomicfile
 
 import (
 	"bufio"
+	"errors"
 	"fmt"
 	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
 )
 
 // File is a file being written in place of path.
@@ -23,22 +28,42 @@ type File struct {
 	perm fs.FileMode
 }
 
-// Create starts writing path. A path that is a symbolic link is written
-// through (the link's target is replaced); an existing file keeps its
-// permissions, a new one gets 0644.
+// Create starts writing path. A path that is a symbolic link (dangling or
+// not), a folder or another non-regular file is refused; an existing regular
+// file keeps its permission bits, a new one gets 0644.
 func Create(path string) (*File, error) {
-	if target, err := filepath.EvalSymlinks(path); err == nil {
-		path = target
-	}
 	perm := fs.FileMode(0o644)
-	if fi, err := os.Stat(path); err == nil {
+	fi, err := os.Lstat(path)
+	switch {
+	case err == nil && fi.Mode()&fs.ModeSymlink != 0:
+		return nil, fmt.Errorf("create %s: it is a symbolic link; not writing through it", path)
+	case err == nil && !fi.Mode().IsRegular():
+		return nil, fmt.Errorf("create %s: it exists and is not a regular file (%v)", path, fi.Mode().Type())
+	case err == nil:
 		perm = fi.Mode().Perm()
+	case !errors.Is(err, fs.ErrNotExist):
+		return nil, fmt.Errorf("create %s: %w", path, err)
 	}
-	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*.tmp")
+	f, err := os.CreateTemp(filepath.Dir(path), tempPrefix(filepath.Base(path))+"*"+tempSuffix)
 	if err != nil {
 		return nil, fmt.Errorf("create %s: %w", path, err)
 	}
 	return &File{f: f, w: bufio.NewWriterSize(f, 64<<10), path: path, perm: perm}, nil
+}
+
+const tempSuffix = ".tmp"
+
+func tempPrefix(base string) string { return "." + base + "." }
+
+// IsTempFor reports whether name has the form of a temporary file that
+// Create makes for the destination base name target (".target.RANDOM.tmp").
+// A name alone proves nothing about who made a file: callers may use this
+// only inside a folder they can show to be their own (a private staging
+// folder), never to delete files from a folder a user may share.
+func IsTempFor(name, target string) bool {
+	p := tempPrefix(target)
+	return len(name) > len(p)+len(tempSuffix) && strings.HasPrefix(name, p) && strings.HasSuffix(name, tempSuffix) &&
+		!strings.ContainsAny(name[len(p):len(name)-len(tempSuffix)], "./")
 }
 
 // Write buffers p for the file.
@@ -61,6 +86,8 @@ func (f *File) Commit() error {
 		err = cerr
 	}
 	if err == nil {
+		// rename(2) replaces the name f.path itself: a symbolic link put there
+		// since Create is replaced, never followed.
 		err = os.Rename(f.f.Name(), f.path)
 	}
 	if err != nil {
@@ -93,10 +120,4 @@ func Write(path string, fill func(w io.Writer) error) error {
 		return fmt.Errorf("write %s: %w", path, err)
 	}
 	return f.Commit()
-}
-
-// IsTemp reports whether name is one of this package's temporary files.
-func IsTemp(name string) bool {
-	matched, err := filepath.Match(".*.*.tmp", name)
-	return err == nil && matched
 }

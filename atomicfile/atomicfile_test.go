@@ -5,7 +5,10 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
+
+	"golang.org/x/sys/unix"
 )
 
 func TestWriteReplacesWhole(t *testing.T) {
@@ -39,33 +42,56 @@ func TestWriteReplacesWhole(t *testing.T) {
 	}
 }
 
-func TestWriteThroughSymlink(t *testing.T) {
+// A destination that is a link (to a file outside the folder, or dangling), a folder or a FIFO is
+// refused, and the link's target keeps its bytes.
+func TestRefusesNonRegular(t *testing.T) {
 	dir := t.TempDir()
-	target := filepath.Join(dir, "notes.md")
-	link := filepath.Join(dir, "link.md")
-	os.WriteFile(target, []byte("x"), 0o644)
-	if err := os.Symlink(target, link); err != nil {
-		t.Skipf("symlink: %v", err)
-	}
-	if err := Write(link, func(w io.Writer) error { _, err := io.WriteString(w, "y"); return err }); err != nil {
+	victim := filepath.Join(dir, "victim.json")
+	if err := os.WriteFile(victim, []byte("precious"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if fi, _ := os.Lstat(link); fi.Mode()&os.ModeSymlink == 0 {
-		t.Fatal("the link was replaced by a file")
+	out := filepath.Join(dir, "out")
+	for _, p := range []string{out, filepath.Join(out, "summary.json")} {
+		if err := os.Mkdir(p, 0o755); err != nil {
+			t.Fatal(err)
+		}
 	}
-	if b, _ := os.ReadFile(target); string(b) != "y" {
-		t.Fatalf("target holds %q", b)
+	if err := os.Symlink("../victim.json", filepath.Join(out, "evidence.md")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink("../missing", filepath.Join(out, "stacks.csv")); err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.Mkfifo(filepath.Join(out, "fifo"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"evidence.md", "stacks.csv", "summary.json", "fifo"} {
+		err := Write(filepath.Join(out, name), func(w io.Writer) error { _, err := io.WriteString(w, "new"); return err })
+		if err == nil || !strings.Contains(err.Error(), name) {
+			t.Errorf("Write(%s) = %v, want an error naming it", name, err)
+		}
+	}
+	if b, _ := os.ReadFile(victim); string(b) != "precious" {
+		t.Errorf("link target holds %q", b)
+	}
+	if fi, err := os.Lstat(filepath.Join(out, "evidence.md")); err != nil || fi.Mode()&os.ModeSymlink == 0 {
+		t.Errorf("the link was replaced: %v %v", fi, err)
+	}
+	if ents, _ := os.ReadDir(out); len(ents) != 4 {
+		t.Errorf("folder holds %d entries, want the 4 made by the test", len(ents))
 	}
 }
 
-func TestAbortAndIsTemp(t *testing.T) {
+func TestAbortAndIsTempFor(t *testing.T) {
 	dir := t.TempDir()
 	f, err := Create(filepath.Join(dir, "samples.csv"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !IsTemp(filepath.Base(f.f.Name())) || IsTemp("samples.csv") {
-		t.Errorf("IsTemp wrong for %q", f.f.Name())
+	tmp := filepath.Base(f.f.Name())
+	if !IsTempFor(tmp, "samples.csv") || IsTempFor(tmp, "stacks.csv") || IsTempFor("samples.csv", "samples.csv") ||
+		IsTempFor(".samples.csv..tmp", "samples.csv") || IsTempFor(".samples.csv.a.b.tmp", "samples.csv") {
+		t.Errorf("IsTempFor wrong for %q", tmp)
 	}
 	f.Abort()
 	f.Abort()

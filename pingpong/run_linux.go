@@ -127,9 +127,12 @@ func Run(ctx context.Context, cfg Config) (res Result, err error) {
 	return res, nil
 }
 
-// newRun opens the listener and both sides' epoll instances and eventfds.
-func newRun(cfg Config) (r *run, err error) {
-	r = &run{cfg: cfg, ln: listener{fd: -1}, holdP: runtime.GOMAXPROCS(0) >= 2}
+// newRun opens the listener and both sides' epoll instances and eventfds. On error everything it
+// opened is closed again; the returned run is then nil.
+func newRun(cfg Config) (_ *run, err error) {
+	// r is not the named result: the error returns below set that to nil, and the deferred
+	// cleanup must still see what was opened.
+	r := &run{cfg: cfg, ln: listener{fd: -1}, holdP: runtime.GOMAXPROCS(0) >= 2}
 	defer func() {
 		if err != nil {
 			r.close()

@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strings"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -301,5 +302,49 @@ func TestRunAllocs(t *testing.T) {
 				t.Errorf("%v more allocations for 2*1000 more round trips", large-small)
 			}
 		})
+	}
+}
+
+// A listener that cannot be set up is an error naming the cause, never a panic, and leaks nothing.
+func TestRunListenerSetupFails(t *testing.T) {
+	base := t.TempDir()
+	file := base + "/file"
+	if err := os.WriteFile(file, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	long := base + "/" + strings.Repeat("d", 120)
+	if err := os.Mkdir(long, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		name, tmpdir string
+		errno        error  // wanted in the chain, or nil
+		text         string // wanted in the message
+	}{
+		{"missing", base + "/nonexistent", syscall.ENOENT, "unix listener"},
+		{"file", file, syscall.ENOTDIR, "unix listener"},
+		{"too-long", long, nil, "is longer than 107 bytes"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			t.Setenv("TMPDIR", c.tmpdir)
+			fds := openFDs(t)
+			res, err := Run(context.Background(), Config{Transport: Unix, Clients: 5, Messages: 10})
+			if err == nil {
+				t.Fatalf("Run with TMPDIR=%s succeeded: %+v", c.tmpdir, res)
+			}
+			if !strings.Contains(err.Error(), c.text) || (c.errno != nil && !errors.Is(err, c.errno)) {
+				t.Errorf("error %q, want it to contain %q and wrap %v", err, c.text, c.errno)
+			}
+			if res.RoundTrips != 0 {
+				t.Errorf("RoundTrips = %d after a failed setup", res.RoundTrips)
+			}
+			if after := openFDs(t); after != fds {
+				t.Errorf("open fds: %d before Run, %d after", fds, after)
+			}
+		})
+	}
+	// The too-long case made its socket folder before finding the path too long: it must be gone.
+	if ents, err := os.ReadDir(long); err != nil || len(ents) != 0 {
+		t.Errorf("socket folder left in TMPDIR: %v, %v", ents, err)
 	}
 }

@@ -2,21 +2,20 @@
 // samples CSVs, evidence.md, and the short summary printed on stdout.
 //
 // Every file is written to a temporary name in the same folder and renamed
-// into place when complete, so a killed run never leaves half a file where a
-// complete one was, and never damages an earlier run's files.
+// into place when complete (package atomicfile); the folder as a whole is
+// staged and put in place by package outdir.
 package report
 
 import (
 	"errors"
-	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"slices"
 
-	"golang.org/x/sys/unix"
-
 	"stackprobe/atomicfile"
+	"stackprobe/outdir"
 )
 
 // WriteFile writes path atomically (see package atomicfile).
@@ -24,49 +23,19 @@ func WriteFile(path string, fill func(w io.Writer) error) error {
 	return atomicfile.Write(path, fill)
 }
 
-// CheckOutDir reports whether dir may receive a run's files without
-// writing anything: it must not be a file, and an existing folder must be
-// empty unless force is set. A missing dir is fine if its parent exists.
+// CheckOutDir reports whether dir may receive a run's files, writing
+// nothing: see outdir.Check, called with every output name a run or a
+// compare may write (OutputNames).
+//
+// Deprecated: call outdir.Check, then outdir.Begin and Folder.Commit, which
+// also stage the run and put its folder in place as a whole.
 func CheckOutDir(dir string, force bool) error {
-	fi, err := os.Stat(dir)
-	switch {
-	case os.IsNotExist(err):
-		parent := filepath.Dir(filepath.Clean(dir))
-		pfi, perr := os.Stat(parent)
-		if perr != nil {
-			return fmt.Errorf("parent folder %s: %w", parent, perr)
-		}
-		if !pfi.IsDir() {
-			return fmt.Errorf("parent %s is not a folder", parent)
-		}
-		return writable(parent)
-	case err != nil:
-		return err
-	case !fi.IsDir():
-		return fmt.Errorf("%s exists and is not a folder", dir)
-	}
-	entries, err := os.ReadDir(dir)
-	if err != nil {
-		return err
-	}
-	// Temporary files a killed run left do not make a folder a result.
-	entries = slices.DeleteFunc(entries, func(e os.DirEntry) bool { return atomicfile.IsTemp(e.Name()) })
-	if len(entries) > 0 && !force {
-		return fmt.Errorf("%s is not empty (pass --force to write into it)", dir)
-	}
-	return writable(dir)
+	return outdir.Check(dir, force, OutputNames())
 }
 
-// writable checks write permission on dir with access(2), writing nothing.
-func writable(dir string) error {
-	if err := unix.Access(dir, unix.W_OK|unix.X_OK); err != nil {
-		return fmt.Errorf("%s is not writable: %w", dir, os.NewSyscallError("access", err))
-	}
-	return nil
-}
-
-// outputNames are every file a run or a compare writes into its folder.
-func outputNames() []string {
+// OutputNames are every file a run or a compare may write into its folder:
+// the names to give outdir.Check and outdir.Begin.
+func OutputNames() []string {
 	return append([]string{EvidenceFile, SummaryFile, ChartRSSVsDepth, ChartRSSOverTime, ChartResidency, ChartStrategies},
 		CSVFiles()...)
 }
@@ -75,32 +44,32 @@ func outputNames() []string {
 func CSVFiles() []string { return []string{samplesFile, totalsFile, stacksFile} }
 
 // RemoveStale deletes, from a result folder written again with --force,
-// the outputs of an earlier run that this run did not write (so that no
-// file disagrees with the recorded command), and temporary files that a
-// killed run left. Files of other names are left alone.
+// the outputs of an earlier run that this run did not write, but only those
+// the folder's manifest (outdir.ManifestName) lists: a file the tool cannot
+// show it wrote is never deleted, whatever its name. Without a manifest it
+// deletes nothing.
+//
+// Deprecated: Folder.Commit replaces the whole folder, which leaves no stale
+// outputs.
 func RemoveStale(dir string, written []string) error {
-	keep := map[string]bool{}
-	for _, w := range written {
-		keep[w] = true
-	}
-	var errs []error
-	for _, name := range outputNames() {
-		if keep[name] {
-			continue
-		}
-		if err := os.Remove(filepath.Join(dir, name)); err != nil && !os.IsNotExist(err) {
-			errs = append(errs, err)
-		}
-	}
-	ents, err := os.ReadDir(dir)
+	m, err := outdir.ReadManifest(dir)
 	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil
+		}
 		return err
 	}
-	for _, e := range ents {
-		if atomicfile.IsTemp(e.Name()) {
-			if err := os.Remove(filepath.Join(dir, e.Name())); err != nil {
-				errs = append(errs, err)
-			}
+	var errs []error
+	for _, name := range m.Files {
+		if slices.Contains(written, name) {
+			continue
+		}
+		p := filepath.Join(dir, name)
+		if fi, err := os.Lstat(p); err != nil || !fi.Mode().IsRegular() {
+			continue
+		}
+		if err := os.Remove(p); err != nil {
+			errs = append(errs, err)
 		}
 	}
 	return errors.Join(errs...)

@@ -8,6 +8,7 @@ package sizes
 import (
 	"fmt"
 	"math"
+	"math/big"
 	"strconv"
 	"strings"
 
@@ -22,7 +23,9 @@ const MaxBytes = 1 << 47
 const MaxListLen = 4096
 
 // Parse parses one size in bytes. Zero is allowed; the caller decides
-// whether it makes sense.
+// whether it makes sense. A size must come to a whole number of bytes:
+// "1.5KiB" is 1536, but "0.5B", "4096.9" and "0.1KiB" are refused rather
+// than rounded down.
 func Parse(s string) (int64, error) {
 	s = strings.TrimSpace(s)
 	if s == "" {
@@ -31,14 +34,37 @@ func Parse(s string) (int64, error) {
 	if strings.HasPrefix(s, "-") {
 		return 0, fmt.Errorf("size %q is negative", s)
 	}
-	n, err := humanize.ParseBytes(s)
-	if err != nil {
-		return 0, fmt.Errorf("size %q: want a number of bytes such as 4096, 64KiB, 100MB", s)
+	bad := fmt.Errorf("size %q: want a number of bytes such as 4096, 64KiB, 100MB", s)
+	end := strings.IndexFunc(s, func(r rune) bool { return (r < '0' || r > '9') && r != '.' })
+	if end < 0 {
+		end = len(s)
 	}
-	if n > MaxBytes {
+	num, unit := s[:end], s[end:]
+	if num == "" || strings.Count(num, ".") > 1 || !strings.ContainsAny(num, "0123456789") {
+		return 0, bad
+	}
+	// The unit's factor comes from go-humanize, so the units accepted are
+	// exactly its own; the number is kept exact (no float rounding).
+	letters := strings.TrimSpace(unit)
+	if strings.ContainsFunc(letters, func(r rune) bool { return (r < 'a' || r > 'z') && (r < 'A' || r > 'Z') }) {
+		return 0, bad
+	}
+	factor, err := humanize.ParseBytes("1" + letters)
+	if err != nil {
+		return 0, bad
+	}
+	v, ok := new(big.Rat).SetString(num)
+	if !ok {
+		return 0, bad
+	}
+	v.Mul(v, new(big.Rat).SetInt(new(big.Int).SetUint64(factor)))
+	if v.Cmp(new(big.Rat).SetInt64(MaxBytes)) > 0 {
 		return 0, fmt.Errorf("size %q exceeds the 128 TiB user address space", s)
 	}
-	return int64(n), nil
+	if !v.IsInt() {
+		return 0, fmt.Errorf("size %q is %s bytes, not a whole number of bytes", s, v.FloatString(3))
+	}
+	return v.Num().Int64(), nil
 }
 
 // ParseList parses a comma-separated list of sizes and ranges:

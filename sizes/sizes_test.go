@@ -25,6 +25,20 @@ func TestParse(t *testing.T) {
 		{"", 0, false},
 		{"-4KB", 0, false},
 		{"1.5.5MB", 0, false},
+		{"1.5KiB", 1536, true},
+		{"1.5KB", 1500, true},
+		{"2.0", 2, true},
+		{" 64 KiB ", 65536, true},
+		{"0.5B", 0, false},
+		{"4096.9", 0, false},
+		{"0.1KiB", 0, false},
+		{"1.0000000000000000001", 0, false},
+		{".", 0, false},
+		{"KiB", 0, false},
+		{"1e3", 0, false},
+		{"1,000", 0, false},
+		{"4KiBx", 0, false},
+		{"128.5TiB", 0, false},
 	} {
 		got, err := Parse(c.in)
 		if (err == nil) != c.ok || got != c.want {
@@ -51,7 +65,8 @@ func TestParseList(t *testing.T) {
 		}
 	}
 	for _, bad := range []string{"", ",", "4KB,", "1MB..4KB/4", "4KB..4KB/2", "4KB..1MB", "4KB..1MB/1",
-		"4KB..1MB*1", "0..1MB*2", "4KB..1MB/x", "1B..1TiB/100000", "x..1MB/2"} {
+		"4KB..1MB*1", "0..1MB*2", "4KB..1MB/x", "1B..1TiB/100000", "x..1MB/2",
+		"0.5B", "4KiB,4096.9", "0.5B..4KiB/2", "1B..4096.5*2"} {
 		if got, err := ParseList(bad); err == nil {
 			t.Errorf("ParseList(%q) = %v, want an error", bad, got)
 		}
@@ -66,5 +81,17 @@ func TestIEC(t *testing.T) {
 		if got := IEC(n); got != want {
 			t.Errorf("IEC(%d) = %q, want %q", n, got, want)
 		}
+	}
+}
+
+// A fractional byte count is refused with a message that says so.
+func TestParseFractionalMessage(t *testing.T) {
+	_, err := Parse("4096.9")
+	if err == nil || err.Error() != `size "4096.9" is 4096.900 bytes, not a whole number of bytes` {
+		t.Errorf("Parse(4096.9) error = %v", err)
+	}
+	_, err = ParseList("4KiB,0.5B")
+	if err == nil || err.Error() != `size "0.5B" is 0.500 bytes, not a whole number of bytes` {
+		t.Errorf("ParseList(4KiB,0.5B) error = %v", err)
 	}
 }
