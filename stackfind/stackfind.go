@@ -29,6 +29,7 @@
 package stackfind
 
 import (
+	"encoding/json"
 	"slices"
 	"strings"
 
@@ -63,8 +64,17 @@ func (f FoundBy) Names() []string {
 // String joins Names with "+", e.g. "main+thread"; "" for none.
 func (f FoundBy) String() string { return strings.Join(f.Names(), "+") }
 
-// MarshalText gives String, for CSV cells and JSON.
+// MarshalText gives String, for CSV cells.
 func (f FoundBy) MarshalText() ([]byte, error) { return []byte(f.String()), nil }
+
+// MarshalJSON gives Names as a JSON array, e.g. ["main","thread"].
+func (f FoundBy) MarshalJSON() ([]byte, error) {
+	names := f.Names()
+	if names == nil {
+		names = []string{}
+	}
+	return json.Marshal(names)
+}
 
 // GuardKind is what sits at a stack's low end to catch an overflow.
 type GuardKind uint8
