@@ -1,0 +1,68 @@
+package watch
+
+import (
+	"bufio"
+	"os/exec"
+	"strconv"
+	"testing"
+
+	"stackprobe/procread"
+	"stackprobe/stackfind"
+)
+
+// BenchmarkSample10kStacks compares one sample of a target holding 10,000
+// guarded stacks of 100 MiB (64 KiB touched in each) with one read of that
+// target's /proc/PID/smaps. The issue asks for a sample <= 0.2x smaps.
+func BenchmarkSample10kStacks(b *testing.B) {
+	bin := buildFixture(b)
+	const n, size = 10000, 100 << 20
+	cmd := startBenchFixture(b, bin, "60000", "0", "fibers", strconv.Itoa(n), strconv.Itoa(size), "64")
+	pid := cmd.Process.Pid
+	b.Run("sample", func(b *testing.B) {
+		dir, err := procread.OpenProcDir("", pid)
+		if err != nil {
+			b.Fatal(err)
+		}
+		pm, err := procread.OpenPagemap("", pid, procread.MethodScan)
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer pm.Close()
+		s := newSampler(dir, pm, stackfind.Options{Main: true, Guard: true, Size: size}, nil, DefaultTimelineLen)
+		for b.Loop() {
+			if _, err := s.sample(); err != nil {
+				b.Fatal(err)
+			}
+		}
+		b.ReportMetric(float64(len(s.found)), "stacks")
+		b.Logf("method %s", methodName(pm.Method()))
+	})
+	b.Run("smaps", func(b *testing.B) {
+		for b.Loop() {
+			if err := procread.ReadSmaps("/proc/"+strconv.Itoa(pid)+"/smaps", func(*procread.VMA) error { return nil }); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}
+
+// startBenchFixture starts the fixture and waits for its "ready".
+func startBenchFixture(b *testing.B, bin string, args ...string) *exec.Cmd {
+	b.Helper()
+	cmd := exec.Command(bin, args...)
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	sc := bufio.NewScanner(stdout)
+	for sc.Scan() && sc.Text() != "ready" {
+	}
+	if sc.Text() != "ready" {
+		b.Fatalf("fixture did not get ready: %v", sc.Err())
+	}
+	return cmd
+}

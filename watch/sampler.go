@@ -1,0 +1,382 @@
+package watch
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"slices"
+	"time"
+
+	"stackprobe/procread"
+	"stackprobe/stackfind"
+)
+
+// sampler holds the state of one watch: the readers of the target, the
+// buffers reused every sample, the stacks seen so far and the sample
+// waiting to be confirmed.
+//
+// A sample's figures are recorded only once the next read of the maps
+// shows each stack still mapped (same End, and same Start unless it is the
+// main stack, which grows down): a stack unmapped between the maps read and
+// the residency read would otherwise be recorded as empty. So figures lag
+// one sample, and the last sample before the target exits is dropped.
+type sampler struct {
+	dir      *procread.ProcDir
+	pm       *procread.Pagemap
+	find     stackfind.Options
+	start    time.Time
+	pageSize uint64
+	knowHuge bool // the method sees huge pages and the zero page
+	rec      Recorder
+
+	maps    []procread.Mapping
+	threads []procread.Thread
+	found   []stackfind.Stack
+	ranges  []procread.PageRange
+	counts  []procread.PageCounts
+	cands   []procread.PageRange
+	checked map[procread.PageRange]int  // lowest pages looked at for guard markers, and how often
+	marked  map[procread.PageRange]bool // lowest pages that held guard markers
+
+	pending  *pending
+	spare    *pending
+	stacks   []Stack
+	live     map[uint64]int // End -> index in stacks, for stacks in the last recorded sample
+	last     *Totals
+	timeline timeline
+	out      Sample
+	samples  int // recorded
+	measured int // completed
+	costSum  time.Duration
+	costMax  time.Duration
+}
+
+// pending is a measured sample waiting for the next maps read.
+type pending struct {
+	timeNS int64
+	cost   time.Duration
+	found  []stackfind.Stack
+	counts []procread.PageCounts
+	totals procread.ProcTotals
+	vmas   int
+}
+
+// markerLooks is how many samples look at the lowest page of a read-write
+// mapping for guard markers: markers are installed right after the mapping
+// is made, so two looks catch one installed between the maps read and the
+// first look.
+const markerLooks = 2
+
+func newSampler(dir *procread.ProcDir, pm *procread.Pagemap, find stackfind.Options, rec Recorder, timelineLen int) *sampler {
+	return &sampler{
+		dir:      dir,
+		pm:       pm,
+		find:     find,
+		start:    time.Now(),
+		pageSize: uint64(os.Getpagesize()),
+		knowHuge: pm.Method() == procread.MethodScan,
+		rec:      rec,
+		checked:  make(map[procread.PageRange]int),
+		marked:   make(map[procread.PageRange]bool),
+		live:     make(map[uint64]int),
+		timeline: timeline{max: timelineLen},
+	}
+}
+
+// sample takes one sample. It returns alive false, and no error, when the
+// target turned out to be gone.
+func (s *sampler) sample() (alive bool, err error) {
+	t0 := time.Now()
+	timeNS := int64(t0.Sub(s.start))
+	if err := s.scan(); err != nil {
+		return gone(err)
+	}
+	if s.find.Guard {
+		if err := s.markers(); err != nil {
+			return gone(err)
+		}
+	}
+	if err := s.confirm(); err != nil {
+		return true, err
+	}
+	s.ranges = s.ranges[:0]
+	for i := range s.found {
+		s.ranges = append(s.ranges, s.found[i].Range())
+	}
+	s.counts = slices.Grow(s.counts[:0], len(s.ranges))[:len(s.ranges)]
+	if err := s.pm.Measure(s.ranges, s.counts); err != nil {
+		return gone(fmt.Errorf("measure %d stacks: %w", len(s.ranges), err))
+	}
+	tot, err := s.dir.Totals()
+	if err != nil {
+		return gone(err)
+	}
+	p := s.spare
+	if p == nil {
+		p = new(pending)
+	}
+	s.spare = nil
+	p.timeNS, p.totals, p.vmas = timeNS, tot, len(s.maps)
+	p.found = append(p.found[:0], s.found...)
+	p.counts = append(p.counts[:0], s.counts...)
+	p.cost = time.Since(t0)
+	s.pending = p
+	s.measured++
+	s.costSum += p.cost
+	s.costMax = max(s.costMax, p.cost)
+	return true, nil
+}
+
+// gone turns an ErrGone into the end of the watch.
+func gone(err error) (bool, error) {
+	if errors.Is(err, procread.ErrGone) {
+		return false, nil
+	}
+	return true, err
+}
+
+// scan reads the maps and threads and classifies the mappings into s.found.
+func (s *sampler) scan() error {
+	var err error
+	if s.maps, err = s.dir.Maps(s.maps); err != nil {
+		return err
+	}
+	s.threads = s.threads[:0]
+	if s.find.Thread {
+		if s.threads, err = s.dir.Threads(s.threads); err != nil {
+			return err
+		}
+	}
+	s.found = stackfind.Find(s.maps, s.threads, s.find, s.found)
+	return nil
+}
+
+// markers looks for guard markers at the low end of read-write mappings
+// not yet found, and adds those that have them to s.found. A mapping found
+// so stays a stack for as long as it is mapped, without a new look.
+func (s *sampler) markers() error {
+	s.cands = stackfind.MarkerCandidates(s.maps, s.found, s.pageSize, s.cands)
+	n := 0
+	for _, c := range s.cands {
+		if s.marked[c] {
+			continue
+		}
+		if s.checked[c] < markerLooks {
+			s.checked[c]++
+			s.cands[n] = c
+			n++
+		}
+	}
+	s.cands = s.cands[:n]
+	if n > 0 {
+		s.counts = slices.Grow(s.counts[:0], n)[:n]
+		if err := s.pm.Measure(s.cands, s.counts); err != nil {
+			return fmt.Errorf("look for guard markers in %d mappings: %w", n, err)
+		}
+		for i, c := range s.counts {
+			if c.GuardBytes > 0 {
+				s.marked[s.cands[i]] = true
+				delete(s.checked, s.cands[i])
+			}
+		}
+	}
+	// Every marked mapping still mapped, with the markers' bytes from its
+	// first look (the measurement of the whole stack updates them).
+	s.cands = s.cands[:0]
+	s.counts = s.counts[:0]
+	for r := range s.marked {
+		i, ok := slices.BinarySearchFunc(s.maps, r.Start, func(m procread.Mapping, a uint64) int {
+			return cmpUint(m.Start, a)
+		})
+		if !ok || s.maps[i].End <= r.Start+s.pageSize {
+			delete(s.marked, r)
+			continue
+		}
+		if _, dup := slices.BinarySearchFunc(s.found, r.Start, func(f stackfind.Stack, a uint64) int {
+			return cmpUint(f.Start, a)
+		}); dup {
+			continue
+		}
+		s.cands = append(s.cands, r)
+		s.counts = append(s.counts, procread.PageCounts{GuardBytes: int64(s.pageSize)})
+	}
+	s.found = stackfind.AddMarked(s.found, s.maps, s.cands, s.counts)
+	return nil
+}
+
+func cmpUint(a, b uint64) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
+}
+
+// confirm records the pending sample, keeping the stacks that s.found (from
+// the maps just read) shows still mapped.
+func (s *sampler) confirm() error {
+	p := s.pending
+	if p == nil {
+		return nil
+	}
+	s.pending, s.spare = nil, p
+	out := &s.out
+	out.Index, out.CostNS = s.samples, int64(p.cost)
+	out.Stacks = out.Stacks[:0]
+	seen := make(map[uint64]bool, len(p.found))
+	var rssSum int64
+	for i := range p.found {
+		f := &p.found[i]
+		if !s.stillMapped(f) {
+			continue
+		}
+		c := &p.counts[i]
+		idx, ok := s.live[f.End]
+		if !ok || (s.stacks[idx].Start != f.Start && f.FoundBy&stackfind.Main == 0) {
+			idx = len(s.stacks)
+			s.stacks = append(s.stacks, Stack{Index: idx, FirstSeenNS: p.timeNS})
+			s.live[f.End] = idx
+		}
+		seen[f.End] = true
+		st := &s.stacks[idx]
+		s.update(st, f, c, p.timeNS)
+		rssSum += c.ResidentBytes
+		out.Stacks = append(out.Stacks, StackSample{
+			Index: idx, RSSBytes: c.ResidentBytes, DeepestBytes: deepest(f.End, c),
+			HugeBytes: c.HugeBytes, ZeroPageBytes: c.ZeroPageBytes, SwappedBytes: c.SwappedBytes, Runs: c.Runs,
+		})
+	}
+	for end, idx := range s.live {
+		if !seen[end] {
+			s.stacks[idx].Gone = true
+			delete(s.live, end)
+		}
+	}
+	out.Totals = Totals{
+		TimeNS: p.timeNS, VmRSSBytes: p.totals.VmRSS, VmPTEBytes: p.totals.VmPTE,
+		MinorFaults: p.totals.MinorFaults, VMAs: p.vmas, Threads: p.totals.Threads,
+		Stacks: len(out.Stacks), StacksRSSBytes: rssSum,
+	}
+	t := out.Totals
+	s.last = &t
+	s.samples++
+	s.timeline.add(Point{TimeNS: t.TimeNS, StacksRSSBytes: rssSum, VmRSSBytes: t.VmRSSBytes, VmPTEBytes: t.VmPTEBytes, Stacks: t.Stacks})
+	if s.rec != nil {
+		if err := s.rec.RecordSample(out); err != nil {
+			return fmt.Errorf("record sample %d: %w", out.Index, err)
+		}
+	}
+	return nil
+}
+
+// stillMapped reports whether stack f of the pending sample is in s.found.
+func (s *sampler) stillMapped(f *stackfind.Stack) bool {
+	i, ok := slices.BinarySearchFunc(s.found, f.End, func(g stackfind.Stack, end uint64) int {
+		switch {
+		case g.End < end:
+			return -1
+		case g.End > end:
+			return 1
+		}
+		return 0
+	})
+	return ok && (s.found[i].Start == f.Start || f.FoundBy&stackfind.Main != 0)
+}
+
+func deepest(end uint64, c *procread.PageCounts) int64 {
+	if c.Lowest == 0 {
+		return 0
+	}
+	return int64(end - c.Lowest)
+}
+
+// update records one sample's figures for st.
+func (s *sampler) update(st *Stack, f *stackfind.Stack, c *procread.PageCounts, timeNS int64) {
+	st.Start, st.End, st.SizeBytes = f.Start, f.End, f.End-f.Start
+	st.FoundBy |= f.FoundBy
+	if st.TID == 0 {
+		st.TID = f.TID
+	}
+	st.Threads = max(st.Threads, f.Threads)
+	if f.SizeMatch != stackfind.SizeNoMatch {
+		st.SizeMatch = f.SizeMatch
+	}
+	switch {
+	case f.Guard != stackfind.GuardNone:
+		st.Guard = f.Guard
+	case c.GuardBytes > 0:
+		st.Guard = stackfind.GuardMarkers
+	}
+	st.LastSeenNS = timeNS
+	st.Samples++
+	st.RSSBytes = c.ResidentBytes
+	st.RSSBytesMax = max(st.RSSBytesMax, c.ResidentBytes)
+	st.DeepestBytes = max(st.DeepestBytes, deepest(f.End, c))
+	if s.knowHuge {
+		h, z := c.HugeBytes, c.ZeroPageBytes
+		st.HugeBytes, st.ZeroPageBytes = &h, &z
+	}
+	st.SwappedBytes = c.SwappedBytes
+	st.GuardMarkerBytes = c.GuardBytes
+	st.ContiguousFromTop = c.Runs == 0 || (c.Runs == 1 && c.Lowest+uint64(c.ResidentBytes) == f.End)
+}
+
+// finish confirms the pending sample with one more maps read, for a watch
+// that ends while the target still runs.
+func (s *sampler) finish() error {
+	if s.pending == nil {
+		return nil
+	}
+	if err := s.scan(); err != nil {
+		if errors.Is(err, procread.ErrGone) {
+			s.pending = nil
+			return nil
+		}
+		return err
+	}
+	if s.find.Guard {
+		if err := s.markers(); err != nil {
+			if errors.Is(err, procread.ErrGone) {
+				s.pending = nil
+				return nil
+			}
+			return err
+		}
+	}
+	return s.confirm()
+}
+
+// timeline keeps at most max points spread over the whole watch: when it
+// is full, every second point is dropped and from then on only every
+// second sample is kept, and so on.
+type timeline struct {
+	max    int
+	stride int
+	n      int
+	points []Point
+}
+
+func (t *timeline) add(p Point) {
+	if t.stride == 0 {
+		t.stride = 1
+	}
+	t.n++
+	if (t.n-1)%t.stride != 0 {
+		return
+	}
+	if len(t.points) == t.max {
+		k := 0
+		for i := 0; i < len(t.points); i += 2 {
+			t.points[k] = t.points[i]
+			k++
+		}
+		t.points = t.points[:k]
+		t.stride *= 2
+		if (t.n-1)%t.stride != 0 {
+			return
+		}
+	}
+	t.points = append(t.points, p)
+}

@@ -1,0 +1,343 @@
+// Package watch samples the stacks of another running process: it finds
+// them in /proc/PID/maps and the threads' stack pointers (stackfind),
+// measures each from the page tables (procread.Pagemap) every interval, and
+// keeps per stack its first and last sighting and figures, and per process
+// the totals. It never stops, ptrace-attaches or injects into the target:
+// it reads its /proc files only.
+//
+// A watch is a handle shaped like os/exec.Cmd:
+//
+//	w, err := watch.Start(ctx, watch.Options{Target: watch.Target{Argv: argv}, ...})
+//	// on SIGINT: w.Interrupt(2 * time.Second)   (forwards it to a child)
+//	err = w.Wait()      // until the target exits, Duration passes or ctx is done
+//	res := w.Result()
+//	w.Close()           // kills and reaps a child still running
+package watch
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"sync"
+	"syscall"
+	"time"
+
+	"stackprobe/procread"
+	"stackprobe/stackfind"
+)
+
+// DefaultInterval is the sampling interval when Options.Interval is 0.
+const DefaultInterval = 10 * time.Millisecond
+
+// DefaultTimelineLen is the timeline's bound when Options.TimelineLen is 0.
+const DefaultTimelineLen = 4096
+
+// Target is the process to watch: a running one by PID, or a command to
+// start as a child.
+type Target struct {
+	// PID is a running process to attach to (reads only).
+	PID int
+	// Argv is a command to start instead (Argv[0] is looked up in PATH).
+	// Its environment is this process's; stdin, stdout and stderr are
+	// Options.Stdin, Stdout and Stderr.
+	Argv []string
+}
+
+// Options configure a watch.
+type Options struct {
+	// Target is the process to watch; exactly one of PID and Argv is set.
+	Target Target
+	// Find chooses how stacks are found.
+	Find stackfind.Options
+	// Interval is the time between the starts of two samples; 0 means
+	// DefaultInterval. A sample that takes longer delays the next.
+	Interval time.Duration
+	// Duration ends the watch after this long; 0 means no limit.
+	Duration time.Duration
+	// Method is the residency method asked of procread.OpenPagemap.
+	Method procread.Method
+	// ProcRoot is the proc mount, "" for /proc.
+	ProcRoot string
+	// Recorder, if set, gets every recorded sample.
+	Recorder Recorder
+	// TimelineLen bounds Result.Timeline; 0 means DefaultTimelineLen.
+	TimelineLen int
+	// Stdin, Stdout and Stderr are a started command's; nil means this
+	// process's own.
+	Stdin          io.Reader
+	Stdout, Stderr io.Writer
+}
+
+// Watch is a running watch.
+type Watch struct {
+	opts   Options
+	s      *sampler
+	cmd    *exec.Cmd
+	stop   chan struct{} // closed by Stop
+	done   chan struct{} // closed when sampling has ended
+	exited chan struct{} // closed when a child has been reaped; nil when attached
+	err    error         // sampling error, set before done is closed
+
+	stopOnce sync.Once
+	mu       sync.Mutex
+	target   TargetInfo // guarded by mu
+}
+
+// Start starts the command (for Target.Argv) or checks the process (for
+// Target.PID), opens its /proc files, takes a first sample, and samples on
+// in a goroutine until the target exits, Duration passes, ctx is done or
+// Stop is called.
+//
+// A PID that does not exist is an error satisfying errors.Is(err,
+// procread.ErrGone). Without permission to read its maps, threads or
+// pagemap (another user's process: kernel.yama.ptrace_scope,
+// CAP_SYS_PTRACE) the error keeps the errno: errors.Is(err,
+// fs.ErrPermission).
+func Start(ctx context.Context, opts Options) (w *Watch, err error) {
+	if (opts.Target.PID > 0) == (len(opts.Target.Argv) > 0) {
+		return nil, errors.New("watch: give exactly one of a pid and a command")
+	}
+	if opts.Interval == 0 {
+		opts.Interval = DefaultInterval
+	}
+	if opts.Interval < 0 || opts.Duration < 0 {
+		return nil, fmt.Errorf("watch: negative interval %v or duration %v", opts.Interval, opts.Duration)
+	}
+	if opts.TimelineLen <= 0 {
+		opts.TimelineLen = DefaultTimelineLen
+	}
+	w = &Watch{opts: opts, stop: make(chan struct{}), done: make(chan struct{})}
+	pid := opts.Target.PID
+	if len(opts.Target.Argv) > 0 {
+		if pid, err = w.startCommand(); err != nil {
+			return nil, err
+		}
+		defer func() {
+			if err != nil {
+				_ = w.cmd.Process.Kill()
+				<-w.exited
+			}
+		}()
+	}
+	w.target.PID = pid
+	dir, err := procread.OpenProcDir(opts.ProcRoot, pid)
+	if err != nil {
+		return nil, fmt.Errorf("watch: %w", err)
+	}
+	pm, err := procread.OpenPagemap(opts.ProcRoot, pid, opts.Method)
+	if err != nil {
+		return nil, fmt.Errorf("watch: %w", err)
+	}
+	w.s = newSampler(dir, pm, opts.Find, opts.Recorder, opts.TimelineLen)
+	alive, err := w.s.sample()
+	if err != nil {
+		pm.Close()
+		return nil, fmt.Errorf("watch pid %d: %w", pid, err)
+	}
+	if !alive && w.exited == nil {
+		pm.Close()
+		return nil, fmt.Errorf("watch pid %d: %w", pid, procread.ErrGone)
+	}
+	go w.run(ctx, alive)
+	return w, nil
+}
+
+// startCommand starts Target.Argv and a goroutine that reaps it.
+func (w *Watch) startCommand() (int, error) {
+	argv := w.opts.Target.Argv
+	cmd := exec.Command(argv[0], argv[1:]...)
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = w.opts.Stdin, w.opts.Stdout, w.opts.Stderr
+	if cmd.Stdin == nil {
+		cmd.Stdin = os.Stdin
+	}
+	if cmd.Stdout == nil {
+		cmd.Stdout = os.Stdout
+	}
+	if cmd.Stderr == nil {
+		cmd.Stderr = os.Stderr
+	}
+	if err := cmd.Start(); err != nil {
+		return 0, fmt.Errorf("watch: start %q: %w", argv[0], err)
+	}
+	w.cmd = cmd
+	w.target.Argv = append([]string(nil), argv...)
+	w.exited = make(chan struct{})
+	go func() {
+		_ = cmd.Wait() // the status is read from ProcessState
+		w.mu.Lock()
+		w.target.Exited = true
+		if ps := cmd.ProcessState; ps != nil {
+			if st, ok := ps.Sys().(syscall.WaitStatus); ok && st.Signaled() {
+				w.target.Signal = st.Signal().String()
+			} else {
+				code := ps.ExitCode()
+				w.target.ExitCode = &code
+			}
+		}
+		w.mu.Unlock()
+		close(w.exited)
+	}()
+	return cmd.Process.Pid, nil
+}
+
+// run samples until the end and records why sampling ended.
+func (w *Watch) run(ctx context.Context, alive bool) {
+	defer close(w.done)
+	defer w.s.pm.Close()
+	var deadline <-chan time.Time
+	if w.opts.Duration > 0 {
+		t := time.NewTimer(w.opts.Duration - time.Since(w.s.start))
+		defer t.Stop()
+		deadline = t.C
+	}
+	tick := time.NewTicker(w.opts.Interval)
+	defer tick.Stop()
+	for alive {
+		select {
+		case <-ctx.Done():
+			w.err = w.s.finish()
+			return
+		case <-w.stop:
+			w.err = w.s.finish()
+			return
+		case <-deadline:
+			w.err = w.s.finish()
+			return
+		case <-w.exited: // nil when attached: never ready
+			w.markExited()
+			return
+		case <-tick.C:
+		}
+		var err error
+		if alive, err = w.s.sample(); err != nil {
+			w.err = err
+			return
+		}
+	}
+	// The target is gone.
+	w.markExited()
+}
+
+// markExited records that the target ended; for a child, once it is
+// reaped (which follows its exit at once).
+func (w *Watch) markExited() {
+	if w.exited != nil {
+		<-w.exited
+		return
+	}
+	w.mu.Lock()
+	w.target.Exited = true
+	w.mu.Unlock()
+}
+
+// PID returns the target's process id.
+func (w *Watch) PID() int { return w.target.PID }
+
+// Wait waits until sampling has ended and returns the error that ended it,
+// nil when it ended normally: the target exited (at any moment, between
+// any two reads), Duration passed, ctx was done or Stop was called.
+func (w *Watch) Wait() error {
+	<-w.done
+	return w.err
+}
+
+// Stop ends sampling now (confirming the last sample if the target still
+// runs) and returns as Wait does.
+func (w *Watch) Stop() error {
+	w.stopOnce.Do(func() { close(w.stop) })
+	return w.Wait()
+}
+
+// Interrupt is for a SIGINT the caller received: a started command gets
+// SIGINT too and up to grace to exit (its exit status is recorded), then
+// sampling stops as with Stop. A process attached by pid is not signalled.
+func (w *Watch) Interrupt(grace time.Duration) error {
+	if w.cmd != nil {
+		if err := w.cmd.Process.Signal(os.Interrupt); err != nil && !errors.Is(err, os.ErrProcessDone) {
+			return fmt.Errorf("watch: interrupt pid %d: %w", w.target.PID, err)
+		}
+		t := time.NewTimer(grace)
+		select {
+		case <-w.exited:
+		case <-t.C:
+		}
+		t.Stop()
+	}
+	return w.Stop()
+}
+
+// Close stops sampling and, for a started command still running, kills it
+// (SIGKILL) and reaps it. Call it after taking the Result if the Result
+// should not record that kill.
+func (w *Watch) Close() error {
+	err := w.Stop()
+	if w.cmd != nil {
+		select {
+		case <-w.exited:
+		default:
+			_ = w.cmd.Process.Kill()
+			<-w.exited
+		}
+	}
+	return err
+}
+
+// Result returns what the watch measured. Call it after Wait, Stop or
+// Interrupt has returned; before that it returns an empty Result.
+func (w *Watch) Result() Result {
+	select {
+	case <-w.done:
+	default:
+		return Result{Workload: "watch"}
+	}
+	s := w.s
+	w.mu.Lock()
+	target := w.target
+	w.mu.Unlock()
+	if target.ExitCode != nil {
+		code := *target.ExitCode
+		target.ExitCode = &code
+	}
+	r := Result{
+		Workload: "watch",
+		Target:   target,
+		Stacks:   append([]Stack(nil), s.stacks...),
+		Sampler: SamplerStats{
+			Samples:    s.samples,
+			IntervalNS: int64(w.opts.Interval),
+			MaxCostNS:  int64(s.costMax),
+			Method:     methodName(s.pm.Method()),
+		},
+		Timeline: append([]Point(nil), s.timeline.points...),
+	}
+	if r.Stacks == nil {
+		r.Stacks = []Stack{}
+	}
+	if s.measured > 0 {
+		r.Sampler.MeanCostNS = int64(s.costSum) / int64(s.measured)
+	}
+	if s.last != nil {
+		t := *s.last
+		r.Totals = &t
+	}
+	if !s.knowHuge {
+		r.Missing = append(r.Missing, "huge_bytes", "zero_page_bytes")
+	}
+	return r
+}
+
+// methodName names a residency method as the CLI spells it.
+func methodName(m procread.Method) string {
+	switch m {
+	case procread.MethodScan:
+		return "scan"
+	case procread.MethodPagemap:
+		return "pagemap"
+	case procread.MethodMincore:
+		return "mincore"
+	}
+	return fmt.Sprintf("method(%d)", int(m))
+}

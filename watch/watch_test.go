@@ -1,0 +1,298 @@
+package watch
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"stackprobe/procread"
+	"stackprobe/stackfind"
+)
+
+const page = 4096
+
+// buildFixture compiles testdata/stackdepth.c with the system cc.
+func buildFixture(t testing.TB) string {
+	t.Helper()
+	cc, err := exec.LookPath("cc")
+	if err != nil {
+		t.Skip("stackdepth fixture needs a C compiler: " + err.Error())
+	}
+	bin := filepath.Join(t.TempDir(), "stackdepth")
+	out, err := exec.Command(cc, "-O1", "-pthread", "-o", bin, "testdata/stackdepth.c").CombinedOutput()
+	if err != nil {
+		t.Skipf("stackdepth fixture does not build: %v: %s", err, out)
+	}
+	return bin
+}
+
+// startFixture starts the fixture and reads its report up to "ready".
+func startFixture(t *testing.T, bin string, args ...string) (*exec.Cmd, []string) {
+	t.Helper()
+	cmd := exec.Command(bin, args...)
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	var lines []string
+	sc := bufio.NewScanner(stdout)
+	for sc.Scan() && sc.Text() != "ready" {
+		lines = append(lines, sc.Text())
+	}
+	if err := sc.Err(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { _, _ = io.Copy(io.Discard, stdout) }()
+	return cmd, lines
+}
+
+type threadReport struct {
+	tid      int
+	sp0, spd uint64
+}
+
+func parseThreads(t *testing.T, lines []string) []threadReport {
+	var rs []threadReport
+	for _, l := range lines {
+		f := strings.Fields(l)
+		if len(f) != 4 || f[0] != "thread" {
+			t.Fatalf("fixture line %q", l)
+		}
+		tid, _ := strconv.Atoi(f[1])
+		sp0, _ := strconv.ParseUint(f[2], 16, 64)
+		spd, _ := strconv.ParseUint(f[3], 16, 64)
+		rs = append(rs, threadReport{tid, sp0, spd})
+	}
+	return rs
+}
+
+var depthsKiB = []int{16, 64, 256, 1024}
+
+func fixtureArgs(holdMS, code int) []string {
+	args := []string{strconv.Itoa(holdMS), strconv.Itoa(code), "threads"}
+	for _, d := range depthsKiB {
+		args = append(args, strconv.Itoa(d))
+	}
+	return args
+}
+
+// checkThreadStacks checks every fixture thread was found by its stack
+// pointer and holds the pages its recursion used.
+//
+// The bound: a thread's stack mapping holds, from its top down, glibc's
+// struct pthread and static TLS (End-SP0, about 4.3 KiB here: the
+// fixture reports SP0, its first frame), then the recursion down to SPD,
+// then read(2)'s few frames below SPD. So the resident bytes are the pages
+// from SPD's page up to End, plus at most one page more for read's frames:
+// exactly within a page of (End - SPD), which is the depth asked for plus
+// End-SP0 plus less than one 1 KiB frame.
+func checkThreadStacks(t *testing.T, r Result, reps []threadReport) {
+	t.Helper()
+	for i, rep := range reps {
+		var st *Stack
+		for k := range r.Stacks {
+			if r.Stacks[k].TID == rep.tid {
+				st = &r.Stacks[k]
+			}
+		}
+		if st == nil {
+			t.Errorf("thread %d (%d KiB) not found", rep.tid, depthsKiB[i])
+			continue
+		}
+		if st.FoundBy&stackfind.Thread == 0 || st.FoundBy&stackfind.Guard == 0 || st.Guard != stackfind.GuardProtNoneBelow {
+			t.Errorf("thread %d: found by %v guard %v, want thread+guard, prot_none_below", rep.tid, st.FoundBy, st.Guard)
+		}
+		used := int64(st.End - rep.spd&^(page-1)) // pages from SPD's up to the top
+		if st.RSSBytes < used || st.RSSBytes > used+page {
+			t.Errorf("thread %d: rss %d, want %d..%d (End-SPD %d, depth %d KiB, thread start %d B)",
+				rep.tid, st.RSSBytes, used, used+page, st.End-rep.spd, depthsKiB[i], st.End-rep.sp0)
+		}
+		if depth := int64(depthsKiB[i]) << 10; st.RSSBytes < depth {
+			t.Errorf("thread %d: rss %d below its depth %d", rep.tid, st.RSSBytes, depth)
+		}
+		if st.DeepestBytes != st.RSSBytes || !st.ContiguousFromTop {
+			t.Errorf("thread %d: deepest %d, rss %d, contiguous %v: want one run from the top", rep.tid, st.DeepestBytes, st.RSSBytes, st.ContiguousFromTop)
+		}
+		if st.RSSBytesMax != st.RSSBytes || st.Samples < 2 || st.LastSeenNS <= st.FirstSeenNS {
+			t.Errorf("thread %d: max %d, samples %d, seen %d..%d ns", rep.tid, st.RSSBytesMax, st.Samples, st.FirstSeenNS, st.LastSeenNS)
+		}
+		t.Logf("thread %d depth %4d KiB: rss %7d B, thread start uses %d B", rep.tid, depthsKiB[i], st.RSSBytes, st.End-rep.sp0)
+	}
+}
+
+var threadFind = stackfind.Options{Main: true, Thread: true, Guard: true}
+
+// TestWatchPIDThreads watches the fixture by pid until it exits.
+func TestWatchPIDThreads(t *testing.T) {
+	bin := buildFixture(t)
+	cmd, lines := startFixture(t, bin, fixtureArgs(400, 0)...)
+	rec := &memRecorder{}
+	w, err := Start(context.Background(), Options{Target: Target{PID: cmd.Process.Pid}, Find: threadFind, Recorder: rec})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Wait(); err != nil {
+		t.Fatal(err)
+	}
+	r := w.Result()
+	if !r.Target.Exited || r.Target.ExitCode != nil || r.Target.PID != cmd.Process.Pid {
+		t.Errorf("target %+v: want exited, no exit code (not our child)", r.Target)
+	}
+	checkThreadStacks(t, r, parseThreads(t, lines))
+	// The main thread, asleep in nanosleep on [stack].
+	if i := slices.IndexFunc(r.Stacks, func(s Stack) bool { return s.FoundBy&stackfind.Main != 0 }); i < 0 || r.Stacks[i].TID != cmd.Process.Pid {
+		t.Errorf("main stack not found by main with the main thread's tid")
+	}
+	if r.Sampler.Samples != len(rec.samples) || r.Sampler.Samples < 5 || r.Sampler.Method != "pagemap" || r.Sampler.IntervalNS != int64(DefaultInterval) {
+		t.Errorf("sampler %+v, recorder got %d samples", r.Sampler, len(rec.samples))
+	}
+	// The last recorded sample holds each stack's final figure.
+	last := rec.samples[len(rec.samples)-1]
+	for _, ss := range last.Stacks {
+		if st := r.Stacks[ss.Index]; st.LastSeenNS == last.Totals.TimeNS && st.RSSBytes != ss.RSSBytes {
+			t.Errorf("stack %d: result rss %d, last sample %d", ss.Index, st.RSSBytes, ss.RSSBytes)
+		}
+	}
+	if r.Totals == nil || r.Totals.Threads != 1+len(depthsKiB) || r.Totals.VMAs < 10 || r.Totals.VmRSSBytes == 0 || r.Totals.VmPTEBytes == 0 {
+		t.Errorf("totals %+v", r.Totals)
+	}
+	b, err := json.Marshal(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var m map[string]any
+	if err := json.Unmarshal(b, &m); err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range []string{"workload", "target", "stacks", "totals", "sampler", "missing"} {
+		if _, ok := m[k]; !ok {
+			t.Errorf("summary JSON has no %q: %s", k, b)
+		}
+	}
+	s0 := m["stacks"].([]any)[0].(map[string]any)
+	if _, ok := s0["huge_bytes"]; ok {
+		t.Errorf("huge_bytes present though the pagemap method cannot see huge pages")
+	}
+}
+
+type memRecorder struct{ samples []Sample }
+
+func (m *memRecorder) RecordSample(s *Sample) error {
+	c := *s
+	c.Stacks = slices.Clone(s.Stacks)
+	m.samples = append(m.samples, c)
+	return nil
+}
+
+// TestWatchCommand starts the fixture as a child and records its exit code.
+func TestWatchCommand(t *testing.T) {
+	bin := buildFixture(t)
+	pr, pw, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pr.Close()
+	w, err := Start(context.Background(), Options{
+		Target: Target{Argv: append([]string{bin}, fixtureArgs(400, 3)...)}, Find: threadFind, Stdout: pw,
+	})
+	pw.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	out, _ := io.ReadAll(pr)
+	if err := w.Wait(); err != nil {
+		t.Fatal(err)
+	}
+	r := w.Result()
+	if !r.Target.Exited || r.Target.ExitCode == nil || *r.Target.ExitCode != 3 || r.Target.Signal != "" || r.Target.Argv[0] != bin {
+		t.Errorf("target %+v, want exited with code 3", r.Target)
+	}
+	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
+	checkThreadStacks(t, r, parseThreads(t, lines[:len(lines)-1]))
+}
+
+// TestWatchInterrupt forwards SIGINT to a child, which dies of it.
+func TestWatchInterrupt(t *testing.T) {
+	w, err := Start(context.Background(), Options{Target: Target{Argv: []string{"sleep", "10"}}, Find: threadFind})
+	if err != nil {
+		t.Skip("sleep(1) not runnable: " + err.Error())
+	}
+	defer w.Close()
+	time.Sleep(50 * time.Millisecond)
+	if err := w.Interrupt(2 * time.Second); err != nil {
+		t.Fatal(err)
+	}
+	r := w.Result()
+	if !r.Target.Exited || r.Target.Signal != "interrupt" || r.Target.ExitCode != nil {
+		t.Errorf("target %+v, want ended by SIGINT", r.Target)
+	}
+	if i := slices.IndexFunc(r.Stacks, func(s Stack) bool { return s.FoundBy&stackfind.Main != 0 }); i < 0 {
+		t.Errorf("sleep's [stack] not found in %d samples", r.Sampler.Samples)
+	}
+}
+
+// TestWatchFibers finds seed-like fiber stacks by guard and by size, and
+// stops on Duration while the target runs.
+func TestWatchFibers(t *testing.T) {
+	bin := buildFixture(t)
+	const n, size, kib = 8, 100 << 20, 40
+	cmd, lines := startFixture(t, bin, "5000", "0", "fibers", strconv.Itoa(n), strconv.Itoa(size), strconv.Itoa(kib))
+	bases := map[uint64]bool{}
+	for _, l := range lines {
+		f := strings.Fields(l)
+		b, _ := strconv.ParseUint(f[1], 16, 64)
+		bases[b+page] = true // the stack starts above its guard page
+	}
+	w, err := Start(context.Background(), Options{
+		Target: Target{PID: cmd.Process.Pid}, Duration: 150 * time.Millisecond,
+		Find: stackfind.Options{Guard: true, Size: size},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Wait(); err != nil {
+		t.Fatal(err)
+	}
+	r := w.Result()
+	if r.Target.Exited {
+		t.Errorf("target marked exited; it runs on")
+	}
+	got := 0
+	for _, st := range r.Stacks {
+		if !bases[st.Start] {
+			continue
+		}
+		got++
+		if st.FoundBy != stackfind.Guard|stackfind.Size || st.SizeMatch != stackfind.SizeWithGuard || st.SizeBytes != size-page {
+			t.Errorf("fiber %#x: found by %v (%v), size %d", st.Start, st.FoundBy, st.SizeMatch, st.SizeBytes)
+		}
+		if st.RSSBytes != kib<<10 || st.DeepestBytes != kib<<10 || !st.ContiguousFromTop || st.Gone {
+			t.Errorf("fiber %#x: rss %d deepest %d contiguous %v gone %v, want %d from the top", st.Start, st.RSSBytes, st.DeepestBytes, st.ContiguousFromTop, st.Gone, kib<<10)
+		}
+	}
+	if got != n {
+		t.Errorf("found %d of %d fibers", got, n)
+	}
+}
+
+func TestStartNoSuchPID(t *testing.T) {
+	_, err := Start(context.Background(), Options{Target: Target{PID: 1 << 30}, Find: threadFind})
+	if !errors.Is(err, procread.ErrGone) {
+		t.Errorf("err = %v, want ErrGone", err)
+	}
+}
