@@ -6,6 +6,7 @@ import (
 	"io"
 	"text/tabwriter"
 
+	"stackprobe/mmapstack"
 	"stackprobe/probe"
 	"stackprobe/sizes"
 )
@@ -33,8 +34,19 @@ func WriteText(w io.Writer, r *probe.Result, outDir string) error {
 			nanos(p.LatencyNanos.P50), nanos(p.LatencyNanos.P99), p.Errors)
 	}
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "depth\texpected/stack\tmin/stack\tmax/stack\tmatched\tAnonHuge total\tVmPTE\tsmaps\t")
+	released := c.Release != mmapstack.ReleaseNone && r.PingPong == nil
+	if released {
+		fmt.Fprintln(tw, "depth\texpected/stack\tpeak/stack\tmatched at peak\tafter release/stack\tmatched after\tAnonHuge total\tVmPTE (process)\tsmaps\t")
+	} else {
+		fmt.Fprintln(tw, "depth\texpected/stack\tmin/stack\tmax/stack\tmatched\tAnonHuge total\tVmPTE (process)\tsmaps\t")
+	}
 	for _, d := range r.Rows() {
+		if released && d.Step != nil {
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%d/%d\t%s\t%d/%d\t%s\t%s\t%s\t\n",
+				sizes.IEC(d.DepthBytes), sizes.IEC(d.ExpectedRSSBytes), span(d.Step.PeakRSSBytesMin, d.Step.PeakRSSBytesMax), d.Matched, d.Stacks,
+				span(d.RSSBytesMin, d.RSSBytesMax), d.MatchedAfterRelease, d.Stacks, hugeWord(d.AnonHugeBytesTotal), sizes.IEC(int64(d.VmPTEBytes)), smapsWord(d.Smaps))
+			continue
+		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d/%d\t%s\t%s\t%s\t\n",
 			sizes.IEC(d.DepthBytes), sizes.IEC(d.ExpectedRSSBytes), sizes.IEC(d.RSSBytesMin), sizes.IEC(d.RSSBytesMax),
 			d.Matched, d.Stacks, hugeWord(d.AnonHugeBytesTotal), sizes.IEC(int64(d.VmPTEBytes)), smapsWord(d.Smaps))
