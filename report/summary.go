@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"strings"
 	"text/tabwriter"
 
 	"stackprobe/mmapstack"
@@ -90,4 +91,32 @@ func hugeWord(n int64) string {
 		return "unknown"
 	}
 	return sizes.IEC(n)
+}
+
+// NegativeSizes lists every key of a decoded JSON document (as
+// encoding/json decodes into any) whose name says it holds bytes
+// ("_bytes", "bytes_") and whose value is negative, as "path = value".
+// No size a stackprobe result reports can be negative; tests of every
+// command scan their summary.json with it.
+func NegativeSizes(v any) []string {
+	var out []string
+	var walk func(path string, v any)
+	walk = func(path string, v any) {
+		switch x := v.(type) {
+		case map[string]any:
+			for k, e := range x {
+				p := path + "." + k
+				if n, ok := e.(float64); ok && n < 0 && (strings.HasSuffix(k, "_bytes") || strings.Contains(k, "bytes_")) {
+					out = append(out, fmt.Sprintf("%s = %v", p, n))
+				}
+				walk(p, e)
+			}
+		case []any:
+			for i, e := range x {
+				walk(fmt.Sprintf("%s[%d]", path, i), e)
+			}
+		}
+	}
+	walk("", v)
+	return out
 }

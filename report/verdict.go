@@ -276,16 +276,22 @@ func explain(r *probe.Result, d probe.DepthResult) string {
 
 // pagesOff says in words how far lo..hi is from expected, in pages.
 func pagesOff(lo, hi, expected, page int64) string {
-	more, fewer := (hi-expected)/page, (expected-lo)/page
+	from, to := (lo-expected)/page, (hi-expected)/page
 	switch {
-	case more > 0 && fewer > 0:
-		return fmt.Sprintf("from %s fewer to %s more", plural64(fewer, "page"), plural64(more, "page"))
-	case more > 0 && lo > expected:
-		return fmt.Sprintf("%s to %s more", plural64((lo-expected)/page, "page"), plural64(more, "page"))
-	case more > 0:
-		return fmt.Sprintf("up to %s more", plural64(more, "page"))
-	case fewer > 0:
-		return fmt.Sprintf("up to %s fewer", plural64(fewer, "page"))
+	case from == to && to > 0:
+		return plural64(to, "page") + " more"
+	case from == to && to < 0:
+		return plural64(-to, "page") + " fewer"
+	case from > 0:
+		return fmt.Sprintf("%d to %s more", from, plural64(to, "page"))
+	case to < 0:
+		return fmt.Sprintf("%d to %s fewer", -to, plural64(-from, "page"))
+	case from == 0 && to > 0:
+		return fmt.Sprintf("up to %s more", plural64(to, "page"))
+	case to == 0 && from < 0:
+		return fmt.Sprintf("up to %s fewer", plural64(-from, "page"))
+	case from < 0 && to > 0:
+		return fmt.Sprintf("from %s fewer to %s more", plural64(-from, "page"), plural64(to, "page"))
 	}
 	return "less than a page apart"
 }
