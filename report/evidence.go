@@ -62,7 +62,7 @@ func WriteEvidence(w io.Writer, r *probe.Result, charts []string) error {
 	if c.Release != mmapstack.ReleaseNone && r.PingPong == nil {
 		// Peak (right after the touch, where the claim is judged) and
 		// after the release, side by side.
-		b.WriteString("| depth | expected at peak (claim) | peak per stack | matched at peak | VmPTE at peak (process) | expected after release | after release per stack | matched after release | VmPTE after release (process) | AnonHugePages total | VMAs | smaps |\n")
+		b.WriteString("| depth (bytes) | expected at peak (claim) | peak per stack | matched at peak | VmPTE at peak (process) | expected after release | after release per stack | matched after release | VmPTE after release (process) | AnonHugePages total | VMAs | smaps |\n")
 		b.WriteString("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|\n")
 		for _, d := range r.Rows() {
 			peak, peakPTE := "", ""
@@ -72,21 +72,21 @@ func WriteEvidence(w io.Writer, r *probe.Result, charts []string) error {
 					peakPTE = sizes.IEC(int64(d.Step.PeakVmPTEBytes))
 				}
 			}
-			fmt.Fprintf(&b, "| %s | %s | %s | %d/%d | %s | %s | %s | %d/%d | %s | %s | %d | %s |\n",
-				sizes.IEC(d.DepthBytes), sizes.IEC(d.ExpectedRSSBytes), peak, d.Matched, d.Stacks, peakPTE,
+			fmt.Fprintf(&b, "| %d | %s | %s | %d/%d | %s | %s | %s | %d/%d | %s | %s | %d | %s |\n",
+				d.DepthBytes, sizes.IEC(d.ExpectedRSSBytes), peak, d.Matched, d.Stacks, peakPTE,
 				sizes.IEC(d.ExpectedAfterReleaseBytes), span(d.RSSBytesMin, d.RSSBytesMax), d.MatchedAfterRelease, d.Stacks,
 				sizes.IEC(int64(d.VmPTEBytes)), hugeWord(d.AnonHugeBytesTotal), d.VMACount, smapsWord(d.Smaps))
 		}
 	} else {
-		b.WriteString("| depth | expected (claim) | measured per stack | pages per stack | matched | AnonHugePages total | VmPTE (process) | VMAs | smaps |\n")
+		b.WriteString("| depth (bytes) | expected (claim) | measured per stack | pages per stack | matched | AnonHugePages total | VmPTE (process) | VMAs | smaps |\n")
 		b.WriteString("|---:|---:|---:|---:|---:|---:|---:|---:|---|\n")
 		for _, d := range r.Rows() {
 			pages := fmt.Sprint(d.RSSBytesMin / page)
 			if d.RSSBytesMin != d.RSSBytesMax {
 				pages = fmt.Sprintf("%d–%d", d.RSSBytesMin/page, d.RSSBytesMax/page)
 			}
-			fmt.Fprintf(&b, "| %s | %s | %s | %s | %d/%d | %s | %s | %d | %s |\n",
-				sizes.IEC(d.DepthBytes), sizes.IEC(d.ExpectedRSSBytes), span(d.RSSBytesMin, d.RSSBytesMax),
+			fmt.Fprintf(&b, "| %d | %s | %s | %s | %d/%d | %s | %s | %d | %s |\n",
+				d.DepthBytes, sizes.IEC(d.ExpectedRSSBytes), span(d.RSSBytesMin, d.RSSBytesMax),
 				pages, d.Matched, d.Stacks, hugeWord(d.AnonHugeBytesTotal),
 				sizes.IEC(int64(d.VmPTEBytes)), d.VMACount, smapsWord(d.Smaps))
 		}

@@ -35,8 +35,8 @@ func TestWriteEvidenceRelease(t *testing.T) {
 	}
 	contains(t, "evidence.md", b.String(),
 		"**PARTIAL RUN** — interrupted after 1 of 2 depths",
-		"| depth | expected at peak (claim) | peak per stack | matched at peak | VmPTE at peak (process) | expected after release | after release per stack | matched after release | VmPTE after release (process) |",
-		"| 8 MiB | 8 MiB | 8 MiB | 100/100 | 920 KiB | 4 KiB | 4 KiB | 100/100 | 320 KiB |",
+		"| depth (bytes) | expected at peak (claim) | peak per stack | matched at peak | VmPTE at peak (process) | expected after release | after release per stack | matched after release | VmPTE after release (process) |",
+		"| 8388608 | 8 MiB | 8 MiB | 100/100 | 920 KiB | 4 KiB | 4 KiB | 100/100 | 320 KiB |",
 		"Page tables (VmPTE, process): 100 KiB before the stacks, 100 KiB with them reserved.",
 		"| mprotect | stack below | true | 0x1000 | false | SIGSEGV |",
 		"| cgroup memory.max | 1 GiB |", "| unreadable | overcommit_memory |",
@@ -57,8 +57,8 @@ func TestWriteEvidenceTouchAndPingPong(t *testing.T) {
 		t.Fatal(err)
 	}
 	contains(t, "evidence.md", b.String(),
-		"| depth | expected (claim) | measured per stack | pages per stack | matched | AnonHugePages total | VmPTE (process) | VMAs | smaps |",
-		"| 1 B | 4 KiB | 4 KiB | 1 | 4/4 | 0 B | 200 KiB | 100 | agrees |")
+		"| depth (bytes) | expected (claim) | measured per stack | pages per stack | matched | AnonHugePages total | VmPTE (process) | VMAs | smaps |",
+		"| 1 | 4 KiB | 4 KiB | 1 | 4/4 | 0 B | 200 KiB | 100 | agrees |")
 	if strings.Contains(b.String(), "## Charts") {
 		t.Error("a charts section without charts")
 	}
