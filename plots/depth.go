@@ -84,7 +84,11 @@ func depthSeries(r *probe.Result, maxPoints int) depthData {
 		}
 		x := float64(dr.DepthBytes)
 		d.depths = append(d.depths, x)
-		d.stackCount = max(d.stackCount, n)
+		if r.Config.Workload == probe.WorkloadPingPong {
+			d.stackCount += n // groups partition the stacks
+		} else {
+			d.stackCount = max(d.stackCount, n)
+		}
 		if useRanges {
 			d.ranges = append(d.ranges, rangeOf(dr, perStack(i)))
 		} else {
@@ -190,14 +194,20 @@ func RSSVsDepth(r *probe.Result) (*plot.Plot, error) {
 	}
 
 	// The claim spans the measured depths, from 0 on a linear axis, and the
-	// whole axis when every depth is 0.
-	xa := newByteAxis(d.depths)
+	// whole axis when every depth is 0. The axis reaches at least one page,
+	// so a depth of a few bytes shows the claim's first page step instead
+	// of an axis of 0–2 B. Depths spread evenly (a ramp, a short list) are
+	// drawn on a linear axis; log only when they span decades unevenly.
+	xa := newByteAxis(append(slices.Clone(d.depths), float64(page)))
+	if evenlySpaced(d.depths) {
+		xa = newLinearByteAxis(append(slices.Clone(d.depths), float64(page)))
+	}
 	lo, hi := slices.Min(d.depths), slices.Max(d.depths)
 	if !xa.log {
 		lo = xa.min
 	}
 	if hi <= 0 {
-		hi = xa.max
+		hi = float64(page)
 	}
 	claim := claimSteps(lo, hi, page, xa.log)
 
@@ -339,4 +349,23 @@ func plural(n int) string {
 		return ""
 	}
 	return "s"
+}
+
+// evenlySpaced reports whether the distinct depths, sorted, are equally far
+// apart (within a page), as in a ramp 1B..40KiB/41; fewer than three
+// distinct depths count as even only when they are within two decades.
+func evenlySpaced(depths []float64) bool {
+	ds := slices.Clone(depths)
+	slices.Sort(ds)
+	ds = slices.Compact(ds)
+	if len(ds) < 3 {
+		return len(ds) < 2 || ds[len(ds)-1] <= logSpan*math.Max(ds[0], 1)
+	}
+	gap := ds[1] - ds[0]
+	for i := 2; i < len(ds); i++ {
+		if math.Abs(ds[i]-ds[i-1]-gap) > defaultPage {
+			return false
+		}
+	}
+	return true
 }

@@ -257,7 +257,8 @@ func TestRSSVsDepthAxes(t *testing.T) {
 	}, {
 		name: "depth 0 only",
 		r:    newResult([]int64{0}, 2, asClaimed),
-		xmin: 0, xmax: emptyAxisMax, ymin: 0, ymax: 5 * kib,
+		// The axis reaches one page, so the claim's first step shows.
+		xmin: 0, xmax: 5 * kib, ymin: 0, ymax: 5 * kib,
 	}, {
 		name: "depth 0 on a log axis",
 		r:    newResult([]int64{0, 4 * kib, mib}, 3, asClaimed),
@@ -635,6 +636,28 @@ func TestTHPMode(t *testing.T) {
 	for in, want := range map[string]string{"always [madvise] never": "madvise", "never": "never", "": "unknown", "[always] madvise never\n": "always"} {
 		if got := thpMode(in); got != want {
 			t.Errorf("thpMode(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+func TestEvenlySpaced(t *testing.T) {
+	ramp := make([]float64, 41)
+	for i := range ramp {
+		ramp[i] = float64(1 + i*1024)
+	}
+	for _, c := range []struct {
+		depths []float64
+		want   bool
+	}{
+		{ramp, true},
+		{[]float64{4 * kib, 8 * kib, 12 * kib, 4 * kib}, true},
+		{[]float64{4 * kib, 64 * kib, mib, 8 * mib}, false},
+		{[]float64{1}, true},
+		{[]float64{4 * kib, mib}, false},
+		{[]float64{4 * kib, 64 * kib}, true},
+	} {
+		if got := evenlySpaced(c.depths); got != c.want {
+			t.Errorf("evenlySpaced(%v) = %v, want %v", c.depths, got, c.want)
 		}
 	}
 }

@@ -30,8 +30,11 @@ type strategyLine struct {
 	// the peak.
 	peaks plotter.XYs
 	// shape is the strategy's position among the drawn lines, which picks
-	// its colour, dashes and marker.
+	// its colour and marker.
 	shape int
+	// goStacks marks goroutine stacks: mean is the runtime's stack bytes
+	// per goroutine, drawn with a cross marker of its own.
+	goStacks bool
 }
 
 // strategiesData is what Strategies draws, before mapping to plot
@@ -94,9 +97,16 @@ func strategySeries(c *probe.Comparison) strategiesData {
 			d.noData = append(d.noData, string(st.Name))
 			continue
 		}
-		l := strategyLine{shape: len(d.lines)}
+		l := strategyLine{shape: len(d.lines), goStacks: st.GoStacks}
 		for i, step := range sr.Steps {
 			x := float64(i)
+			if g := step.Go; g != nil {
+				// The runtime's stack accounting, drawn as what it is.
+				if v := g.RuntimeStackBytesPerGoroutine; v != nil {
+					l.mean = append(l.mean, plotter.XY{X: x, Y: float64(*v)})
+				}
+				continue
+			}
 			l.mean = append(l.mean, plotter.XY{X: x, Y: float64(step.RSSBytesMean)})
 			if step.PeakRSSBytesMax != step.RSSBytesMax && step.PeakRSSBytesMax > 0 {
 				l.peaks = append(l.peaks, plotter.XY{X: x, Y: float64(step.PeakRSSBytesMax)})
@@ -108,6 +118,9 @@ func strategySeries(c *probe.Comparison) strategiesData {
 	}
 	for i, name := range legendNames(ran) {
 		d.lines[i].legend = name
+		if d.lines[i].goStacks {
+			d.lines[i].legend = name + ": runtime stack bytes per goroutine, not residency"
+		}
 	}
 	return d
 }
@@ -137,8 +150,8 @@ func legendNames(ss []probe.Strategy) []string {
 	return names
 }
 
-// Strategy line styles. Colour, dashes and marker cycle with different
-// periods, so two strategies never share all three.
+// Strategy styles. Colour and marker cycle with different periods, so two
+// strategies never share both.
 var (
 	strategyColors = []color.Color{
 		color.NRGBA{R: 31, G: 119, B: 180, A: 255},
@@ -150,12 +163,6 @@ var (
 		color.NRGBA{R: 227, G: 119, B: 194, A: 255},
 		color.NRGBA{R: 23, G: 190, B: 207, A: 255},
 	}
-	strategyDashes = [][]vg.Length{
-		nil,
-		{vg.Points(7), vg.Points(2)},
-		{vg.Points(1.5), vg.Points(2)},
-		{vg.Points(7), vg.Points(2), vg.Points(1.5), vg.Points(2)},
-	}
 	// strategyGlyphs pairs each filled marker (the mean) with its hollow
 	// counterpart (the peak before release).
 	strategyGlyphs = []struct{ filled, hollow draw.GlyphDrawer }{
@@ -165,20 +172,6 @@ var (
 	}
 	colReference = color.NRGBA{R: 110, G: 110, B: 110, A: 255}
 )
-
-// stepSpread is how much of the distance between two steps the markers of
-// one step may spread over. Strategies that hold the same bytes would hide
-// each other at one X, so each is shifted a little sideways.
-const stepSpread = 0.5
-
-// dodge is the sideways shift of line k of n, in steps.
-func dodge(k, n int) float64 {
-	if n < 2 {
-		return 0
-	}
-	w := min(stepSpread/float64(n-1), 0.12)
-	return (float64(k) - float64(n-1)/2) * w
-}
 
 // Strategies charts, step by step through the schedule, the resident bytes
 // per stack under each stack strategy of a comparison, against the seed's
@@ -247,31 +240,33 @@ func Strategies(c *probe.Comparison) (*plot.Plot, error) {
 		}
 	}
 
-	hasPeaks := false
-	for k, l := range d.lines {
+	// Each step is its own measurement: points, not lines joining steps,
+	// and at the step's own X (identical strategies overlap; their markers
+	// differ in shape, so both stay readable).
+	for _, l := range d.lines {
 		col := strategyColors[l.shape%len(strategyColors)]
 		g := strategyGlyphs[l.shape%len(strategyGlyphs)]
-		dx := dodge(k, len(d.lines))
-		lp, sc, err := plotter.NewLinePoints(dodged(l.mean, dx, ya))
+		filled := g.filled
+		if l.goStacks {
+			filled = draw.CrossGlyph{}
+		}
+		sc, err := plotter.NewScatter(dodged(l.mean, 0, ya))
 		if err != nil {
 			return nil, fmt.Errorf("strategies: %s: %w", l.legend, err)
 		}
-		lp.LineStyle = draw.LineStyle{Color: col, Width: vg.Points(1.5), Dashes: strategyDashes[l.shape%len(strategyDashes)]}
-		sc.GlyphStyle = draw.GlyphStyle{Color: col, Radius: vg.Points(3), Shape: g.filled}
-		p.Add(lp, sc)
-		p.Legend.Add(l.legend, lp, sc)
+		sc.GlyphStyle = draw.GlyphStyle{Color: col, Radius: vg.Points(3.5), Shape: filled}
+		p.Add(sc)
+		p.Legend.Add(l.legend, sc)
 		if len(l.peaks) > 0 {
-			pk, err := plotter.NewScatter(dodged(l.peaks, dx, ya))
+			pk, err := plotter.NewScatter(dodged(l.peaks, 0, ya))
 			if err != nil {
 				return nil, fmt.Errorf("strategies: %s peaks: %w", l.legend, err)
 			}
-			pk.GlyphStyle = draw.GlyphStyle{Color: col, Radius: vg.Points(4), Shape: g.hollow}
+			pk.GlyphStyle = draw.GlyphStyle{Color: col, Radius: vg.Points(4.5), Shape: g.hollow}
 			p.Add(pk)
-			hasPeaks = true
+			// The legend shows the very marker drawn.
+			p.Legend.Add(l.legend+", peak before release", pk)
 		}
-	}
-	if hasPeaks {
-		p.Legend.Add("peak before release", glyphThumb{draw.GlyphStyle{Color: colClaim, Radius: vg.Points(4), Shape: draw.RingGlyph{}}})
 	}
 	p.Add(claim...)
 

@@ -1,7 +1,6 @@
 package plots
 
 import (
-	"math"
 	"slices"
 	"strings"
 	"testing"
@@ -41,6 +40,11 @@ func topRows(n, pages, resident int) *probe.ResidencyMap {
 func strategyResult(st probe.Strategy, mean, peak []int64, rm *probe.ResidencyMap) probe.StrategyResult {
 	sr := probe.StrategyResult{Strategy: st, Stacks: 100, TopsAligned2M: 100, Residency: rm}
 	for i, d := range rampDepths {
+		if st.GoStacks {
+			v := mean[i]
+			sr.Steps = append(sr.Steps, probe.StrategyStep{DepthBytes: d, Go: &probe.GoStackStep{RuntimeStackBytesPerGoroutine: &v}})
+			continue
+		}
 		sr.Steps = append(sr.Steps, probe.StrategyStep{
 			DepthBytes:      d,
 			RSSBytesMin:     mean[i],
@@ -109,7 +113,7 @@ func TestStrategySeries(t *testing.T) {
 	}
 	// The labels are longer than maxLegendLabel: every strategy goes by
 	// its name, and the skipped one has no line.
-	if want := []string{"lazy-4k", "lazy-thp", "lazy-dontneed", "lazy-free", "eager", "goroutine"}; !slices.Equal(names, want) {
+	if want := []string{"lazy-4k", "lazy-thp", "lazy-dontneed", "lazy-free", "eager", "goroutine: runtime stack bytes per goroutine, not residency"}; !slices.Equal(names, want) {
 		t.Errorf("lines %q, want %q", names, want)
 	}
 	if len(d.skipped) != 1 || !strings.HasPrefix(d.skipped[0], "eager-thp (100 populated") {
@@ -169,18 +173,6 @@ func TestLegendNames(t *testing.T) {
 	long := append(short, probe.Strategy{Name: "c", Label: strings.Repeat("x", maxLegendLabel+1)})
 	if got := legendNames(long); !slices.Equal(got, []string{"a", "b", "c"}) {
 		t.Errorf("one long label: %q, want every name", got)
-	}
-}
-
-func TestDodge(t *testing.T) {
-	if dodge(0, 1) != 0 {
-		t.Error("a single line is shifted")
-	}
-	for _, n := range []int{2, 6, 20} {
-		lo, hi := dodge(0, n), dodge(n-1, n)
-		if math.Abs(lo+hi) > 1e-12 || hi-lo > stepSpread+1e-12 || hi >= claimHalfWidth+1e-12 {
-			t.Errorf("%d lines spread over [%v, %v]", n, lo, hi)
-		}
 	}
 }
 
@@ -267,7 +259,8 @@ func TestStrategiesZeros(t *testing.T) {
 	// A goroutine step can measure no growth at all, and the claim at
 	// depth 0 is 0: both sit on the log axis's "0 B" floor.
 	c := comparisonFixture()
-	c.Strategies[5].Steps[0].RSSBytesMean = 0
+	zero := int64(0)
+	c.Strategies[5].Steps[0].Go.RuntimeStackBytesPerGoroutine = &zero
 	c.Config.Depths = append([]int64{0}, rampDepths...)
 	for i := range c.Strategies {
 		if len(c.Strategies[i].Steps) > 0 {

@@ -53,34 +53,66 @@ func Strategies() []Strategy {
 	}
 }
 
-// StrategyStep is one strategy after every task used one depth.
+// StrategyStep is one strategy after every task used one depth. The
+// fields an mmap strategy measures are absent for goroutine stacks, whose
+// figures are in Go instead: the runtime's stack accounting is not the
+// residency of a mapping.
 type StrategyStep struct {
 	DepthBytes int64 `json:"depth_bytes"`
-	// Per-stack resident bytes: mincore for mmap stacks; for goroutines
-	// the growth of the runtime's stack memory per goroutine.
-	RSSBytesMin  int64 `json:"rss_bytes_min"`
-	RSSBytesMax  int64 `json:"rss_bytes_max"`
-	RSSBytesMean int64 `json:"rss_bytes_mean"`
+	// Per-stack resident bytes from mincore after the step (mmap only).
+	RSSBytesMin  int64 `json:"rss_bytes_min,omitempty"`
+	RSSBytesMax  int64 `json:"rss_bytes_max,omitempty"`
+	RSSBytesMean int64 `json:"rss_bytes_mean,omitempty"`
 	// PeakRSSBytesMax is the most a stack held during the step, before its
 	// release (the same as RSSBytesMax without a release).
-	PeakRSSBytesMax int64 `json:"peak_rss_bytes_max"`
+	PeakRSSBytesMax int64 `json:"peak_rss_bytes_max,omitempty"`
 	// AnonHugeBytesPerStack is smaps AnonHugePages per stack.
-	AnonHugeBytesPerStack int64 `json:"anon_huge_bytes_per_stack"`
-	// PTEBytesPerStack is the growth of VmPTE since before the stacks were
-	// reserved, per stack: page tables, which Rss does not count.
-	PTEBytesPerStack int64 `json:"pte_bytes_per_stack"`
+	AnonHugeBytesPerStack *int64 `json:"anon_huge_bytes_per_stack,omitempty"`
+	// PTEBytesPerStack is the growth of VmPTE from the reservation to the
+	// end of the step, per stack: page tables, which Rss does not count.
+	// Absent when VmPTE fell (the process's own churn outweighed the
+	// stacks').
+	PTEBytesPerStack *int64 `json:"pte_bytes_per_stack,omitempty"`
+	// PeakPTEBytesPerStack is the same at the step's peak, before its
+	// release (release strategies only).
+	PeakPTEBytesPerStack *int64 `json:"peak_pte_bytes_per_stack,omitempty"`
 	// VMAsPerStack is the smaps VMAs overlapping the stacks, per stack.
-	VMAsPerStack float64 `json:"vmas_per_stack"`
-	// MinorFaultsPerPage is the step's minor faults over the pages touched.
-	MinorFaultsPerPage float64 `json:"minor_faults_per_page"`
-	// NsPerPage is the step's touch time over the pages touched
-	// (stacks × ceil(depth/page)).
-	NsPerPage float64 `json:"ns_per_page"`
+	VMAsPerStack float64 `json:"vmas_per_stack,omitempty"`
+	// MinorFaultsPerPage is the step's minor faults over the pages the step
+	// touched (stacks × ceil(depth/page)). Faults MAP_POPULATE takes while
+	// reserving belong to the reservation (StrategyResult), not to a step.
+	MinorFaultsPerPage *float64 `json:"minor_faults_per_page,omitempty"`
+	// TouchNsPerPage is the step's touch time over the pages it touched,
+	// nanoseconds per page.
+	TouchNsPerPage float64 `json:"touch_ns_per_page,omitempty"`
 	// VmRSSBytes is the process's resident set after the step.
 	VmRSSBytes uint64 `json:"vmrss_bytes"`
-	// VmRSSDeltaPerStack (goroutines only) is the growth of VmRSS over the
-	// step per goroutine, beside the runtime's own stack accounting.
-	VmRSSDeltaPerStack int64 `json:"vmrss_delta_per_stack,omitempty"`
+	// Go is set for goroutine stacks only.
+	Go *GoStackStep `json:"goroutine,omitempty"`
+}
+
+// GoStackStep is what one depth of goroutine stacks cost. Goroutine stacks
+// are Go heap memory that the runtime copies to a doubled stack when one
+// overflows; they have no mapping of their own, so residency, VMAs and
+// page tables per stack do not apply.
+type GoStackStep struct {
+	// RuntimeStackBytesPerGoroutine is the growth of the runtime's stack
+	// memory (runtime/metrics /memory/classes/heap/stacks:bytes) per parked
+	// goroutine, bytes: the stack size the runtime accounts, a power of two.
+	// Absent when it fell (Note says so).
+	RuntimeStackBytesPerGoroutine *int64 `json:"runtime_stack_bytes_per_goroutine,omitempty"`
+	// VmRSSGrowthBytesPerGoroutine is the growth of the process's VmRSS
+	// over the step per goroutine, bytes, measured after the runtime gave
+	// its free memory back to the kernel (debug.FreeOSMemory), so that new
+	// stacks have to fault their pages in. Absent when VmRSS did not grow:
+	// then the runtime reused memory it already held and the figure says
+	// nothing (Note says so).
+	VmRSSGrowthBytesPerGoroutine *int64 `json:"vmrss_growth_bytes_per_goroutine,omitempty"`
+	// SpawnNsPerGoroutine is the wall time to start the goroutines and let
+	// them recurse to the depth, per goroutine.
+	SpawnNsPerGoroutine int64 `json:"spawn_ns_per_goroutine"`
+	// Note says why a figure is absent.
+	Note string `json:"note,omitempty"`
 }
 
 // StrategyResult is one strategy's run.
@@ -91,9 +123,17 @@ type StrategyResult struct {
 	// the topmost block only then).
 	TopsAligned2M int `json:"tops_aligned_2m"`
 	// ReserveNsPerStack is the time to reserve one stack: with
-	// MAP_POPULATE, what eager backing costs up front.
-	ReserveNsPerStack int64          `json:"reserve_ns_per_stack"`
-	Steps             []StrategyStep `json:"steps"`
+	// MAP_POPULATE, what eager backing costs up front (absent for
+	// goroutines, which reserve nothing).
+	ReserveNsPerStack int64 `json:"reserve_ns_per_stack,omitempty"`
+	// ReserveMinorFaultsPerStack is the minor faults taken while reserving,
+	// per stack: MAP_POPULATE's backing of every page (mmap only).
+	ReserveMinorFaultsPerStack *float64 `json:"reserve_minor_faults_per_stack,omitempty"`
+	// ReservePTEBytesPerStack is the growth of VmPTE while reserving, per
+	// stack: MADV_GUARD_INSTALL and MAP_POPULATE build page tables before
+	// any touch (mmap only; absent when VmPTE fell).
+	ReservePTEBytesPerStack *int64         `json:"reserve_pte_bytes_per_stack,omitempty"`
+	Steps                   []StrategyStep `json:"steps"`
 	// Skipped says why the strategy did not run.
 	Skipped string `json:"skipped,omitempty"`
 	// Residency is the page map after the first step.
@@ -282,24 +322,48 @@ func runMmapStrategy(ctx context.Context, base Config, st Strategy, env Env) (St
 	sr.TopsAligned2M, sr.Residency = res.TopsAligned2M, res.Series.ResidencyFirst
 	sr.ReserveNsPerStack = res.ReserveNanos / int64(max(cfg.Tasks, 1))
 	page := int64(res.PageSize)
-	prevFaults := res.Baseline.MinorFaults
+	n := int64(max(cfg.Tasks, 1))
+	reserveFaults := float64(res.Reserved.MinorFaults-res.Baseline.MinorFaults) / float64(n)
+	sr.ReserveMinorFaultsPerStack = &reserveFaults
+	sr.ReservePTEBytesPerStack = perStackGrowth(res.Reserved.VmPTE, res.Baseline.VmPTE, n)
+	// Faults from the reservation on: MAP_POPULATE's belong to the
+	// reservation, not to the first step.
+	prevFaults := res.Reserved.MinorFaults
 	for _, d := range res.Steps {
-		touched := float64(d.Stacks) * float64(max(ExpectedPages(d.DepthBytes, int(page)), 1))
+		stacks := int64(max(d.Stacks, 1))
+		touched := float64(stacks) * float64(max(ExpectedPages(d.DepthBytes, int(page)), 1))
+		faults := float64(d.MinorFaults-prevFaults) / touched
+		huge := d.AnonHugeBytesTotal / stacks
 		step := StrategyStep{
-			DepthBytes:            d.DepthBytes,
-			RSSBytesMin:           d.RSSBytesMin,
-			RSSBytesMax:           d.RSSBytesMax,
-			RSSBytesMean:          d.RSSBytesTotal / int64(max(d.Stacks, 1)),
-			PeakRSSBytesMax:       d.Step.PeakRSSBytesMax,
-			AnonHugeBytesPerStack: d.AnonHugeBytesTotal / int64(max(d.Stacks, 1)),
-			PTEBytesPerStack:      (int64(d.VmPTEBytes) - int64(res.Baseline.VmPTE)) / int64(max(d.Stacks, 1)),
-			VMAsPerStack:          float64(d.Smaps.VMAs) / float64(max(d.Stacks, 1)),
-			MinorFaultsPerPage:    float64(d.MinorFaults-prevFaults) / touched,
-			NsPerPage:             float64(d.Step.TouchNanos) / touched,
-			VmRSSBytes:            d.VmRSSBytes,
+			DepthBytes:         d.DepthBytes,
+			RSSBytesMin:        d.RSSBytesMin,
+			RSSBytesMax:        d.RSSBytesMax,
+			RSSBytesMean:       d.RSSBytesTotal / stacks,
+			PeakRSSBytesMax:    d.Step.PeakRSSBytesMax,
+			PTEBytesPerStack:   perStackGrowth(d.VmPTEBytes, res.Reserved.VmPTE, stacks),
+			VMAsPerStack:       float64(d.Smaps.VMAs) / float64(stacks),
+			MinorFaultsPerPage: &faults,
+			TouchNsPerPage:     float64(d.Step.TouchNanos) / touched,
+			VmRSSBytes:         d.VmRSSBytes,
+		}
+		if d.AnonHugeBytesTotal >= 0 {
+			step.AnonHugeBytesPerStack = &huge
+		}
+		if d.Step.PeakVmPTEBytes > 0 {
+			step.PeakPTEBytesPerStack = perStackGrowth(d.Step.PeakVmPTEBytes, res.Reserved.VmPTE, stacks)
 		}
 		prevFaults = d.MinorFaults
 		sr.Steps = append(sr.Steps, step)
 	}
 	return sr, err
+}
+
+// perStackGrowth is (now - from) / stacks, or nil when now < from: a
+// process total that fell says nothing about what the stacks added.
+func perStackGrowth(now, from uint64, stacks int64) *int64 {
+	if now < from || stacks <= 0 {
+		return nil
+	}
+	v := int64(now-from) / stacks
+	return &v
 }

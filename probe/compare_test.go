@@ -56,8 +56,8 @@ func TestCompareStrategies(t *testing.T) {
 		t.Logf("only %d of %d stack tops 2 MiB aligned; THP step not asserted", thp.TopsAligned2M, thp.Stacks)
 	}
 	// Goroutines: a copying stack at least as large as the depth.
-	if g := by["goroutine"].Steps[1]; g.RSSBytesMean < 1*mib {
-		t.Errorf("goroutine stack at 1 MiB depth: %d bytes", g.RSSBytesMean)
+	if g := by["goroutine"].Steps[1].Go; g == nil || g.RuntimeStackBytesPerGoroutine == nil || *g.RuntimeStackBytesPerGoroutine < 1*mib {
+		t.Errorf("goroutine stack at 1 MiB depth: %+v", g)
 	}
 	for _, name := range []StrategyName{StrategyLazy4K, StrategyDontneed} {
 		if v := by[name].Steps[1].VMAsPerStack; v != 2 {

@@ -3,12 +3,14 @@ package probe
 import (
 	"cmp"
 	"context"
+	"fmt"
 	"runtime"
+	"runtime/debug"
 	"runtime/metrics"
+	"strings"
 	"sync"
 	"time"
 
-	"stackprobe/mmapstack"
 	"stackprobe/procread"
 )
 
@@ -44,12 +46,14 @@ func runGoStacks(ctx context.Context, cfg Config, st Strategy, env Env) (Strateg
 	if err != nil {
 		return sr, err
 	}
-	page := int64(mmapstack.PageSize())
 	for _, depth := range cfg.Depths {
 		if err := ctx.Err(); err != nil {
 			return sr, context.Cause(ctx)
 		}
 		levels := int(max((depth+goFrameBytes-1)/goFrameBytes, 1))
+		// Give free memory back first, so the new stacks fault their pages
+		// in and VmRSS shows them instead of memory the runtime held.
+		debug.FreeOSMemory()
 		stackBefore := stackInuse()
 		t0, err := proc.Totals()
 		if err != nil {
@@ -72,20 +76,10 @@ func runGoStacks(ctx context.Context, cfg Config, st Strategy, env Env) (Strateg
 		if err != nil {
 			return sr, err
 		}
-		n := int64(cfg.Tasks)
-		per := (int64(stackAfter) - int64(stackBefore)) / n
-		touched := float64(n) * float64(max(ExpectedPages(depth, int(page)), 1))
 		sr.Steps = append(sr.Steps, StrategyStep{
-			DepthBytes:         depth,
-			RSSBytesMin:        per,
-			RSSBytesMax:        per,
-			RSSBytesMean:       per,
-			PeakRSSBytesMax:    per,
-			VmRSSDeltaPerStack: (int64(t1.VmRSS) - int64(t0.VmRSS)) / n,
-			PTEBytesPerStack:   (int64(t1.VmPTE) - int64(t0.VmPTE)) / n,
-			MinorFaultsPerPage: float64(t1.MinorFaults-t0.MinorFaults) / touched,
-			NsPerPage:          float64(elapsed.Nanoseconds()) / touched,
-			VmRSSBytes:         t1.VmRSS,
+			DepthBytes: depth,
+			VmRSSBytes: t1.VmRSS,
+			Go:         goStep(cfg.Tasks, stackBefore, stackAfter, t0.VmRSS, t1.VmRSS, elapsed),
 		})
 	}
 	return sr, nil
@@ -99,4 +93,25 @@ func stackInuse() uint64 {
 	s := []metrics.Sample{{Name: "/memory/classes/heap/stacks:bytes"}}
 	metrics.Read(s)
 	return s[0].Value.Uint64()
+}
+
+// goStep condenses one depth of n goroutines: the runtime's stack memory
+// and VmRSS before and after they recursed, and the time it took. A figure
+// that did not grow is left out with a note rather than shown as a size.
+func goStep(n int, stackBefore, stackAfter, rssBefore, rssAfter uint64, elapsed time.Duration) *GoStackStep {
+	g := &GoStackStep{SpawnNsPerGoroutine: elapsed.Nanoseconds() / int64(max(n, 1))}
+	var notes []string
+	if stackAfter >= stackBefore {
+		v := int64(stackAfter-stackBefore) / int64(max(n, 1))
+		g.RuntimeStackBytesPerGoroutine = &v
+	} else {
+		notes = append(notes, fmt.Sprintf("the runtime's stack memory fell by %d bytes while the goroutines grew (stacks of earlier goroutines freed meanwhile)", stackBefore-stackAfter))
+	}
+	if v := perStackGrowth(rssAfter, rssBefore, int64(n)); v != nil && rssAfter > rssBefore {
+		g.VmRSSGrowthBytesPerGoroutine = v
+	} else {
+		notes = append(notes, fmt.Sprintf("VmRSS did not grow (%d to %d bytes): the runtime reused memory it already held, so VmRSS growth per goroutine is not measured", rssBefore, rssAfter))
+	}
+	g.Note = strings.Join(notes, "; ")
+	return g
 }

@@ -149,6 +149,13 @@ type StepCost struct {
 	// NewPages is how many pages became resident during the touch: the
 	// stacks' residency at the peak minus after the previous step.
 	NewPages int64 `json:"new_pages"`
+	// PeakVmPTEBytes is the process's VmPTE right after the touch, before
+	// the release (release none: absent, the row's VmPTE is the peak).
+	// This kernel frees page tables on MADV_DONTNEED, so it can be far
+	// above the row's VmPTE after the release.
+	PeakVmPTEBytes uint64 `json:"peak_vmpte_bytes,omitempty"`
+	// PeakRSSBytesTotal sums the stacks' resident bytes at the peak.
+	PeakRSSBytesTotal int64 `json:"peak_rss_bytes_total"`
 }
 
 // SmapsCheck compares per-stack residency from mincore with smaps Rss.

@@ -241,6 +241,10 @@ func (r *Run) runTouch(ctx context.Context) error {
 				return err
 			}
 			peak = peakOf(&s, claim)
+			if err := m.totals(&s); err != nil {
+				return err
+			}
+			peak.vmPTE = s.Totals.VmPTE
 			for k, st := range m.stacks {
 				if err := st.Release(); err != nil {
 					return fmt.Errorf("stack %d: %w", k, err)
@@ -281,11 +285,13 @@ func (r *Run) runTouch(ctx context.Context) error {
 		}
 		d.Matched = peak.matched
 		d.Step = &StepCost{
-			PeakRSSBytesMin: peak.min,
-			PeakRSSBytesMax: peak.max,
-			UsedBytes:       used,
-			TouchNanos:      touch.Nanoseconds(),
-			NewPages:        (peak.total - prevResident) / int64(page),
+			PeakRSSBytesMin:   peak.min,
+			PeakRSSBytesMax:   peak.max,
+			UsedBytes:         used,
+			TouchNanos:        touch.Nanoseconds(),
+			NewPages:          (peak.total - prevResident) / int64(page),
+			PeakVmPTEBytes:    peak.vmPTE,
+			PeakRSSBytesTotal: peak.total,
 		}
 		prevResident = s.StackRSS
 		r.finalStackRSS = s.StackRSS
@@ -425,6 +431,9 @@ func residencyMap(m *meter, depths []int64, rows int) (*ResidencyMap, error) {
 type stepPeak struct {
 	min, max, total int64
 	matched         int // stacks holding exactly the claim
+	// vmPTE is the process's VmPTE at the peak, read only when a release
+	// follows (0 otherwise).
+	vmPTE uint64
 }
 
 func peakOf(s *Sample, claim int64) stepPeak {

@@ -57,9 +57,9 @@ func CompareVerdicts(c *probe.Comparison) []string {
 	if s, ok := by[probe.StrategyLazyTHP]; ok && len(s.Steps) > 0 {
 		st := s.Steps[0]
 		claim := probe.ExpectedPages(st.DepthBytes, int(page)) * page
-		out = append(out, fmt.Sprintf("THP-eligible stacks held %s..%s per stack at the first step (depth %s, claim %s; AnonHugePages %s per stack; %d of %d stack tops 2 MiB aligned)",
-			sizes.IEC(st.RSSBytesMin), sizes.IEC(st.RSSBytesMax), sizes.IEC(st.DepthBytes), sizes.IEC(claim),
-			sizes.IEC(st.AnonHugeBytesPerStack), s.TopsAligned2M, s.Stacks))
+		out = append(out, fmt.Sprintf("THP-eligible stacks held %s per stack at the first step (depth %s, claim %s; AnonHugePages %s per stack; %d of %d stack tops 2 MiB aligned)",
+			span(st.RSSBytesMin, st.RSSBytesMax), sizes.IEC(st.DepthBytes), sizes.IEC(claim),
+			optSize(st.AnonHugeBytesPerStack), s.TopsAligned2M, s.Stacks))
 	}
 	if s, ok := by[probe.StrategyEager]; ok && len(s.Steps) > 0 {
 		first, same := s.Steps[0].RSSBytesMax, true
@@ -70,27 +70,14 @@ func CompareVerdicts(c *probe.Comparison) []string {
 		if same {
 			msg += fmt.Sprintf(", the same at all %d steps", len(s.Steps))
 		}
-		out = append(out, msg+fmt.Sprintf("; reserving one took %v", nanos(s.ReserveNsPerStack)))
-	}
-	if s, ok := by[probe.StrategyGoroutines]; ok && len(s.Steps) > 0 {
-		var parts []string
-		// The runtime hands out stack memory in spans of 32 KiB; a step
-		// whose total growth is near that says little per goroutine.
-		const granule = 32 << 10
-		pow2, coarse := true, false
-		for _, st := range s.Steps {
-			parts = append(parts, fmt.Sprintf("%s at %s", sizes.IEC(st.RSSBytesMean), sizes.IEC(st.DepthBytes)))
-			pow2 = pow2 && st.RSSBytesMean > 0 && st.RSSBytesMean&(st.RSSBytesMean-1) == 0
-			coarse = coarse || st.RSSBytesMean*int64(s.Stacks) < 8*granule
-		}
-		msg := "Go goroutine stacks took " + strings.Join(parts, ", ") + " per goroutine (runtime stack memory)"
-		switch {
-		case coarse:
-			msg += fmt.Sprintf("; with %d goroutines some steps grew the runtime's stack memory by less than 8 of its 32 KiB spans, so their per-goroutine figures are coarse", s.Stacks)
-		case pow2:
-			msg += ": every size a power of two, as a copying stack that doubles when it overflows gives"
+		msg += fmt.Sprintf("; reserving one took %s", micros(float64(s.ReserveNsPerStack)))
+		if f := s.ReserveMinorFaultsPerStack; f != nil {
+			msg += fmt.Sprintf(" and %.0f minor faults (MAP_POPULATE backs every page at reservation; the steps' faults per page count only the touch)", *f)
 		}
 		out = append(out, msg)
+	}
+	if s, ok := by[probe.StrategyGoroutines]; ok && len(s.Steps) > 0 {
+		out = append(out, goroutineVerdict(s))
 	}
 	if len(c.Guards) > 0 {
 		var parts []string
@@ -102,15 +89,72 @@ func CompareVerdicts(c *probe.Comparison) []string {
 		out = append(out, "per stack, guard "+strings.Join(parts, "; ")+" (page tables are not in Rss; vm.max_map_count counts VMAs)")
 	}
 	for _, s := range c.Strategies {
-		if len(s.Steps) == 0 {
+		if len(s.Steps) == 0 || s.Strategy.GoStacks {
 			continue
 		}
 		last := s.Steps[len(s.Steps)-1]
-		if last.PTEBytesPerStack > 0 {
-			out = append(out, fmt.Sprintf("%s: page tables %s per stack (VmPTE), %.2f VMAs per stack", s.Strategy.Name, sizes.IEC(last.PTEBytesPerStack), last.VMAsPerStack))
+		var parts []string
+		if p := s.ReservePTEBytesPerStack; p != nil && *p > 0 {
+			parts = append(parts, fmt.Sprintf("%s at reservation", sizes.IEC(*p)))
+		}
+		if p := last.PeakPTEBytesPerStack; p != nil && last.PTEBytesPerStack != nil && *p != *last.PTEBytesPerStack {
+			parts = append(parts, fmt.Sprintf("%s more at the last step's peak, %s after its release", sizes.IEC(*p), sizes.IEC(*last.PTEBytesPerStack)))
+		} else if p := last.PTEBytesPerStack; p != nil && *p > 0 {
+			parts = append(parts, fmt.Sprintf("%s more by the last step", sizes.IEC(*p)))
+		}
+		if len(parts) > 0 {
+			out = append(out, fmt.Sprintf("%s: page tables per stack (VmPTE growth over the stack count) %s; %.2f VMAs per stack", s.Strategy.Name, strings.Join(parts, ", "), last.VMAsPerStack))
 		}
 	}
 	return out
+}
+
+// goroutineVerdict says what goroutine stacks cost, as what it is: the
+// runtime's stack accounting per goroutine, beside VmRSS growth where
+// VmRSS grew.
+func goroutineVerdict(s probe.StrategyResult) string {
+	var parts, rss, notes []string
+	// The runtime hands out stack memory in spans of 32 KiB; a step
+	// whose total growth is near that says little per goroutine.
+	const granule = 32 << 10
+	pow2, coarse := true, false
+	for _, st := range s.Steps {
+		g := st.Go
+		if g == nil {
+			continue
+		}
+		if v := g.RuntimeStackBytesPerGoroutine; v != nil {
+			parts = append(parts, fmt.Sprintf("%s at %s", sizes.IEC(*v), sizes.IEC(st.DepthBytes)))
+			pow2 = pow2 && *v > 0 && *v&(*v-1) == 0
+			coarse = coarse || *v*int64(s.Stacks) < 8*granule
+		} else {
+			pow2 = false
+		}
+		if v := g.VmRSSGrowthBytesPerGoroutine; v != nil {
+			rss = append(rss, fmt.Sprintf("%s at %s", sizes.IEC(*v), sizes.IEC(st.DepthBytes)))
+		}
+		if g.Note != "" {
+			notes = append(notes, fmt.Sprintf("at %s %s", sizes.IEC(st.DepthBytes), g.Note))
+		}
+	}
+	msg := "Go goroutine stacks are not mappings, so residency does not apply"
+	if len(parts) > 0 {
+		msg += "; the runtime's stack memory grew by " + strings.Join(parts, ", ") + " per goroutine"
+	}
+	switch {
+	case len(parts) == 0:
+	case coarse:
+		msg += fmt.Sprintf(" (with %d goroutines some steps grew it by less than 8 of its 32 KiB spans, so those figures are coarse)", s.Stacks)
+	case pow2:
+		msg += " (every size a power of two, as a copying stack that doubles when it overflows gives)"
+	}
+	if len(rss) > 0 {
+		msg += "; VmRSS grew by " + strings.Join(rss, ", ") + " per goroutine"
+	}
+	if len(notes) > 0 {
+		msg += "; " + strings.Join(notes, "; ")
+	}
+	return msg
 }
 
 // WriteCompareEvidence writes a compare run's evidence.md.
@@ -121,32 +165,52 @@ func WriteCompareEvidence(w io.Writer, c *probe.Comparison, charts []string) err
 	if c.Partial {
 		fmt.Fprintf(&b, "> **PARTIAL RUN** — %s. The figures below are real measurements, but not every strategy ran.\n\n", c.Error)
 	}
-	fmt.Fprintf(&b, "The same schedule — %d tasks, depths %s in this order — under each stack strategy; stacks of %s (%d bytes), guard %s.\n\n",
-		cfg.Tasks, depthList(cfg.Depths), sizes.IEC(cfg.StackBytes), cfg.StackBytes, cfg.Guard)
+	fmt.Fprintf(&b, "The same schedule — %s, depths %s in this order — under each stack strategy; stacks of %s (%d bytes), guard %s.\n\n",
+		plural(cfg.Tasks, "task"), depthList(cfg.Depths), sizes.IEC(cfg.StackBytes), cfg.StackBytes, cfg.Guard)
 	fmt.Fprintf(&b, "Command, run %s (%.2f s):\n\n    %s\n\n## Verdict\n\n", c.Started.Format("2006-01-02 15:04:05 UTC"), c.Seconds, c.Command)
 	for _, v := range CompareVerdicts(c) {
 		fmt.Fprintf(&b, "- %s.\n", v)
 	}
 	b.WriteString("\n## Environment\n\n")
 	writeEnvTable(&b, c.Environment)
-	b.WriteString("\n## Results\n\nResident bytes per stack after each step (mincore; for goroutines the runtime's stack memory per goroutine), the peak before a release in parentheses when it differs.\n\n")
-	b.WriteString("| strategy | step | depth (bytes) | resident per stack | AnonHugePages per stack | page tables per stack | VMAs per stack | minor faults per page | ns per page |\n")
+	b.WriteString("\n## Results\n\nmmap strategies: resident bytes per stack after each step (mincore), the peak before a release in parentheses when it differs; page tables are the growth of the process's VmPTE from the reservation over the stack count (at the peak in parentheses when a release freed some); minor faults and touch time are per page the step touched (stacks × ceil(depth/page)). A blank cell was not measured.\n\n")
+	b.WriteString("| strategy | step | depth | resident per stack | AnonHugePages per stack | page tables per stack | VMAs per stack | minor faults per touched page | touch time per page |\n")
 	b.WriteString("|---|---:|---:|---:|---:|---:|---:|---:|---:|\n")
+	var gos []probe.StrategyResult
 	for _, s := range c.Strategies {
 		if s.Skipped != "" {
 			fmt.Fprintf(&b, "| %s | — | — | skipped: %s | | | | | |\n", s.Strategy.Name, s.Skipped)
 			continue
 		}
+		if s.Strategy.GoStacks {
+			gos = append(gos, s)
+			continue
+		}
 		for i, st := range s.Steps {
-			res := sizes.IEC(st.RSSBytesMean)
-			if st.RSSBytesMin != st.RSSBytesMax {
-				res = sizes.IEC(st.RSSBytesMin) + "–" + sizes.IEC(st.RSSBytesMax)
-			}
+			res := span(st.RSSBytesMin, st.RSSBytesMax)
 			if st.PeakRSSBytesMax != st.RSSBytesMax {
-				res += " (" + sizes.IEC(st.PeakRSSBytesMax) + ")"
+				res += " (peak " + sizes.IEC(st.PeakRSSBytesMax) + ")"
 			}
-			fmt.Fprintf(&b, "| %s | %d | %d | %s | %s | %s | %.2f | %.2f | %.0f |\n", s.Strategy.Name, i+1, st.DepthBytes, res,
-				sizes.IEC(st.AnonHugeBytesPerStack), sizes.IEC(st.PTEBytesPerStack), st.VMAsPerStack, st.MinorFaultsPerPage, st.NsPerPage)
+			pte := optSize(st.PTEBytesPerStack)
+			if p := st.PeakPTEBytesPerStack; p != nil && (st.PTEBytesPerStack == nil || *p != *st.PTEBytesPerStack) {
+				pte += " (peak " + sizes.IEC(*p) + ")"
+			}
+			faults := ""
+			if f := st.MinorFaultsPerPage; f != nil {
+				faults = fmt.Sprintf("%.2f", *f)
+			}
+			fmt.Fprintf(&b, "| %s | %d | %s | %s | %s | %s | %.2f | %s | %s |\n", s.Strategy.Name, i+1, sizes.IEC(st.DepthBytes), res,
+				optSize(st.AnonHugeBytesPerStack), pte, st.VMAsPerStack, faults, micros(st.TouchNsPerPage))
+		}
+	}
+	for _, s := range gos {
+		b.WriteString("\nGo goroutine stacks are heap memory the runtime copies to a doubled stack on overflow: no mapping, so no residency, VMAs or page tables per stack. What was measured per goroutine:\n\n")
+		b.WriteString("| step | depth | runtime stack bytes per goroutine | VmRSS growth per goroutine | start and recurse, per goroutine | note |\n|---:|---:|---:|---:|---:|---|\n")
+		for i, st := range s.Steps {
+			if g := st.Go; g != nil {
+				fmt.Fprintf(&b, "| %d | %s | %s | %s | %s | %s |\n", i+1, sizes.IEC(st.DepthBytes), optSize(g.RuntimeStackBytesPerGoroutine),
+					optSize(g.VmRSSGrowthBytesPerGoroutine), micros(float64(g.SpawnNsPerGoroutine)), g.Note)
+			}
 		}
 	}
 	if len(c.Guards) > 0 {
@@ -164,7 +228,14 @@ func WriteCompareEvidence(w io.Writer, c *probe.Comparison, charts []string) err
 	for _, s := range c.Strategies {
 		fmt.Fprintf(&b, "- `%s`: %s", s.Strategy.Name, s.Strategy.Label)
 		if !s.Strategy.GoStacks && s.Skipped == "" {
-			fmt.Fprintf(&b, " (%v)", nanos(s.ReserveNsPerStack))
+			fmt.Fprintf(&b, " (%s", micros(float64(s.ReserveNsPerStack)))
+			if p := s.ReservePTEBytesPerStack; p != nil && *p > 0 {
+				fmt.Fprintf(&b, ", page tables %s", sizes.IEC(*p))
+			}
+			if f := s.ReserveMinorFaultsPerStack; f != nil && *f >= 1 {
+				fmt.Fprintf(&b, ", %.0f minor faults", *f)
+			}
+			b.WriteString(")")
 		}
 		b.WriteString("\n")
 	}
@@ -177,21 +248,55 @@ func WriteCompareEvidence(w io.Writer, c *probe.Comparison, charts []string) err
 // WriteCompareText writes the compare run's stdout summary.
 func WriteCompareText(w io.Writer, c *probe.Comparison, outDir string) error {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "strategy\tstep\tdepth\tresident/stack\tpeak/stack\tPTE/stack\tVMAs/stack\tns/page\t")
+	fmt.Fprintln(tw, "strategy\tstep\tdepth\tresident/stack\tpeak/stack\tPTE/stack\tVMAs/stack\ttouch/page\t")
 	for _, s := range c.Strategies {
 		if s.Skipped != "" {
 			fmt.Fprintf(tw, "%s\t-\t-\tskipped\t\t\t\t\t\n", s.Strategy.Name)
 			continue
 		}
 		for i, st := range s.Steps {
-			fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\t%s\t%.2f\t%.0f\t\n", s.Strategy.Name, i+1, sizes.IEC(st.DepthBytes),
-				sizes.IEC(st.RSSBytesMean), sizes.IEC(st.PeakRSSBytesMax), sizes.IEC(st.PTEBytesPerStack), st.VMAsPerStack, st.NsPerPage)
+			if g := st.Go; g != nil {
+				fmt.Fprintf(tw, "%s\t%d\t%s\truntime %s\t\t\t\t\t\n", s.Strategy.Name, i+1, sizes.IEC(st.DepthBytes), optSize(g.RuntimeStackBytesPerGoroutine))
+				continue
+			}
+			fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\t%s\t%.2f\t%s\t\n", s.Strategy.Name, i+1, sizes.IEC(st.DepthBytes),
+				sizes.IEC(st.RSSBytesMean), sizes.IEC(st.PeakRSSBytesMax), optSize(st.PTEBytesPerStack), st.VMAsPerStack, micros(st.TouchNsPerPage))
 		}
 	}
 	if err := tw.Flush(); err != nil {
 		return err
 	}
 	return writeConclusion(w, CompareVerdicts(c), c.Partial, c.Error, outDir, "evidence.md, summary.json, charts")
+}
+
+// span is one size, or "lo–hi" when they differ.
+func span(lo, hi int64) string {
+	if lo == hi {
+		return sizes.IEC(lo)
+	}
+	return sizes.IEC(lo) + "–" + sizes.IEC(hi)
+}
+
+// optSize is a measured size, or "" when it was not measured.
+func optSize(p *int64) string {
+	if p == nil {
+		return ""
+	}
+	return sizes.IEC(*p)
+}
+
+// micros formats nanoseconds as microseconds with a unit, to three
+// significant places ("2.41 µs", "5553 µs").
+func micros(ns float64) string {
+	us := ns / 1e3
+	switch {
+	case us >= 100:
+		return fmt.Sprintf("%.0f µs", us)
+	case us >= 10:
+		return fmt.Sprintf("%.1f µs", us)
+	default:
+		return fmt.Sprintf("%.2f µs", us)
+	}
 }
 
 func depthList(d []int64) string {

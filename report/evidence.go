@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"stackprobe/mmapstack"
 	"stackprobe/probe"
 	"stackprobe/procread"
 	"stackprobe/sizes"
@@ -56,16 +57,41 @@ func WriteEvidence(w io.Writer, r *probe.Result, charts []string) error {
 	writeEnvTable(&b, e)
 	fmt.Fprintf(&b, "| stacks | %d × %d bytes (%d pages), guard %s (%d bytes), thp %s, map_stack %v, release %s |\n",
 		c.Stacks(), c.StackBytes, c.StackBytes/int64(r.PageSize), c.Guard, c.GuardBytes, c.THP, c.MapStack, c.Release)
-	b.WriteString("\n## Results\n\nPer-stack resident bytes come from mincore(2) over each whole mapping; smaps is the cross-check.\n\n")
-	b.WriteString("| depth (bytes) | expected (claim) | measured min | measured max | pages min–max | matched | AnonHugePages total | VmPTE | VMAs | smaps |\n")
-	b.WriteString("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|\n")
+	b.WriteString("\n## Results\n\nPer-stack resident bytes come from mincore(2) over each whole mapping; smaps is the cross-check. VmPTE is the whole process's page tables (not per stack).\n\n")
 	page := int64(r.PageSize)
-	for _, d := range r.Rows() {
-		fmt.Fprintf(&b, "| %d | %s | %s | %s | %d–%d | %d/%d | %s | %s | %d | %s |\n",
-			d.DepthBytes, sizes.IEC(d.ExpectedRSSBytes), sizes.IEC(d.RSSBytesMin), sizes.IEC(d.RSSBytesMax),
-			d.RSSBytesMin/page, d.RSSBytesMax/page, d.Matched, d.Stacks, hugeWord(d.AnonHugeBytesTotal),
-			sizes.IEC(int64(d.VmPTEBytes)), d.VMACount, smapsWord(d.Smaps))
+	if c.Release != mmapstack.ReleaseNone && r.PingPong == nil {
+		// Peak (right after the touch, where the claim is judged) and
+		// after the release, side by side.
+		b.WriteString("| depth (bytes) | expected at peak (claim) | peak per stack | matched at peak | VmPTE at peak (process) | expected after release | after release per stack | matched after release | VmPTE after release (process) | AnonHugePages total | VMAs | smaps |\n")
+		b.WriteString("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|\n")
+		for _, d := range r.Rows() {
+			peak, peakPTE := "", ""
+			if d.Step != nil {
+				peak = span(d.Step.PeakRSSBytesMin, d.Step.PeakRSSBytesMax)
+				if d.Step.PeakVmPTEBytes > 0 {
+					peakPTE = sizes.IEC(int64(d.Step.PeakVmPTEBytes))
+				}
+			}
+			fmt.Fprintf(&b, "| %d | %s | %s | %d/%d | %s | %s | %s | %d/%d | %s | %s | %d | %s |\n",
+				d.DepthBytes, sizes.IEC(d.ExpectedRSSBytes), peak, d.Matched, d.Stacks, peakPTE,
+				sizes.IEC(d.ExpectedAfterReleaseBytes), span(d.RSSBytesMin, d.RSSBytesMax), d.MatchedAfterRelease, d.Stacks,
+				sizes.IEC(int64(d.VmPTEBytes)), hugeWord(d.AnonHugeBytesTotal), d.VMACount, smapsWord(d.Smaps))
+		}
+	} else {
+		b.WriteString("| depth (bytes) | expected (claim) | measured per stack | pages per stack | matched | AnonHugePages total | VmPTE (process) | VMAs | smaps |\n")
+		b.WriteString("|---:|---:|---:|---:|---:|---:|---:|---:|---|\n")
+		for _, d := range r.Rows() {
+			pages := fmt.Sprint(d.RSSBytesMin / page)
+			if d.RSSBytesMin != d.RSSBytesMax {
+				pages = fmt.Sprintf("%d–%d", d.RSSBytesMin/page, d.RSSBytesMax/page)
+			}
+			fmt.Fprintf(&b, "| %d | %s | %s | %s | %d/%d | %s | %s | %d | %s |\n",
+				d.DepthBytes, sizes.IEC(d.ExpectedRSSBytes), span(d.RSSBytesMin, d.RSSBytesMax),
+				pages, d.Matched, d.Stacks, hugeWord(d.AnonHugeBytesTotal),
+				sizes.IEC(int64(d.VmPTEBytes)), d.VMACount, smapsWord(d.Smaps))
+		}
 	}
+	fmt.Fprintf(&b, "\nPage tables (VmPTE, process): %s before the stacks, %s with them reserved.\n", sizes.IEC(int64(r.Baseline.VmPTE)), sizes.IEC(int64(r.Reserved.VmPTE)))
 	writeCharts(&b, charts)
 	b.WriteString("Raw data: `summary.json`, `samples.csv` (one row per stack per sample), `totals.csv` (process totals per sample), `stacks.csv` (addresses).\n")
 	_, err := io.WriteString(w, b.String())

@@ -4,8 +4,10 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"strings"
 	"text/tabwriter"
 
+	"stackprobe/mmapstack"
 	"stackprobe/probe"
 	"stackprobe/sizes"
 )
@@ -33,8 +35,19 @@ func WriteText(w io.Writer, r *probe.Result, outDir string) error {
 			nanos(p.LatencyNanos.P50), nanos(p.LatencyNanos.P99), p.Errors)
 	}
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "depth\texpected/stack\tmin/stack\tmax/stack\tmatched\tAnonHuge total\tVmPTE\tsmaps\t")
+	released := c.Release != mmapstack.ReleaseNone && r.PingPong == nil
+	if released {
+		fmt.Fprintln(tw, "depth\texpected/stack\tpeak/stack\tmatched at peak\tafter release/stack\tmatched after\tAnonHuge total\tVmPTE (process)\tsmaps\t")
+	} else {
+		fmt.Fprintln(tw, "depth\texpected/stack\tmin/stack\tmax/stack\tmatched\tAnonHuge total\tVmPTE (process)\tsmaps\t")
+	}
 	for _, d := range r.Rows() {
+		if released && d.Step != nil {
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%d/%d\t%s\t%d/%d\t%s\t%s\t%s\t\n",
+				sizes.IEC(d.DepthBytes), sizes.IEC(d.ExpectedRSSBytes), span(d.Step.PeakRSSBytesMin, d.Step.PeakRSSBytesMax), d.Matched, d.Stacks,
+				span(d.RSSBytesMin, d.RSSBytesMax), d.MatchedAfterRelease, d.Stacks, hugeWord(d.AnonHugeBytesTotal), sizes.IEC(int64(d.VmPTEBytes)), smapsWord(d.Smaps))
+			continue
+		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d/%d\t%s\t%s\t%s\t\n",
 			sizes.IEC(d.DepthBytes), sizes.IEC(d.ExpectedRSSBytes), sizes.IEC(d.RSSBytesMin), sizes.IEC(d.RSSBytesMax),
 			d.Matched, d.Stacks, hugeWord(d.AnonHugeBytesTotal), sizes.IEC(int64(d.VmPTEBytes)), smapsWord(d.Smaps))
@@ -78,4 +91,32 @@ func hugeWord(n int64) string {
 		return "unknown"
 	}
 	return sizes.IEC(n)
+}
+
+// NegativeSizes lists every key of a decoded JSON document (as
+// encoding/json decodes into any) whose name says it holds bytes
+// ("_bytes", "bytes_") and whose value is negative, as "path = value".
+// No size a stackprobe result reports can be negative; tests of every
+// command scan their summary.json with it.
+func NegativeSizes(v any) []string {
+	var out []string
+	var walk func(path string, v any)
+	walk = func(path string, v any) {
+		switch x := v.(type) {
+		case map[string]any:
+			for k, e := range x {
+				p := path + "." + k
+				if n, ok := e.(float64); ok && n < 0 && (strings.HasSuffix(k, "_bytes") || strings.Contains(k, "bytes_")) {
+					out = append(out, fmt.Sprintf("%s = %v", p, n))
+				}
+				walk(p, e)
+			}
+		case []any:
+			for i, e := range x {
+				walk(fmt.Sprintf("%s[%d]", path, i), e)
+			}
+		}
+	}
+	walk("", v)
+	return out
 }

@@ -27,12 +27,17 @@ func Verdicts(r *probe.Result) []string {
 		// can be checked is what the release leaves.
 		return append(releaseVerdicts(r), commonVerdicts(r)...)
 	}
-	var mismatched []probe.DepthResult
+	var mismatched, kept []probe.DepthResult
 	for _, d := range r.Rows() {
-		if d.Matched != d.Stacks {
+		switch {
+		case d.Matched == d.Stacks:
+		case !pingpong && keptHighWater(r, d):
+			kept = append(kept, d)
+		default:
 			mismatched = append(mismatched, d)
 		}
 	}
+	held := len(r.Rows()) - len(kept) - len(mismatched)
 	switch {
 	case len(mismatched) == 0 && pingpong:
 		total := 0
@@ -41,14 +46,24 @@ func Verdicts(r *probe.Result) []string {
 		}
 		out = append(out, fmt.Sprintf("after the ping-pong, all %d stacks held exactly ceil(d/%s) pages, d being the deepest depth their task used (%s): the claim holds for this configuration",
 			total, sizes.IEC(page), plural(len(r.Rows()), "depth group")))
-	case len(mismatched) == 0:
+	case len(mismatched) == 0 && len(kept) == 0:
 		out = append(out, fmt.Sprintf("all %d stacks matched ceil(depth/%s) pages at %s: the claim holds for this configuration",
 			stacks, sizes.IEC(page), every(len(r.Rows()), "depth")))
+	case len(mismatched) == 0:
+		out = append(out, fmt.Sprintf("all %d stacks matched ceil(depth/%s) pages at every step that went deeper than the steps before it (%d of %d steps): the claim holds while a stack grows",
+			stacks, sizes.IEC(page), held, len(r.Rows())))
+		out = append(out, highWaterVerdict(r, kept))
 	default:
-		out = append(out, fmt.Sprintf("the claim failed at %d of %d depths: stacks did not hold exactly ceil(depth/%s) pages",
-			len(mismatched), len(r.Rows()), sizes.IEC(page)))
+		msg := fmt.Sprintf("the claim did not hold at %d of %d steps: stacks did not hold exactly ceil(depth/%s) pages", len(mismatched), len(r.Rows()), sizes.IEC(page))
+		if held > 0 {
+			msg += fmt.Sprintf("; it held at %d", held)
+		}
+		out = append(out, msg)
 		for _, d := range mismatched {
 			out = append(out, explain(r, d))
+		}
+		if len(kept) > 0 {
+			out = append(out, highWaterVerdict(r, kept))
 		}
 	}
 	if released {
@@ -57,14 +72,43 @@ func Verdicts(r *probe.Result) []string {
 	return append(out, commonVerdicts(r)...)
 }
 
+// keptHighWater reports whether d is a step shallower than an earlier one
+// whose stacks kept exactly that earlier step's pages: the high-water mark
+// of memory that is not given back, expected and not a failure of the
+// claim.
+func keptHighWater(r *probe.Result, d probe.DepthResult) bool {
+	if d.HighWaterBytes <= d.ExpectedRSSBytes || r.Config.Release == mmapstack.ReleaseDontneed {
+		return false
+	}
+	lo, hi := d.RSSBytesMin, d.RSSBytesMax
+	if d.Step != nil && r.Config.Release != mmapstack.ReleaseNone {
+		lo, hi = d.Step.PeakRSSBytesMin, d.Step.PeakRSSBytesMax
+	}
+	return lo == d.HighWaterBytes && hi == d.HighWaterBytes
+}
+
+// highWaterVerdict says what the steps after a deeper one kept.
+func highWaterVerdict(r *probe.Result, kept []probe.DepthResult) string {
+	var parts []string
+	for _, d := range kept {
+		parts = append(parts, fmt.Sprintf("%s at depth %s", sizes.IEC(d.HighWaterBytes), sizes.IEC(d.DepthBytes)))
+	}
+	given := "touched pages are never given back"
+	if r.Config.Release == mmapstack.ReleaseFree {
+		given = "MADV_FREE pages stay counted in Rss until memory pressure makes the kernel take them"
+	}
+	return fmt.Sprintf("at %s after a deeper one every stack still held its high-water mark (%s), not ceil(depth/page): with release %s %s",
+		plural(len(kept), "step"), strings.Join(parts, ", "), r.Config.Release, given)
+}
+
 // releaseVerdicts compares what each step left after its release with
 // what the release mode should leave.
 func releaseVerdicts(r *probe.Result) []string {
 	var bad []string
 	for _, d := range r.Rows() {
 		if d.MatchedAfterRelease != d.Stacks {
-			bad = append(bad, fmt.Sprintf("at depth %s %d of %d stacks held %s..%s, not the expected %s",
-				sizes.IEC(d.DepthBytes), d.Stacks-d.MatchedAfterRelease, d.Stacks, sizes.IEC(d.RSSBytesMin), sizes.IEC(d.RSSBytesMax),
+			bad = append(bad, fmt.Sprintf("at depth %s %d of %d stacks held %s, not the expected %s",
+				sizes.IEC(d.DepthBytes), d.Stacks-d.MatchedAfterRelease, d.Stacks, span(d.RSSBytesMin, d.RSSBytesMax),
 				sizes.IEC(d.ExpectedAfterReleaseBytes)))
 		}
 	}
@@ -107,20 +151,7 @@ func commonVerdicts(r *probe.Result) []string {
 		out = append(out, msg)
 	}
 	last := r.Rows()[len(r.Rows())-1]
-	// From the reservation on (MAP_POPULATE builds page tables while
-	// reserving, so then from before it).
-	base := r.Reserved.VmPTE
-	if r.Config.Populate {
-		base = r.Baseline.VmPTE
-	}
-	if grew := int64(last.VmPTEBytes) - int64(base); stacks > 0 && grew > 0 {
-		if per := grew / int64(stacks); per >= page {
-			out = append(out, fmt.Sprintf("page tables grew by %s while the stacks were used (%s per stack, VmPTE), memory that Rss does not count",
-				sizes.IEC(grew), sizes.IEC(per)))
-		} else {
-			out = append(out, fmt.Sprintf("the process's page tables grew by %s while the stacks were used, less than a page per stack: not attributable to the stacks", sizes.IEC(grew)))
-		}
-	}
+	out = append(out, pageTableVerdicts(r)...)
 	if stacks > 0 {
 		vmas := float64(last.Smaps.VMAs) / float64(stacks)
 		out = append(out, fmt.Sprintf("the stacks occupy %s (%.2f per stack, guard %s) of vm.max_map_count %s",
@@ -157,6 +188,57 @@ func commonVerdicts(r *probe.Result) []string {
 	return out
 }
 
+// pageTableVerdicts report the process's page tables (VmPTE, not in Rss)
+// at the reservation and at each step, per stack when the growth is at
+// least a page per stack: below that the process's own churn can account
+// for it.
+func pageTableVerdicts(r *probe.Result) []string {
+	stacks := int64(r.Config.Stacks())
+	page := int64(r.PageSize)
+	if stacks == 0 {
+		return nil
+	}
+	var out []string
+	perStack := func(grew int64) string {
+		if grew/stacks >= page/8 {
+			return fmt.Sprintf("%s, %s per stack", sizes.IEC(grew), sizes.IEC(grew/stacks))
+		}
+		return fmt.Sprintf("%s, too little per stack to attribute to the stacks", sizes.IEC(grew))
+	}
+	if grew := int64(r.Reserved.VmPTE) - int64(r.Baseline.VmPTE); grew > 0 {
+		why := ""
+		switch {
+		case r.Config.Populate:
+			why = " (MAP_POPULATE backs every page, page tables included, while reserving)"
+		case r.Config.Guard == mmapstack.GuardMadvise:
+			why = " (MADV_GUARD_INSTALL writes its guard markers into page tables while reserving)"
+		}
+		out = append(out, fmt.Sprintf("page tables grew by %s when the stacks were reserved, before any touch%s", perStack(grew), why))
+	}
+	rows := r.Rows()
+	if r.PingPong != nil {
+		rows = rows[len(rows)-1:] // one measurement, at the end
+	}
+	var steps []string
+	for _, d := range rows {
+		if grew := int64(d.VmPTEBytes) - int64(r.Reserved.VmPTE); grew > 0 {
+			s := fmt.Sprintf("%s at %s", perStack(grew), sizes.IEC(d.DepthBytes))
+			if d.Step != nil && d.Step.PeakVmPTEBytes > d.VmPTEBytes {
+				s = fmt.Sprintf("%s at %s's peak and %s after its release", perStack(int64(d.Step.PeakVmPTEBytes)-int64(r.Reserved.VmPTE)), sizes.IEC(d.DepthBytes), sizes.IEC(grew))
+			}
+			steps = append(steps, s)
+		}
+	}
+	if len(steps) > 0 {
+		when := "after each step"
+		if r.PingPong != nil {
+			when = "by the end of the ping-pong"
+		}
+		out = append(out, fmt.Sprintf("from the reservation on, page tables (VmPTE, memory Rss does not count) grew %s by %s", when, strings.Join(steps, "; ")))
+	}
+	return out
+}
+
 // explain says, from the numbers, how a depth differed from the claim and
 // which measured cause fits.
 func explain(r *probe.Result, d probe.DepthResult) string {
@@ -165,37 +247,60 @@ func explain(r *probe.Result, d probe.DepthResult) string {
 	if d.Step != nil && r.Config.Release != mmapstack.ReleaseNone {
 		lo, hi, when = d.Step.PeakRSSBytesMin, d.Step.PeakRSSBytesMax, " right after the touch, before the release"
 	}
-	s := fmt.Sprintf("at depth %s (%d bytes) %d of %d stacks differed: resident %s..%s per stack%s against the claimed %s (%+d pages at most)",
-		sizes.IEC(d.DepthBytes), d.DepthBytes, d.Stacks-d.Matched, d.Stacks, sizes.IEC(lo), sizes.IEC(hi), when,
+	s := fmt.Sprintf("at depth %s (%s) %d of %d stacks differed: resident %s per stack%s against the claimed %s (%s)",
+		sizes.IEC(d.DepthBytes), plural64(d.DepthBytes, "byte"), d.Stacks-d.Matched, d.Stacks, span(lo, hi), when,
 		sizes.IEC(d.ExpectedRSSBytes), pagesOff(lo, hi, d.ExpectedRSSBytes, int64(r.PageSize)))
 	switch {
+	case d.HighWaterBytes > d.ExpectedRSSBytes && r.Config.Release != mmapstack.ReleaseDontneed && lo >= d.ExpectedRSSBytes:
+		given := "touched pages are never given back"
+		if r.Config.Release == mmapstack.ReleaseFree {
+			given = "MADV_FREE pages stay resident until memory pressure, and writing one takes it back"
+		}
+		s += fmt.Sprintf("; a deeper earlier step left a high-water mark of %s: with release %s %s", sizes.IEC(d.HighWaterBytes), r.Config.Release, given)
+		if d.AnonHugeBytesTotal > 0 {
+			s += fmt.Sprintf(", and what was kept includes %s per stack in transparent huge pages from that step (AnonHugePages)", sizes.IEC(d.AnonHugeBytesTotal/int64(d.Stacks)))
+		}
 	case d.AnonHugeBytesTotal < 0:
 		s += "; these stacks share VMAs with others, so smaps cannot attribute huge pages to them (AnonHugePages unknown)"
 	case d.AnonHugeBytesTotal > 0:
 		s += fmt.Sprintf("; smaps shows %s in transparent huge pages (AnonHugePages), %s per stack: the kernel backed each touched 2 MiB-aligned block with one huge page (thp %s, system %q, map_stack %v; %d of %d stack tops 2 MiB aligned)",
 			sizes.IEC(d.AnonHugeBytesTotal), sizes.IEC(d.AnonHugeBytesTotal/int64(d.Stacks)), r.Config.THP, r.Environment.THPEnabled, r.Config.MapStack,
 			r.TopsAligned2M, r.Config.Stacks())
-	case d.MatchedAfterRelease == d.Stacks && d.HighWaterBytes > d.ExpectedRSSBytes && r.Config.Release != mmapstack.ReleaseDontneed:
-		given := "touched pages are never given back"
-		if r.Config.Release == mmapstack.ReleaseFree {
-			given = "MADV_FREE pages stay resident until memory pressure, and writing one takes it back"
-		}
-		s += fmt.Sprintf("; every stack still holds its high-water mark of %s from a deeper earlier step: with release %s %s",
-			sizes.IEC(d.HighWaterBytes), r.Config.Release, given)
 	case d.MatchedAfterRelease == d.Stacks && r.Config.Release == mmapstack.ReleaseDontneed:
 		s += fmt.Sprintf("; every stack holds exactly the %s kept top after MADV_DONTNEED released the rest", sizes.IEC(d.ExpectedAfterReleaseBytes))
-	case d.RSSBytesMin > d.ExpectedRSSBytes:
+	case lo > d.ExpectedRSSBytes:
 		s += "; no huge pages and no high-water explanation fits: the extra pages are unexplained by this run"
 	}
 	return s
 }
 
-func pagesOff(lo, hi, expected, page int64) int64 {
-	lo, hi = lo-expected, hi-expected
-	if -lo > hi {
-		return lo / page
+// pagesOff says in words how far lo..hi is from expected, in pages.
+func pagesOff(lo, hi, expected, page int64) string {
+	from, to := (lo-expected)/page, (hi-expected)/page
+	switch {
+	case from == to && to > 0:
+		return plural64(to, "page") + " more"
+	case from == to && to < 0:
+		return plural64(-to, "page") + " fewer"
+	case from > 0:
+		return fmt.Sprintf("%d to %s more", from, plural64(to, "page"))
+	case to < 0:
+		return fmt.Sprintf("%d to %s fewer", -to, plural64(-from, "page"))
+	case from == 0 && to > 0:
+		return fmt.Sprintf("up to %s more", plural64(to, "page"))
+	case to == 0 && from < 0:
+		return fmt.Sprintf("up to %s fewer", plural64(-from, "page"))
+	case from < 0 && to > 0:
+		return fmt.Sprintf("from %s fewer to %s more", plural64(-from, "page"), plural64(to, "page"))
 	}
-	return hi / page
+	return "less than a page apart"
+}
+
+func plural64(n int64, noun string) string {
+	if n == 1 {
+		return "1 " + noun
+	}
+	return fmt.Sprintf("%d %ss", n, noun)
 }
 
 func smapsVerdict(r *probe.Result) string {
@@ -209,18 +314,22 @@ func smapsVerdict(r *probe.Result) string {
 		own, groups, differ = max(own, d.Smaps.OwnVMAStacks), max(groups, d.Smaps.Groups), differ+d.Smaps.Disagreements
 	}
 	stacks := r.Config.Stacks()
+	when := "at every measurement (after each step)"
+	if r.PingPong != nil {
+		when = "when smaps was read, once, after the IO stopped (mincore read at the same moment)"
+	}
 	switch {
 	case own+groups == 0:
 		return "no stack's VMAs could be compared with smaps (they share VMAs with other memory); per-stack figures come from mincore alone"
 	case differ == 0 && groups == 0 && own == stacks:
-		return fmt.Sprintf("smaps Rss and mincore agreed to the page for all %d stacks at every measurement (each stack is its own VMA)", own)
+		return fmt.Sprintf("smaps Rss and mincore agreed to the page for all %d stacks %s (each stack is its own VMA)", own, when)
 	case differ == 0 && groups == 0:
-		return fmt.Sprintf("smaps Rss and mincore agreed to the page for the %d of %d stacks that are their own VMAs; the other %d share VMAs with other memory and were not compared", own, stacks, stacks-own)
+		return fmt.Sprintf("smaps Rss and mincore agreed to the page %s for the %d of %d stacks that are their own VMAs; the other %d share VMAs with other memory and were not compared", when, own, stacks, stacks-own)
 	case differ == 0:
-		return fmt.Sprintf("smaps and mincore agreed at every measurement: %s with VMAs of their own, and %s compared as sums (adjacent stacks share VMAs, so per-stack figures come from mincore)",
-			plural(own, "stack"), plural(groups, "run")+" of merged stacks")
+		return fmt.Sprintf("smaps and mincore agreed %s: %s with VMAs of their own, and %s compared as sums (adjacent stacks share VMAs, so per-stack figures come from mincore)",
+			when, plural(own, "stack"), plural(groups, "run")+" of merged stacks")
 	default:
-		return fmt.Sprintf("smaps and mincore DISAGREED %d times across the depths; see samples.csv (smaps_rss_bytes vs rss_bytes)", differ)
+		return fmt.Sprintf("smaps and mincore DISAGREED %s %s; see samples.csv (smaps_rss_bytes vs rss_bytes)", plural(differ, "time"), when)
 	}
 }
 

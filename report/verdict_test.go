@@ -1,0 +1,368 @@
+package report
+
+import (
+	"strings"
+	"testing"
+
+	"stackprobe/frames"
+	"stackprobe/mmapstack"
+	"stackprobe/probe"
+)
+
+const (
+	kib = int64(1024)
+	mib = 1024 * kib
+)
+
+// step builds a touch step of n stacks used to depth, every stack holding
+// after (after the release) and peak (right after the touch), given the
+// deepest depth so far.
+func step(n int, depth, highWater, peak, after, expectedAfter int64) probe.DepthResult {
+	page := int64(4096)
+	claim := probe.ExpectedPages(depth, 4096) * page
+	d := probe.DepthResult{
+		DepthBytes: depth, ExpectedRSSBytes: claim, ExpectedPages: claim / page,
+		HighWaterBytes:            probe.ExpectedPages(highWater, 4096) * page,
+		ExpectedAfterReleaseBytes: expectedAfter,
+		RSSBytesMin:               after, RSSBytesMax: after, RSSBytesTotal: after * int64(n),
+		Stacks:   n,
+		Smaps:    probe.SmapsCheck{VMAs: n, OwnVMAStacks: n, Agree: true},
+		VMACount: 100, VmPTEBytes: 200 * uint64(kib), VmRSSBytes: 10 * uint64(mib),
+		Step: &probe.StepCost{PeakRSSBytesMin: peak, PeakRSSBytesMax: peak, UsedBytes: depth, PeakRSSBytesTotal: peak * int64(n)},
+	}
+	if peak == claim {
+		d.Matched = n
+	}
+	if after == expectedAfter {
+		d.MatchedAfterRelease = n
+	}
+	return d
+}
+
+// touchResult is a touch run of n stacks of 100 MiB over the given steps.
+func touchResult(n int, release mmapstack.Release, steps ...probe.DepthResult) *probe.Result {
+	mmc := int64(65530)
+	r := &probe.Result{}
+	r.PageSize = 4096
+	r.Environment.MaxMapCount = &mmc
+	r.Environment.THPEnabled = "madvise"
+	r.Config = probe.Config{Workload: probe.WorkloadTouch, StackBytes: 100 * mib, Tasks: n, Guard: mmapstack.GuardNone,
+		THP: mmapstack.THPNever, MapStack: true, Release: release, KeepTopBytes: 4096, TouchMode: probe.TouchPages}
+	r.Baseline.VmPTE = 100 * uint64(kib)
+	r.Reserved.VmPTE = 100 * uint64(kib)
+	r.Steps = steps
+	for _, s := range steps {
+		r.Config.Depths = append(r.Config.Depths, s.DepthBytes)
+	}
+	return r
+}
+
+// has fails unless some verdict contains every one of want.
+func has(t *testing.T, verdicts []string, want ...string) {
+	t.Helper()
+	for _, v := range verdicts {
+		ok := true
+		for _, w := range want {
+			ok = ok && strings.Contains(v, w)
+		}
+		if ok {
+			return
+		}
+	}
+	t.Errorf("no verdict contains all of %q:\n%s", want, strings.Join(verdicts, "\n"))
+}
+
+func hasNot(t *testing.T, verdicts []string, bad string) {
+	t.Helper()
+	for _, v := range verdicts {
+		if strings.Contains(v, bad) {
+			t.Errorf("verdict %q contains %q", v, bad)
+		}
+	}
+}
+
+func TestVerdicts(t *testing.T) {
+	const n = 10
+	hw := func(r *probe.Result) *probe.Result { return r }
+	cases := []struct {
+		name string
+		r    *probe.Result
+		want [][]string
+		not  []string
+	}{
+		{
+			name: "claim holds",
+			r: touchResult(n, mmapstack.ReleaseNone,
+				step(n, 4*kib, 4*kib, 4*kib, 4*kib, 4*kib),
+				step(n, 64*kib, 64*kib, 64*kib, 64*kib, 64*kib)),
+			want: [][]string{
+				{"all 10 stacks matched ceil(depth/4 KiB) pages at all 2 depths: the claim holds"},
+				{"smaps Rss and mincore agreed to the page for all 10 stacks at every measurement (after each step)"},
+				{"the stacks occupy 10 VMAs (1.00 per stack, guard none) of vm.max_map_count 65530"},
+			},
+			not: []string{"failed", "did not hold"},
+		},
+		{
+			name: "high-water after a deeper step is not a failure",
+			r: touchResult(n, mmapstack.ReleaseNone,
+				step(n, 4*kib, 4*kib, 4*kib, 4*kib, 4*kib),
+				step(n, 8*mib, 8*mib, 8*mib, 8*mib, 8*mib),
+				step(n, 4*kib, 8*mib, 8*mib, 8*mib, 8*mib)),
+			want: [][]string{
+				{"all 10 stacks matched ceil(depth/4 KiB) pages at every step that went deeper than the steps before it (2 of 3 steps)"},
+				{"at 1 step after a deeper one every stack still held its high-water mark (8 MiB at depth 4 KiB)", "touched pages are never given back"},
+			},
+			not: []string{"failed", "did not hold"},
+		},
+		{
+			name: "single byte, huge pages",
+			r: func() *probe.Result {
+				d := step(4, 1, 1, 2*mib, 2*mib, 4*kib)
+				d.AnonHugeBytesTotal = 8 * mib
+				r := touchResult(4, mmapstack.ReleaseNone, d)
+				r.Config.THP, r.Config.MapStack, r.TopsAligned2M = mmapstack.THPAlways, false, 3
+				return r
+			}(),
+			want: [][]string{
+				{"the claim did not hold at 1 of 1 steps"},
+				{"at depth 1 B (1 byte) 4 of 4 stacks differed: resident 2 MiB per stack against the claimed 4 KiB (511 pages more)", "transparent huge pages (AnonHugePages), 2 MiB per stack"},
+				{"only 3 of 4 stack tops are 2 MiB aligned"},
+			},
+			not: []string{"(1 bytes)", "+511", "2 MiB..2 MiB"},
+		},
+		{
+			name: "huge pages then a shallow step: the high-water mark, not huge pages",
+			r: func() *probe.Result {
+				a := step(4, 1, 1, 2*mib, 2*mib, 4*kib)
+				a.AnonHugeBytesTotal = 8 * mib
+				b := step(4, 8*mib, 8*mib, 8*mib+2*mib, 8*mib+2*mib, 8*mib)
+				b.AnonHugeBytesTotal = 4 * 10 * mib
+				c := step(4, 4*kib, 8*mib, 10*mib, 10*mib, 8*mib)
+				c.AnonHugeBytesTotal = 4 * 10 * mib
+				r := touchResult(4, mmapstack.ReleaseNone, a, b, c)
+				r.Config.THP, r.Config.MapStack, r.TopsAligned2M = mmapstack.THPAlways, false, 4
+				return r
+			}(),
+			want: [][]string{
+				{"the claim did not hold at 3 of 3 steps"},
+				{"at depth 4 KiB", "a deeper earlier step left a high-water mark of 8 MiB", "10 MiB per stack in transparent huge pages from that step"},
+			},
+		},
+		{
+			name: "dontneed: the peak holds, the release keeps the top",
+			r: touchResult(n, mmapstack.ReleaseDontneed,
+				step(n, 64*kib, 64*kib, 64*kib, 4*kib, 4*kib),
+				step(n, 8*mib, 8*mib, 8*mib, 4*kib, 4*kib)),
+			want: [][]string{
+				{"all 10 stacks matched ceil(depth/4 KiB) pages at all 2 depths"},
+				{"after each release (--release=dontneed) every stack held exactly the kept top"},
+			},
+		},
+		{
+			name: "dontneed: the release left too much",
+			r: touchResult(n, mmapstack.ReleaseDontneed,
+				step(n, 64*kib, 64*kib, 64*kib, 8*kib, 4*kib)),
+			want: [][]string{
+				{"after the release (--release=dontneed) stacks did not hold what it should leave", "at 1 of 1 depths"},
+				{"at depth 64 KiB 10 of 10 stacks held 8 KiB, not the expected 4 KiB"},
+			},
+		},
+		{
+			name: "dontneed shallower than the kept top",
+			r: func() *probe.Result {
+				r := touchResult(n, mmapstack.ReleaseDontneed, step(n, 4*kib, 4*kib, 4*kib, 4*kib, 4*kib))
+				r.Config.KeepTopBytes = 64 * kib
+				return r
+			}(),
+			want: [][]string{{"no step went below the kept top (--keep-top), so nothing was released", "at the only depth"}},
+		},
+		{
+			name: "free keeps the high-water mark",
+			r: hw(touchResult(n, mmapstack.ReleaseFree,
+				step(n, 1*mib, 1*mib, 1*mib, 1*mib, 1*mib),
+				step(n, 4*kib, 1*mib, 1*mib, 1*mib, 1*mib))),
+			want: [][]string{
+				{"at 1 step after a deeper one every stack still held its high-water mark (1 MiB at depth 4 KiB)", "MADV_FREE pages stay counted in Rss"},
+				{"after each release (--release=free) every stack held exactly the high-water mark"},
+			},
+		},
+		{
+			name: "unexplained extra pages",
+			r:    touchResult(n, mmapstack.ReleaseNone, step(n, 4*kib, 4*kib, 12*kib, 12*kib, 4*kib)),
+			want: [][]string{{"resident 12 KiB per stack against the claimed 4 KiB (2 pages more)", "unexplained"}},
+		},
+		{
+			name: "fewer pages than claimed",
+			r: func() *probe.Result {
+				d := step(n, 64*kib, 64*kib, 60*kib, 60*kib, 64*kib)
+				d.Step.PeakRSSBytesMin, d.RSSBytesMin = 56*kib, 56*kib
+				return touchResult(n, mmapstack.ReleaseNone, d)
+			}(),
+			want: [][]string{{"resident 56 KiB–60 KiB per stack against the claimed 64 KiB (1 to 2 pages fewer)"}},
+		},
+		{
+			name: "merged VMAs",
+			r: func() *probe.Result {
+				d := step(n, 4*kib, 4*kib, 8*kib, 8*kib, 4*kib)
+				d.Smaps = probe.SmapsCheck{VMAs: 1, Groups: 1, Agree: true}
+				d.AnonHugeBytesTotal = -1
+				return touchResult(n, mmapstack.ReleaseNone, d)
+			}(),
+			want: [][]string{
+				{"share VMAs with others, so smaps cannot attribute huge pages to them"},
+				{"smaps and mincore agreed at every measurement (after each step): 0 stacks with VMAs of their own, and 1 run of merged stacks compared as sums"},
+			},
+		},
+		{
+			name: "smaps disagreed, some stacks not comparable",
+			r: func() *probe.Result {
+				d := step(n, 4*kib, 4*kib, 4*kib, 4*kib, 4*kib)
+				d.Smaps = probe.SmapsCheck{VMAs: 9, OwnVMAStacks: 9, Agree: false, Disagreements: 1}
+				return touchResult(n, mmapstack.ReleaseNone, d)
+			}(),
+			want: [][]string{{"smaps and mincore DISAGREED 1 time at every measurement"}},
+		},
+		{
+			name: "smaps: some stacks share VMAs with other memory",
+			r: func() *probe.Result {
+				d := step(n, 4*kib, 4*kib, 4*kib, 4*kib, 4*kib)
+				d.Smaps = probe.SmapsCheck{VMAs: 9, OwnVMAStacks: 9, Agree: true}
+				return touchResult(n, mmapstack.ReleaseNone, d)
+			}(),
+			want: [][]string{{"for the 9 of 10 stacks that are their own VMAs; the other 1 share VMAs"}},
+		},
+		{
+			name: "smaps: nothing comparable",
+			r: func() *probe.Result {
+				d := step(n, 4*kib, 4*kib, 4*kib, 4*kib, 4*kib)
+				d.Smaps = probe.SmapsCheck{}
+				return touchResult(n, mmapstack.ReleaseNone, d)
+			}(),
+			want: [][]string{{"no stack's VMAs could be compared with smaps"}},
+		},
+		{
+			name: "guard madvise: page tables at reservation and per step",
+			r: func() *probe.Result {
+				d := step(100, 4*kib, 4*kib, 4*kib, 4*kib, 4*kib)
+				r := touchResult(100, mmapstack.ReleaseNone, d)
+				r.Config.Guard = mmapstack.GuardMadvise
+				r.Baseline.VmPTE = 100 * uint64(kib)
+				r.Reserved.VmPTE = r.Baseline.VmPTE + 100*4096
+				r.Steps[0].VmPTEBytes = r.Reserved.VmPTE + 100*4096 + 100*400
+				return r
+			}(),
+			want: [][]string{
+				{"page tables grew by 400 KiB, 4 KiB per stack when the stacks were reserved, before any touch (MADV_GUARD_INSTALL"},
+				{"from the reservation on, page tables (VmPTE, memory Rss does not count) grew after each step by 439.1 KiB, 4496 B per stack at 4 KiB"},
+			},
+		},
+		{
+			name: "populate: page tables at reservation; a little churn not attributed",
+			r: func() *probe.Result {
+				r := touchResult(100, mmapstack.ReleaseNone, step(100, 4*kib, 4*kib, 4*kib, 4*kib, 4*kib))
+				r.Config.Populate = true
+				r.Reserved.VmPTE = r.Baseline.VmPTE + 100*8192
+				r.Steps[0].VmPTEBytes = r.Reserved.VmPTE + 4096
+				return r
+			}(),
+			want: [][]string{
+				{"800 KiB, 8 KiB per stack when the stacks were reserved", "MAP_POPULATE"},
+				{"grew after each step by 4 KiB, too little per stack to attribute to the stacks at 4 KiB"},
+			},
+		},
+		{
+			name: "dontneed: page tables at the peak and after the release",
+			r: func() *probe.Result {
+				d := step(100, 8*mib, 8*mib, 8*mib, 4*kib, 4*kib)
+				d.Step.PeakVmPTEBytes = 100*uint64(kib) + 100*8192
+				d.VmPTEBytes = 100*uint64(kib) + 100*4096
+				return touchResult(100, mmapstack.ReleaseDontneed, d)
+			}(),
+			want: [][]string{{"800 KiB, 8 KiB per stack at 8 MiB's peak and 400 KiB after its release"}},
+		},
+		{
+			name: "frames one page deeper",
+			r: func() *probe.Result {
+				d := step(n, 4096, 4096, 4096, 4096, 4096)
+				d.Step.UsedBytes = 4096 + 100
+				r := touchResult(n, mmapstack.ReleaseNone, d)
+				r.Config.TouchMode = probe.TouchFrames
+				return r
+			}(),
+			want: [][]string{{"whole frames of", "4196 bytes for depth 4096 (+100)", "one page more than ceil(depth/page)"}},
+		},
+		{
+			name: "frames exact",
+			r: func() *probe.Result {
+				r := touchResult(n, mmapstack.ReleaseNone, step(n, 4096, 4096, 4096, 4096, 4096))
+				r.Config.TouchMode = probe.TouchFrames
+				return r
+			}(),
+			want: [][]string{{"real call frames (--touch=frames) used exactly the scheduled depths", "the claim's page count applies to frames unchanged"}},
+		},
+		{
+			name: "partial run with nothing measured",
+			r:    touchResult(n, mmapstack.ReleaseNone),
+			want: [][]string{{"no depth was measured"}},
+		},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			v := Verdicts(c.r)
+			for _, w := range c.want {
+				has(t, v, w...)
+			}
+			for _, bad := range c.not {
+				hasNot(t, v, bad)
+			}
+		})
+	}
+	_ = frames.FrameBytes
+}
+
+// pingPongResult is a ping-pong of tasks clients (2·tasks stacks) whose
+// stacks ended in groups by depth.
+func pingPongResult(tasks int, release mmapstack.Release, groups ...probe.DepthResult) *probe.Result {
+	r := touchResult(tasks, release)
+	r.Config.Workload = probe.WorkloadPingPong
+	r.HighWaterGroups = groups
+	r.Steps = nil
+	r.PingPong = &probe.PingPongResult{Transport: "unix", Clients: tasks, MessagesPerClient: 100, RoundTrips: int64(tasks) * 100,
+		Seconds: 0.5, RoundTripsPerSecond: float64(tasks) * 200}
+	r.PingPong.Sampler = probe.SamplerStats{Samples: 50, IntervalNs: 10e6, MeanCostNs: 2e5, MaxCostNs: 4e5}
+	r.PingPong.PredictionExactSamples = 48
+	r.PingPong.PredictionMaxGapBytes = 8 * kib
+	for i := range r.HighWaterGroups {
+		r.HighWaterGroups[i].Step = nil
+	}
+	return r
+}
+
+func TestPingPongVerdicts(t *testing.T) {
+	a := step(60, 4*kib, 4*kib, 4*kib, 4*kib, 4*kib)
+	b := step(40, 64*kib, 64*kib, 64*kib, 64*kib, 64*kib)
+	r := pingPongResult(50, mmapstack.ReleaseNone, a, b)
+	r.PingPong.UnusedDepths = []int64{mib}
+	r.Reserved.VmPTE = r.Baseline.VmPTE
+	r.HighWaterGroups[1].VmPTEBytes = r.Reserved.VmPTE + 100*4096
+	v := Verdicts(r)
+	has(t, v, "after the ping-pong, all 100 stacks held exactly ceil(d/4 KiB) pages", "2 depth groups")
+	has(t, v, "no task ever used 1 depth of the depth list (1 MiB)")
+	has(t, v, "equalled the schedule's prediction in 48 of 50 live samples", "the largest gap was 8 KiB (2 pages)")
+	has(t, v, "smaps Rss and mincore agreed to the page", "when smaps was read, once, after the IO stopped (mincore read at the same moment)")
+	has(t, v, "grew by the end of the ping-pong by 400 KiB, 4 KiB per stack at 64 KiB")
+	hasNot(t, v, "at every measurement")
+
+	// With a release, what is judged is what the release leaves.
+	d := step(100, 64*kib, 64*kib, 64*kib, 4*kib, 4*kib)
+	r = pingPongResult(50, mmapstack.ReleaseDontneed, d)
+	v = Verdicts(r)
+	has(t, v, "after each release (--release=dontneed) every stack held exactly the kept top")
+	hasNot(t, v, "claim holds")
+
+	// A group that differs is explained.
+	d = step(100, 64*kib, 64*kib, 64*kib, 64*kib, 64*kib)
+	d.Matched, d.RSSBytesMax = 90, 68*kib
+	r = pingPongResult(50, mmapstack.ReleaseNone, d)
+	has(t, Verdicts(r), "at depth 64 KiB", "10 of 100 stacks differed: resident 64 KiB–68 KiB per stack against the claimed 64 KiB (up to 1 page more)")
+}
