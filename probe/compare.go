@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/prometheus/procfs"
 	"golang.org/x/sys/unix"
 
 	"stackprobe/mmapstack"
@@ -281,23 +280,21 @@ func goStacksUnfit(cfg Config, env Env) string {
 	if stack > maxStack/2 {
 		return fmt.Sprintf("recursing %d bytes deep needs a %d-byte goroutine stack, past half the runtime's %d-byte limit", deepest, stack, maxStack)
 	}
-	if avail := memAvailable(env); avail > 0 && float64(stack)*float64(cfg.Tasks) > maxEagerFraction*float64(avail) {
-		return fmt.Sprintf("%d goroutine stacks of %d bytes would need more than half of MemAvailable (%d bytes)", cfg.Tasks, stack, avail)
+	if b, ok := memoryBound(env); ok && float64(stack)*float64(cfg.Tasks) > maxEagerFraction*float64(b.Bytes) {
+		return fmt.Sprintf("%d goroutine stacks of %d bytes would need more than half of the %d bytes %s allows", cfg.Tasks, stack, b.Bytes, b.Source)
 	}
 	return ""
 }
 
-// memAvailable is /proc/meminfo's MemAvailable in bytes, 0 if unknown.
-func memAvailable(env Env) uint64 {
-	fs, err := procfs.NewFS(cmp.Or(env.ProcRoot, "/proc"))
+// memoryBound is the tightest of MemAvailable, the cgroup's room and
+// RLIMIT_AS's; ok is false when none could be read.
+func memoryBound(env Env) (procread.MemoryLimit, bool) {
+	in, err := procread.ReadLimitInputs(cmp.Or(env.ProcRoot, "/proc"), cmp.Or(env.SysRoot, "/sys"))
 	if err != nil {
-		return 0
+		return procread.MemoryLimit{}, false
 	}
-	mi, err := fs.Meminfo()
-	if err != nil || mi.MemAvailableBytes == nil {
-		return 0
-	}
-	return *mi.MemAvailableBytes
+	b, ok := in.MemoryBound()
+	return b.Binding, ok
 }
 
 func runMmapStrategy(ctx context.Context, base Config, st Strategy, env Env) (StrategyResult, error) {
@@ -307,9 +304,9 @@ func runMmapStrategy(ctx context.Context, base Config, st Strategy, env Env) (St
 	cfg.THP, cfg.MapStack, cfg.Release, cfg.Populate = st.THP, st.MapStack, st.Release, st.Populate
 	cfg.CheckGuard = false
 	if st.Populate {
-		if avail := memAvailable(env); avail > 0 && float64(cfg.StackBytes)*float64(cfg.Tasks) > maxEagerFraction*float64(avail) {
-			sr.Skipped = fmt.Sprintf("%d populated stacks of %d bytes would need more than half of MemAvailable (%d bytes)",
-				cfg.Tasks, cfg.StackBytes, avail)
+		if b, ok := memoryBound(env); ok && float64(cfg.StackBytes)*float64(cfg.Tasks) > maxEagerFraction*float64(b.Bytes) {
+			sr.Skipped = fmt.Sprintf("%d populated stacks of %d bytes would need more than half of the %d bytes %s allows",
+				cfg.Tasks, cfg.StackBytes, b.Bytes, b.Source)
 			return sr, nil
 		}
 	}

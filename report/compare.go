@@ -14,6 +14,11 @@ import (
 const (
 	ChartStrategies = "strategies.png"
 	ChartResidency  = "residency.png"
+	// ChartTradeoff is compare --workload=pingpong's memory against
+	// throughput chart.
+	ChartTradeoff = "tradeoff.png"
+	// ChartStackDepths is watch's distribution of per-stack residency.
+	ChartStackDepths = "stack-depths.png"
 )
 
 // CompareVerdicts computes the comparison's conclusions from its numbers.

@@ -8,69 +8,92 @@ import (
 
 	"stackprobe/limits"
 	"stackprobe/mmapstack"
+	"stackprobe/probe"
 	"stackprobe/procread"
-	"stackprobe/report"
 	"stackprobe/sizes"
 )
 
 // checkRun is the one step between parsing and running that looks at the
 // machine and the file system: whether the limits let the stacks be
-// reserved, and whether the outputs can be written. Every refusal is a
-// usageError (exit 2) and nothing has been reserved or written yet.
-func checkRun(stacks, clients int, stackBytes int64, guard mmapstack.Guard, pingpong bool, o options) error {
-	if err := checkTaskLimits(int64(stacks), stackBytes, guard, pingpong, clients); err != nil {
+// reserved and used, and whether the outputs can be written. Every refusal
+// is a usageError (exit 2) and nothing has been reserved or written yet.
+func checkRun(need runNeeds, o options) error {
+	if err := checkTaskLimits(need); err != nil {
 		return err
 	}
 	return checkOutputs(o)
 }
 
-// checkOutputs checks --notes and --out.
-func checkOutputs(o options) error {
-	if o.notes != "" {
-		if err := report.CheckNotes(o.notes); err != nil {
-			return usagef("--notes: %v (it must be an existing, writable Markdown file)", err)
-		}
-	}
-	if err := report.CheckOutDir(o.out, o.force); err != nil {
-		return usagef("--out: %v", err)
-	}
-	return nil
+// runNeeds is what a run will ask of the machine.
+type runNeeds struct {
+	stacks, clients int
+	stackBytes      int64
+	guard           mmapstack.Guard
+	pingpong        bool
+	// usedBytes is what one stack will hold at most: its deepest depth in
+	// whole pages (a 2 MiB block with huge pages), the whole stack when
+	// populated.
+	usedBytes int64
 }
 
+// needsOf is what cfg's run will ask of the machine.
+func needsOf(cfg probe.Config) runNeeds {
+	page := int64(mmapstack.PageSize())
+	var deepest int64
+	for _, d := range cfg.Depths {
+		deepest = max(deepest, d)
+	}
+	used := probe.ExpectedPages(deepest, int(page)) * page
+	if cfg.THP == mmapstack.THPAlways {
+		used = (used + mmapstack.HugeBlock - 1) / mmapstack.HugeBlock * mmapstack.HugeBlock
+	}
+	if cfg.Populate {
+		used = cfg.StackBytes
+	}
+	return runNeeds{stacks: cfg.Stacks(), clients: cfg.Tasks, stackBytes: cfg.StackBytes, guard: cfg.Guard,
+		pingpong: cfg.Workload == probe.WorkloadPingPong, usedBytes: min(used, cfg.StackBytes)}
+}
+
+// perStackOverhead is what a stack costs besides its pages: a page-table
+// page for its top, and the run's own bookkeeping (a few hundred bytes).
+const perStackOverhead = 4096 + 1024
+
 // checkTaskLimits refuses a task count that the machine's limits predict
-// cannot be reserved, before anything is. Facts that cannot be read skip
-// the check (the run itself then reports what failed).
-func checkTaskLimits(stacks int64, stackBytes int64, guard mmapstack.Guard, pingpong bool, clients int) error {
-	sys, err := procread.ReadSystem("/proc", "/sys")
+// cannot be reserved, or whose pages cannot fit in the memory the run may
+// use, before anything is reserved. Facts that cannot be read skip the
+// check (the run itself then reports what failed).
+func checkTaskLimits(n runNeeds) error {
+	in, err := procread.ReadLimitInputs("/proc", "/sys")
 	if err != nil {
 		return nil
 	}
-	if pingpong && sys.RlimitNofile > 0 {
+	what := fmt.Sprintf("--tasks %d", n.stacks)
+	if n.pingpong {
+		what = fmt.Sprintf("--tasks %d (= %d stacks)", n.clients, n.stacks)
+	}
+	if nofile := in.System.RlimitNofile; n.pingpong && nofile > 0 {
 		// Two sockets per client (its own and its peer's), plus the
 		// listener, two epoll and two event fds, and the files the run
 		// writes.
-		if maxClients := (int64(sys.RlimitNofile) - 32) / 2; int64(clients) > maxClients {
+		if maxClients := (int64(nofile) - 32) / 2; int64(n.clients) > maxClients {
 			return usagef("--tasks %d: at most %d clients here, each needs 2 sockets and RLIMIT_NOFILE is %d (raise it with ulimit -n)",
-				clients, max(maxClients, 0), sys.RlimitNofile)
+				n.clients, max(maxClients, 0), nofile)
 		}
 	}
-	cur, err := limits.ReadCurrent("/proc")
-	if err != nil {
-		return nil
-	}
-	n, lim := limits.MaxTasks(sys, cur, stackBytes, guard)
-	if n >= 0 && stacks > n {
-		var what string
-		if pingpong {
-			what = fmt.Sprintf("--tasks %d (= %d stacks)", clients, stacks)
-		} else {
-			what = fmt.Sprintf("--tasks %d", stacks)
-		}
-		msg := fmt.Sprintf("%s: at most %d stacks of %s with guard %s here (%s: %s)", what, n, sizes.IEC(stackBytes), guard, lim.Name, lim.Detail)
+	maxStacks, lim := limits.MaxTasks(in.System, in.Usage, n.stackBytes, n.guard)
+	if maxStacks >= 0 && int64(n.stacks) > maxStacks {
+		msg := fmt.Sprintf("%s: at most %d stacks of %s with guard %s here (%s: %s)", what, maxStacks, sizes.IEC(n.stackBytes), n.guard, lim.Name, lim.Detail)
 		if h := limits.Hint(lim.Name); h != "" {
 			msg += "; " + h
 		}
 		return usagef("%s", msg)
+	}
+	if b, ok := in.MemoryBound(); ok {
+		each := n.usedBytes + perStackOverhead
+		if need := uint64(n.stacks) * uint64(each); need > b.Binding.Bytes {
+			return usagef("%s: the stacks would hold about %s (%s each, used to the deepest depth, plus page tables and bookkeeping), more than the %s that %s allows",
+				what, sizes.IEC(int64(need)), sizes.IEC(each), sizes.IEC(int64(b.Binding.Bytes)), b.Binding.Source)
+		}
 	}
 	return nil
 }

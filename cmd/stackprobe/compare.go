@@ -5,7 +5,6 @@ import (
 	"errors"
 	"flag"
 	"io"
-	"path/filepath"
 
 	"gonum.org/v1/plot"
 
@@ -67,54 +66,37 @@ func runCompare(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	}
 	cfg.KeepTopBytes = int64(mmapstack.PageSize())
 	// The guard comparison reserves with every guard mode; mprotect's two
-	// VMAs per stack bind first.
-	if err := checkRun(cfg.Tasks, cfg.Tasks, cfg.StackBytes, mmapstack.GuardMprotect, false, o); err != nil {
+	// VMAs per stack bind first. Compare skips eager stacks that would not
+	// fit in memory itself, so the lazy strategies' needs are checked.
+	need := needsOf(cfg)
+	need.guard = mmapstack.GuardMprotect
+	if err := checkRun(need, o); err != nil {
 		return err
 	}
 
-	ctx, end, err := begin(ctx, o.out, stderr)
+	ss, err := beginSession(ctx, o, stderr)
 	if err != nil {
 		return err
 	}
-	defer end()
+	defer ss.Close()
 	cr := probe.NewCompare(cfg, probe.Env{Command: commandLine(append([]string{"compare"}, args...))})
 	stopProgress := showProgress(stderr, o.quiet, "strategies", cr)
-	c, runErr := cr.Measure(ctx)
+	c, runErr := cr.Measure(ss.ctx)
 	stopProgress()
 	if c == nil {
 		return withHint(runErr)
 	}
-	writeErr := writeCompare(o.out, o.notes, c)
-	return conclude(ctx, o, stdout, c, func(w io.Writer) error { return report.WriteCompareText(w, c, o.out) }, withHint(runErr), writeErr)
+	writeCompare(ss, c)
+	return ss.conclude(stdout, c, func(w io.Writer) error { return report.WriteCompareText(w, c, ss.folder.Out()) }, withHint(runErr))
 }
 
-func writeCompare(dir, notes string, c *probe.Comparison) error {
-	var errs []error
-	var charts []string
-	for _, ch := range []struct {
-		name string
-		draw func() (*plot.Plot, error)
-	}{
-		{report.ChartStrategies, func() (*plot.Plot, error) { return plots.Strategies(c) }},
-		{report.ChartResidency, func() (*plot.Plot, error) { return plots.ResidencyCompare(c) }},
-	} {
-		if err := saveChart(filepath.Join(dir, ch.name), ch.draw); err != nil {
-			errs = append(errs, err)
-			continue
-		}
-		charts = append(charts, ch.name)
+func writeCompare(ss *session, c *probe.Comparison) {
+	ss.chart(report.ChartStrategies, func() (*plot.Plot, error) { return plots.Strategies(c) })
+	ss.chart(report.ChartResidency, func() (*plot.Plot, error) { return plots.ResidencyCompare(c) })
+	if err := ss.writeErr(); err != nil && !c.Partial {
+		c.Partial, c.Error = true, err.Error()
 	}
-	if err := report.WriteFile(filepath.Join(dir, report.SummaryFile), func(w io.Writer) error { return report.WriteJSON(w, c) }); err != nil {
-		errs = append(errs, err)
-	}
-	if err := report.WriteFile(filepath.Join(dir, report.EvidenceFile), func(w io.Writer) error { return report.WriteCompareEvidence(w, c, charts) }); err != nil {
-		errs = append(errs, err)
-	}
-	if notes != "" {
-		errs = append(errs, updateNotes(notes, dir, charts, func(w io.Writer, links []string) error {
-			return report.WriteCompareEvidence(w, c, links)
-		}))
-	}
-	errs = append(errs, report.RemoveStale(dir, append([]string{report.SummaryFile, report.EvidenceFile}, charts...)))
-	return errors.Join(errs...)
+	ss.file(report.SummaryFile, func(w io.Writer) error { return report.WriteJSON(w, c) })
+	ss.file(report.EvidenceFile, func(w io.Writer) error { return report.WriteCompareEvidence(w, c, ss.charts) })
+	ss.commit(c.Partial, func(w io.Writer, links []string) error { return report.WriteCompareEvidence(w, c, links) })
 }

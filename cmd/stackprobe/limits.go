@@ -64,15 +64,11 @@ func runLimits(ctx context.Context, args []string, stdout io.Writer) error {
 	if guard != mmapstack.GuardNone && stackBytes <= int64(mmapstack.PageSize()) {
 		return usagef("--stack %s leaves no usable bytes above the guard page", *stack)
 	}
-	sys, err := procread.ReadSystem("/proc", "/sys")
+	in, err := procread.ReadLimitInputs("/proc", "/sys")
 	if err != nil {
-		return fmt.Errorf("read system facts: %w", err)
+		return fmt.Errorf("read limits: %w", err)
 	}
-	cur, err := limits.ReadCurrent("/proc")
-	if err != nil {
-		return fmt.Errorf("read process state: %w", err)
-	}
-	p := limits.Predict(sys, cur, stackBytes, guard)
+	p := limits.PredictInputs(in, stackBytes, guard)
 	var v *limits.Verification
 	if *verify > 0 {
 		ver, err := limits.Verify(ctx, mmapstack.Options{Size: int(stackBytes), Guard: guard, MapStack: true}, *verify)

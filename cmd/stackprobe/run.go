@@ -7,18 +7,16 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/signal"
-	"path/filepath"
 	"runtime/debug"
 	"strings"
 	"syscall"
-	"time"
 
 	"gonum.org/v1/plot"
 
 	"stackprobe/plots"
 	"stackprobe/probe"
 	"stackprobe/report"
+	"stackprobe/sizes"
 )
 
 // interrupted is the cause of a run cancelled by a signal.
@@ -126,202 +124,78 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	if err := checkRun(cfg.Stacks(), cfg.Tasks, cfg.StackBytes, cfg.Guard, cfg.Workload == probe.WorkloadPingPong, o); err != nil {
+	if err := checkRun(needsOf(cfg), o); err != nil {
 		return err
 	}
 
-	ctx, end, err := begin(ctx, o.out, stderr)
+	ss, err := beginSession(ctx, o, stderr)
 	if err != nil {
 		return err
 	}
-	defer end()
-	rec, err := report.NewCSV(o.out)
+	defer ss.Close()
+	rec, err := report.NewCSV(ss.dir())
 	if err != nil {
 		return err
 	}
 	defer rec.Abort()
-	r, err := probe.Start(ctx, cfg, probe.Env{Command: commandLine(args), Recorder: rec})
+	r, err := probe.Start(ss.ctx, cfg, probe.Env{Command: commandLine(args), Recorder: rec})
 	if err != nil {
 		return withHint(err)
 	}
 	defer r.Close()
+	if !o.quiet {
+		fmt.Fprintf(stderr, "stackprobe: started: %s; results go to %s\n", workOf(cfg), ss.folder.Out())
+	}
 	stopProgress := showProgress(stderr, o.quiet, "measuring", r)
-	res, runErr := r.Measure(ctx)
+	res, runErr := r.Measure(ss.ctx)
 	stopProgress()
 	// The outputs are written, and the run lingers, while the stacks are
 	// still mapped, so that pmap -X can look at them meanwhile.
-	writeErr := writeOutputs(o.out, o.notes, res, rec)
-	if writeErr == nil && o.linger > 0 {
-		linger(ctx, o.linger, stderr)
-	}
-	return conclude(ctx, o, stdout, res.Summary, func(w io.Writer) error { return report.WriteText(w, res, o.out) }, withHint(runErr), writeErr)
+	writeOutputs(ss, res, rec)
+	ss.linger()
+	return ss.conclude(stdout, res.Summary, func(w io.Writer) error { return report.WriteText(w, res, ss.folder.Out()) }, withHint(runErr))
 }
 
-// conclude prints the summary of a run whose outputs were written (as
-// --format says) and returns the error the command exits with: the signal
-// that stopped the run, the run's own error, or a failure to write.
-func conclude(ctx context.Context, o options, stdout io.Writer, result any, text func(io.Writer) error, runErr, writeErr error) error {
-	var in *interrupted
-	interruptedBy := errors.As(context.Cause(ctx), &in)
-	if writeErr != nil {
-		if interruptedBy {
-			return errors.Join(in, runErr, writeErr)
-		}
-		return errors.Join(runErr, writeErr)
+// workOf says in a few words what cfg's run will do.
+func workOf(cfg probe.Config) string {
+	var deepest int64
+	for _, d := range cfg.Depths {
+		deepest = max(deepest, d)
 	}
-	var printErr error
-	if o.format == "json" {
-		printErr = report.WriteJSON(stdout, result)
-	} else {
-		printErr = text(stdout)
+	w := fmt.Sprintf("%d stacks of %s, %d depths up to %s", cfg.Stacks(), sizes.IEC(cfg.StackBytes), len(cfg.Depths), sizes.IEC(deepest))
+	if cfg.Workload == probe.WorkloadPingPong {
+		return fmt.Sprintf("ping-pong over %s, %d clients × %d messages, %s, watchdog %v", cfg.Transport, cfg.Tasks, cfg.Messages, w, cfg.Watchdog)
 	}
-	if printErr != nil {
-		printErr = fmt.Errorf("print summary: %w", printErr)
-	}
-	switch {
-	case runErr != nil && interruptedBy:
-		return errors.Join(fmt.Errorf("%w; partial results written to %s", in, o.out), printErr)
-	case runErr != nil:
-		return errors.Join(fmt.Errorf("%w; partial results written to %s", runErr, o.out), printErr)
-	case interruptedBy:
-		// The run was complete; the signal came while its outputs were
-		// written or while it lingered.
-		return errors.Join(fmt.Errorf("%w; the results in %s are complete", in, o.out), printErr)
-	}
-	return printErr
+	return "touch sweep, " + w
 }
 
-// begin starts a run that writes into out: a signal cancels the returned
-// context, and the folder exists. end undoes both (and removes the folder
-// if the run left it empty).
-func begin(ctx context.Context, out string, stderr io.Writer) (_ context.Context, end func(), err error) {
-	ctx, cancel := context.WithCancelCause(ctx)
-	stopSignals := watchSignals(cancel, stderr)
-	cleanup, err := mkdirOut(out)
-	if err != nil {
-		stopSignals()
-		cancel(nil)
-		return nil, nil, err
-	}
-	return ctx, func() {
-		cleanup()
-		stopSignals()
-		cancel(nil)
-	}, nil
-}
-
-// mkdirOut creates the result folder. The returned func removes it again
-// if it was created here and is still empty: a run that failed before it
-// measured anything leaves nothing behind.
-func mkdirOut(dir string) (cleanup func(), err error) {
-	_, statErr := os.Stat(dir)
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return nil, fmt.Errorf("create --out folder: %w", err)
-	}
-	if !os.IsNotExist(statErr) {
-		return func() {}, nil
-	}
-	return func() { _ = os.Remove(dir) }, nil // fails, as it should, unless empty
-}
-
-// writeOutputs writes every file of the result folder, and the section of
-// the design note when notes is set.
-func writeOutputs(dir, notes string, res *probe.Result, rec *report.CSV) error {
-	var errs []error
+// writeOutputs writes every file of the result folder, puts it in place,
+// and writes the section of the design note when --notes is set. A chart
+// that cannot be drawn marks the run partial, saying why, before the
+// summary is written.
+func writeOutputs(ss *session, res *probe.Result, rec *report.CSV) {
 	if err := rec.Close(); err != nil {
-		errs = append(errs, err)
-	}
-	var charts []string
-	chart := func(name string, draw func() (*plot.Plot, error)) {
-		if err := saveChart(filepath.Join(dir, name), draw); err != nil {
-			errs = append(errs, err)
-			return
-		}
-		charts = append(charts, name)
+		ss.fail(err)
+	} else {
+		ss.wrote(report.CSVFiles()...)
 	}
 	if len(res.Rows()) > 0 {
-		chart(report.ChartRSSVsDepth, func() (*plot.Plot, error) { return plots.RSSVsDepth(res) })
+		ss.chart(report.ChartRSSVsDepth, func() (*plot.Plot, error) { return plots.RSSVsDepth(res) })
 	}
 	if len(res.Series.Timeline) > 0 {
-		chart(report.ChartRSSOverTime, func() (*plot.Plot, error) { return plots.RSSOverTime(res) })
+		ss.chart(report.ChartRSSOverTime, func() (*plot.Plot, error) { return plots.RSSOverTime(res) })
 	}
 	if rm := res.Series.Residency; rm != nil {
-		chart(report.ChartResidency, func() (*plot.Plot, error) {
+		ss.chart(report.ChartResidency, func() (*plot.Plot, error) {
 			return plots.Residency(rm, fmt.Sprintf("Resident pages at the top of %d of %d stacks", len(rm.Rows), res.Config.Stacks()))
 		})
 	}
-	if err := report.WriteFile(filepath.Join(dir, report.SummaryFile), func(w io.Writer) error { return report.WriteJSON(w, res.Summary) }); err != nil {
-		errs = append(errs, err)
+	if err := ss.writeErr(); err != nil && !res.Partial {
+		res.Partial, res.Error = true, err.Error()
 	}
-	if err := report.WriteFile(filepath.Join(dir, report.EvidenceFile), func(w io.Writer) error { return report.WriteEvidence(w, res, charts) }); err != nil {
-		errs = append(errs, err)
-	}
-	if notes != "" {
-		errs = append(errs, updateNotes(notes, dir, charts, func(w io.Writer, links []string) error { return report.WriteEvidence(w, res, links) }))
-	}
-	written := append(append([]string{report.SummaryFile, report.EvidenceFile}, report.CSVFiles()...), charts...)
-	errs = append(errs, report.RemoveStale(dir, written))
-	return errors.Join(errs...)
-}
-
-// updateNotes writes the evidence section into the design note, with chart
-// links relative to it.
-func updateNotes(notes, dir string, charts []string, write func(w io.Writer, links []string) error) error {
-	links, err := report.ChartLinks(notes, dir, charts)
-	if err != nil {
-		return err
-	}
-	return report.UpdateNotes(notes, dir, func(w io.Writer) error { return write(w, links) })
-}
-
-func saveChart(path string, draw func() (*plot.Plot, error)) error {
-	p, err := draw()
-	if err != nil {
-		return fmt.Errorf("chart %s: %w", filepath.Base(path), err)
-	}
-	return plots.Save(p, path)
-}
-
-// watchSignals cancels the run on the first SIGINT or SIGTERM; a second one
-// exits at once.
-func watchSignals(cancel context.CancelCauseFunc, stderr io.Writer) (stop func()) {
-	ch := make(chan os.Signal, 2)
-	signal.Notify(ch, os.Interrupt, syscall.SIGTERM)
-	done := make(chan struct{})
-	go func() {
-		select {
-		case sig := <-ch:
-			fmt.Fprintf(stderr, "stackprobe: %v: stopping, writing partial results (again to quit at once)\n", sig)
-			cancel(&interrupted{sig: sig})
-		case <-done:
-			return
-		}
-		select {
-		case sig := <-ch:
-			code := 130
-			if sig == syscall.SIGTERM {
-				code = 143
-			}
-			os.Exit(code)
-		case <-done:
-		}
-	}()
-	return func() {
-		signal.Stop(ch)
-		close(done)
-	}
-}
-
-// linger keeps the process (and its mapped stacks) alive for d so that a
-// user can inspect it, e.g. with pmap -X PID; a signal ends it early.
-func linger(ctx context.Context, d time.Duration, stderr io.Writer) {
-	fmt.Fprintf(stderr, "stackprobe: lingering pid=%d\n", os.Getpid())
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-	case <-ctx.Done():
-	}
+	ss.file(report.SummaryFile, func(w io.Writer) error { return report.WriteJSON(w, res.Summary) })
+	ss.file(report.EvidenceFile, func(w io.Writer) error { return report.WriteEvidence(w, res, ss.charts) })
+	ss.commit(res.Partial, func(w io.Writer, links []string) error { return report.WriteEvidence(w, res, links) })
 }
 
 // commandLine is the command as a shell would need it typed: any argument

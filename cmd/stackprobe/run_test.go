@@ -76,6 +76,10 @@ func TestBadInput(t *testing.T) {
 		{[]string{"--interval=10"}, "unit"},
 		{[]string{"--messages=5.5"}, "--messages"},
 		{[]string{"--force", "--force"}, "--force"},
+		{[]string{"--depth=0.5B"}, "--depth"},
+		{[]string{"--depth=4096.9"}, "--depth"},
+		{[]string{"--release=idle", "--workload=touch"}, "--release"},
+		{[]string{"--idle=0s"}, "--idle"},
 	} {
 		out := filepath.Join(dir, "out")
 		args := append([]string{"--out=" + out}, c.args...)
@@ -114,7 +118,8 @@ type summary struct {
 		Tasks      int    `json:"tasks"`
 		Workload   string `json:"workload"`
 	} `json:"config"`
-	Steps []depthRow `json:"steps"`
+	TopsAligned2M int        `json:"tops_aligned_2m"`
+	Steps         []depthRow `json:"steps"`
 	// HighWaterGroups are the ping-pong's rows.
 	HighWaterGroups []depthRow `json:"high_water_groups"`
 	PingPong        *struct {
@@ -233,6 +238,12 @@ func TestHugePagesExplained(t *testing.T) {
 		t.Fatalf("exit %d: %s", code, stderr)
 	}
 	s := readSummary(t, out)
+	if os.Getpagesize() != 4096 {
+		t.Skipf("the page is %d bytes, not 4096", os.Getpagesize())
+	}
+	if s.TopsAligned2M < 4 {
+		t.Skipf("only %d of 4 stack tops are 2 MiB aligned: no huge page can back a 1-byte touch of the others", s.TopsAligned2M)
+	}
 	d := s.Steps[0]
 	if d.RSSBytesMin != 2<<20 || d.AnonHugeBytesTotal != 4*(2<<20) || d.Matched != 0 {
 		t.Errorf("1-byte touch with THP: %+v, want 2 MiB per stack in huge pages", d)

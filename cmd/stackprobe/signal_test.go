@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"errors"
@@ -24,12 +25,45 @@ func TestMain(m *testing.M) {
 
 func startStackprobe(t *testing.T, args ...string) *exec.Cmd {
 	t.Helper()
+	cmd, _ := startWatched(t, args...)
+	return cmd
+}
+
+// startWatched starts stackprobe and returns a channel closed once it says
+// on stderr that the run has started (stacks reserved, signals handled).
+func startWatched(t *testing.T, args ...string) (*exec.Cmd, <-chan struct{}) {
+	t.Helper()
 	cmd := exec.Command(os.Args[0], args...)
 	cmd.Env = append(os.Environ(), "STACKPROBE_TEST_MAIN=1")
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	return cmd
+	started := make(chan struct{})
+	go func() {
+		sc := bufio.NewScanner(stderr)
+		seen := false
+		for sc.Scan() {
+			if !seen && strings.HasPrefix(sc.Text(), "stackprobe: started:") {
+				seen = true
+				close(started)
+			}
+		}
+	}()
+	return cmd, started
+}
+
+// awaitStart waits for the started line, failing t after 20 s.
+func awaitStart(t *testing.T, started <-chan struct{}) {
+	t.Helper()
+	select {
+	case <-started:
+	case <-time.After(20 * time.Second):
+		t.Fatal("the run never said it started")
+	}
 }
 
 func TestInterruptWritesPartialResults(t *testing.T) {
@@ -39,19 +73,10 @@ func TestInterruptWritesPartialResults(t *testing.T) {
 	}{{syscall.SIGINT, 130}, {syscall.SIGTERM, 143}} {
 		t.Run(c.sig.String(), func(t *testing.T) {
 			out := filepath.Join(t.TempDir(), "run")
-			cmd := startStackprobe(t, "--stack=16MiB", "--depth=4KiB,64KiB", "--tasks=10", "--messages=100000000",
+			cmd, started := startWatched(t, "--stack=16MiB", "--depth=4KiB,64KiB", "--tasks=10", "--messages=100000000",
 				"--interval=5ms", "--out="+out)
 			// Wait until samples are being taken, then interrupt.
-			deadline := time.Now().Add(20 * time.Second)
-			for {
-				if ents, _ := os.ReadDir(out); len(ents) > 0 {
-					break
-				}
-				if time.Now().After(deadline) {
-					t.Fatal("the run never started writing")
-				}
-				time.Sleep(10 * time.Millisecond)
-			}
+			awaitStart(t, started)
 			time.Sleep(300 * time.Millisecond)
 			sent := time.Now()
 			if err := cmd.Process.Signal(c.sig); err != nil {
@@ -99,7 +124,8 @@ func TestInterruptDuringTouchStep(t *testing.T) {
 		t.Skip("-short: a 4 GiB touch step")
 	}
 	out := filepath.Join(t.TempDir(), "run")
-	cmd := startStackprobe(t, "--workload=touch", "--tasks=1000", "--depth=4KiB,4MiB,8KiB", "--thp=never", "--quiet", "--out="+out)
+	cmd, started := startWatched(t, "--workload=touch", "--tasks=1000", "--depth=4KiB,4MiB,8KiB", "--thp=never", "--out="+out)
+	awaitStart(t, started)
 	time.Sleep(time.Second)
 	sent := time.Now()
 	if err := cmd.Process.Signal(syscall.SIGINT); err != nil {
@@ -147,20 +173,10 @@ func TestKillKeepsPreviousRunWhole(t *testing.T) {
 		}
 		before[e.Name()] = b
 	}
-	cmd := startStackprobe(t, "--stack=16MiB", "--depth=4KiB,64KiB", "--tasks=10", "--messages=100000000",
+	cmd, started := startWatched(t, "--stack=16MiB", "--depth=4KiB,64KiB", "--tasks=10", "--messages=100000000",
 		"--interval=5ms", "--out="+out, "--force")
-	// Kill once the new run is streaming samples into its temporary files.
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		ents, _ := os.ReadDir(out)
-		if len(ents) > len(before) {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("the second run never started writing")
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	// Kill once the new run is streaming samples into its staging folder.
+	awaitStart(t, started)
 	time.Sleep(200 * time.Millisecond)
 	if err := cmd.Process.Kill(); err != nil {
 		t.Fatal(err)
@@ -174,5 +190,93 @@ func TestKillKeepsPreviousRunWhole(t *testing.T) {
 	}
 	if s := readSummary(t, out); s.Partial || s.Config.Workload != "touch" {
 		t.Errorf("summary.json is not the first run's complete one: %+v", s.Config)
+	}
+}
+
+// A user's files are never deleted, rewritten or written through, and a
+// folder holding them is refused unless --force; even then a file that
+// shares an output name is refused, not replaced.
+func TestUserFilesAreSacred(t *testing.T) {
+	touch := []string{"--workload=touch", "--tasks=2", "--depth=4KiB", "--quiet"}
+	dir := t.TempDir()
+	write := func(name, content string) string {
+		t.Helper()
+		p := filepath.Join(dir, name)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	same := func(p, want string) {
+		t.Helper()
+		if got, err := os.ReadFile(p); err != nil || string(got) != want {
+			t.Errorf("%s: %q, %v; want the user's %q untouched", p, got, err, want)
+		}
+	}
+	hidden := write("d/.notes.backup.tmp", "precious")
+	if code, _, stderr := invoke(t, append(touch, "--out="+filepath.Join(dir, "d"))...); code != 2 || !strings.Contains(stderr, "--out") {
+		t.Errorf("folder with a user's file, no --force: exit %d %q, want 2 naming --out", code, stderr)
+	}
+	same(hidden, "precious")
+	if code, _, stderr := invoke(t, append(touch, "--out="+filepath.Join(dir, "d"), "--force")...); code != 0 {
+		t.Errorf("--force beside a user's file: exit %d %q", code, stderr)
+	}
+	same(hidden, "precious")
+
+	png := write("e/strategies.png", "mine")
+	if code, _, stderr := invoke(t, append(touch, "--out="+filepath.Join(dir, "e"), "--force")...); code != 2 || !strings.Contains(stderr, "strategies.png") {
+		t.Errorf("--force over a user's file of an output name: exit %d %q, want 2 naming it", code, stderr)
+	}
+	same(png, "mine")
+
+	victim := write("victim.json", "victim")
+	if err := os.MkdirAll(filepath.Join(dir, "f"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(victim, filepath.Join(dir, "f", "summary.json")); err != nil {
+		t.Fatal(err)
+	}
+	if code, _, _ := invoke(t, append(touch, "--out="+filepath.Join(dir, "f"), "--force")...); code != 2 {
+		t.Errorf("--force with summary.json a link out of --out: exit %d, want 2", code)
+	}
+	same(victim, "victim")
+
+	out := filepath.Join(dir, "g")
+	if code, _, stderr := invoke(t, append(touch, "--out="+out)...); code != 0 {
+		t.Fatalf("fresh run: exit %d %q", code, stderr)
+	}
+	ev, err := os.ReadFile(filepath.Join(out, "evidence.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if code, _, stderr := invoke(t, append(touch, "--out="+out, "--notes="+filepath.Join(out, "evidence.md"))...); code != 2 || !strings.Contains(stderr, "--notes") {
+		t.Errorf("--notes naming the run's own evidence.md: exit %d %q, want 2", code, stderr)
+	}
+	same(filepath.Join(out, "evidence.md"), string(ev))
+	for _, bad := range []string{"/", os.Getenv("HOME")} {
+		if bad == "" {
+			continue
+		}
+		if code, _, _ := invoke(t, append(touch, "--out="+bad, "--force")...); code != 2 {
+			t.Errorf("--out=%s --force: exit %d, want 2", bad, code)
+		}
+	}
+}
+
+// A second run into an --out that a running one holds is refused at once.
+func TestConcurrentRunRefused(t *testing.T) {
+	out := filepath.Join(t.TempDir(), "run")
+	cmd, started := startWatched(t, "--stack=16MiB", "--depth=4KiB", "--tasks=4", "--messages=100000000", "--out="+out)
+	defer func() {
+		_ = cmd.Process.Signal(syscall.SIGINT)
+		_ = cmd.Wait()
+	}()
+	awaitStart(t, started)
+	code, _, stderr := invoke(t, "--workload=touch", "--tasks=2", "--depth=4KiB", "--quiet", "--out="+out, "--force")
+	if code != 2 || !strings.Contains(stderr, "in use") {
+		t.Errorf("second run into a busy --out: exit %d %q, want 2 saying it is in use", code, stderr)
 	}
 }
