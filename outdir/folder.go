@@ -17,6 +17,8 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"stackprobe/procread"
+
 	"stackprobe/atomicfile"
 )
 
@@ -319,16 +321,8 @@ func ownedByUs(fi fs.FileInfo) bool {
 func folderMode() fs.FileMode { return 0o777 &^ umask() }
 
 var umask = sync.OnceValue(func() fs.FileMode {
-	b, err := os.ReadFile("/proc/self/status")
-	if err == nil {
-		for line := range strings.Lines(string(b)) {
-			if v, ok := strings.CutPrefix(line, "Umask:"); ok {
-				var m uint32
-				if _, err := fmt.Sscanf(strings.TrimSpace(v), "%o", &m); err == nil {
-					return fs.FileMode(m)
-				}
-			}
-		}
+	if m, err := procread.Umask(""); err == nil {
+		return m
 	}
 	return 0o022
 })
