@@ -146,22 +146,22 @@ func ParseMaps(r io.Reader, dst []Mapping, buf []byte) ([]Mapping, []byte, error
 // lastPath is returned as the Path when the line's path equals it.
 func parseMapsLine(b []byte, lastPath string) (Mapping, error) {
 	var m Mapping
-	w, b := mapsWord(b)
+	w, b := nextWord(b)
 	lo, hi, ok := bytes.Cut(w, []byte{'-'})
 	if !ok {
 		return m, errors.New("no start-end range")
 	}
 	var err error
-	if m.Start, err = hexUint(lo); err != nil {
+	if m.Start, err = parseHex(lo); err != nil {
 		return m, fmt.Errorf("start: %w", err)
 	}
-	if m.End, err = hexUint(hi); err != nil {
+	if m.End, err = parseHex(hi); err != nil {
 		return m, fmt.Errorf("end: %w", err)
 	}
 	if m.End < m.Start {
 		return m, errors.New("end below start")
 	}
-	w, b = mapsWord(b)
+	w, b = nextWord(b)
 	if len(w) != 4 {
 		return m, errors.New("perms not 4 characters")
 	}
@@ -174,23 +174,23 @@ func parseMapsLine(b []byte, lastPath string) (Mapping, error) {
 			return m, fmt.Errorf("bad perms %q", w)
 		}
 	}
-	w, b = mapsWord(b)
-	if m.Offset, err = hexUint(w); err != nil {
+	w, b = nextWord(b)
+	if m.Offset, err = parseHex(w); err != nil {
 		return m, fmt.Errorf("offset: %w", err)
 	}
-	w, b = mapsWord(b)
+	w, b = nextWord(b)
 	maj, mnr, ok := bytes.Cut(w, []byte{':'})
 	if !ok {
 		return m, errors.New("no major:minor device")
 	}
-	ma, err1 := hexUint(maj)
-	mi, err2 := hexUint(mnr)
+	ma, err1 := parseHex(maj)
+	mi, err2 := parseHex(mnr)
 	if err1 != nil || err2 != nil || ma > 1<<32-1 || mi > 1<<32-1 {
 		return m, fmt.Errorf("bad device %q", w)
 	}
 	m.Major, m.Minor = uint32(ma), uint32(mi)
-	w, b = mapsWord(b)
-	if m.Inode, err = decUint(w); err != nil {
+	w, b = nextWord(b)
+	if m.Inode, err = parseDec(w); err != nil {
 		return m, fmt.Errorf("inode: %w", err)
 	}
 	// The path is the rest after the padding; it may hold spaces.
@@ -205,52 +205,6 @@ func parseMapsLine(b []byte, lastPath string) (Mapping, error) {
 		m.Path = string(b)
 	}
 	return m, nil
-}
-
-func mapsWord(b []byte) (word, rest []byte) {
-	for len(b) > 0 && b[0] == ' ' {
-		b = b[1:]
-	}
-	i := bytes.IndexByte(b, ' ')
-	if i < 0 {
-		return b, nil
-	}
-	return b[:i], b[i:]
-}
-
-func hexUint(b []byte) (uint64, error) {
-	if len(b) == 0 || len(b) > 16 {
-		return 0, fmt.Errorf("%q is not a 64-bit hex number", b)
-	}
-	var n uint64
-	for _, c := range b {
-		switch {
-		case '0' <= c && c <= '9':
-			c -= '0'
-		case 'a' <= c && c <= 'f':
-			c -= 'a' - 10
-		case 'A' <= c && c <= 'F':
-			c -= 'A' - 10
-		default:
-			return 0, fmt.Errorf("%q is not a hex number", b)
-		}
-		n = n<<4 | uint64(c)
-	}
-	return n, nil
-}
-
-func decUint(b []byte) (uint64, error) {
-	if len(b) == 0 || len(b) > 19 {
-		return 0, fmt.Errorf("%q is not a decimal number below 1e19", b)
-	}
-	var n uint64
-	for _, c := range b {
-		if c < '0' || c > '9' {
-			return 0, fmt.Errorf("%q is not a decimal number", b)
-		}
-		n = n*10 + uint64(c-'0')
-	}
-	return n, nil
 }
 
 // goneErr wraps err, from reading a file of a process or thread, with

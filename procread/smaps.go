@@ -491,7 +491,7 @@ func nextWord(b []byte) (word, rest []byte) {
 
 func parseHex(b []byte) (uint64, error) {
 	if len(b) == 0 || len(b) > 16 {
-		return 0, errors.New("not a 64-bit hex number")
+		return 0, fmt.Errorf("%q is not a 64-bit hex number", b)
 	}
 	var n uint64
 	for _, c := range b {
@@ -503,7 +503,7 @@ func parseHex(b []byte) (uint64, error) {
 		case 'A' <= c && c <= 'F':
 			c -= 'A' - 10
 		default:
-			return 0, errors.New("not a hex number")
+			return 0, fmt.Errorf("%q is not a hex number", b)
 		}
 		n = n<<4 | uint64(c)
 	}

@@ -104,7 +104,7 @@ func hex0x(b []byte) (uint64, error) {
 	if !ok {
 		return 0, fmt.Errorf("%q has no 0x", b)
 	}
-	return hexUint(h)
+	return parseHex(h)
 }
 
 // Thread is one thread of a process and where its stack pointer was.
