@@ -80,7 +80,7 @@ func runCompare(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	}
 	defer ss.Close()
 	cr := probe.NewCompare(cfg, probe.Env{Command: commandLine(append([]string{"compare"}, args...))})
-	stopProgress := showProgress(stderr, o.quiet, "strategies", cr)
+	stopProgress := showProgress(stderr, o.quiet, "strategies", cr, 0)
 	c, runErr := cr.Measure(ss.ctx)
 	stopProgress()
 	if c == nil {

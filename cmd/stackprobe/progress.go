@@ -22,8 +22,9 @@ const statusEvery = 5 * time.Second
 
 // showProgress follows src until the returned stop is called: a bar on
 // stderr when stderr is a terminal, else a status line every statusEvery;
-// nothing with quiet.
-func showProgress(stderr io.Writer, quiet bool, what string, src progressSource) (stop func()) {
+// nothing with quiet. With a deadline (the ping-pong's watchdog), it warns
+// once when the rate so far projects the run past it.
+func showProgress(stderr io.Writer, quiet bool, what string, src progressSource, deadline time.Duration) (stop func()) {
 	if quiet {
 		return func() {}
 	}
@@ -40,6 +41,7 @@ func showProgress(stderr io.Writer, quiet bool, what string, src progressSource)
 	wg.Go(func() {
 		var bar *progressbar.ProgressBar
 		start := time.Now()
+		warned := false
 		t := time.NewTicker(every)
 		defer t.Stop()
 		for {
@@ -52,6 +54,13 @@ func showProgress(stderr io.Writer, quiet bool, what string, src progressSource)
 			case <-t.C:
 			}
 			n, total := src.Progress()
+			if elapsed := time.Since(start); !warned && deadline > 0 && n > 0 && elapsed > 2*time.Second {
+				if projected := elapsed * time.Duration(total) / time.Duration(n); projected > deadline {
+					warned = true
+					fmt.Fprintf(stderr, "stackprobe: warning: %d of %d steps after %v: at this rate the run needs about %v, past the %v watchdog (--watchdog)\n",
+						n, total, elapsed.Round(time.Second), projected.Round(time.Second), deadline)
+				}
+			}
 			switch {
 			case total == 0:
 			case tty && bar == nil:

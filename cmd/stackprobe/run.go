@@ -146,7 +146,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if !o.quiet {
 		fmt.Fprintf(stderr, "stackprobe: started: %s; results go to %s\n", workOf(cfg), ss.folder.Out())
 	}
-	stopProgress := showProgress(stderr, o.quiet, "measuring", r)
+	stopProgress := showProgress(stderr, o.quiet, "measuring", r, cfg.Watchdog)
 	res, runErr := r.Measure(ss.ctx)
 	stopProgress()
 	// The outputs are written, and the run lingers, while the stacks are
@@ -162,7 +162,11 @@ func workOf(cfg probe.Config) string {
 	for _, d := range cfg.Depths {
 		deepest = max(deepest, d)
 	}
-	w := fmt.Sprintf("%d stacks of %s, %d depths up to %s", cfg.Stacks(), sizes.IEC(cfg.StackBytes), len(cfg.Depths), sizes.IEC(deepest))
+	depths := fmt.Sprintf("%d depths up to %s", len(cfg.Depths), sizes.IEC(deepest))
+	if len(cfg.Depths) == 1 {
+		depths = "depth " + sizes.IEC(deepest)
+	}
+	w := fmt.Sprintf("%d stacks of %s, %s", cfg.Stacks(), sizes.IEC(cfg.StackBytes), depths)
 	if cfg.Workload == probe.WorkloadPingPong {
 		return fmt.Sprintf("ping-pong over %s, %d clients × %d messages, %s, watchdog %v", cfg.Transport, cfg.Tasks, cfg.Messages, w, cfg.Watchdog)
 	}
