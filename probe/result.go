@@ -67,6 +67,9 @@ type Summary struct {
 	// ReserveNanos is the wall time to reserve every stack (with
 	// MAP_POPULATE this includes backing every page).
 	ReserveNanos int64 `json:"reserve_ns"`
+	// Cost is one coroutine's cost at the end of the run, set by
+	// Run.Cost; absent when it was not measured.
+	Cost *Cost `json:"cost,omitempty"`
 }
 
 // Series is what the charts draw beyond the summary.

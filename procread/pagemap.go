@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"math/bits"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -89,6 +90,18 @@ type PageCounts struct {
 	GuardBytes    int64  // MADV_GUARD_INSTALL guard markers (PAGE_IS_GUARD, bit 8)
 	Lowest        uint64 // lowest address of a resident (non-zero-page) page, 0 when none
 	Runs          int    // number of maximal contiguous runs of resident pages inside the range
+
+	// PTEBlocks is the number of page-table pages the range's entries
+	// need: the PTE-page-sized blocks (2 MiB with 4 KiB pages: a page of
+	// 8-byte entries maps pagesize/8 pages) that hold a page of the range
+	// with an entry of any class the method sees — present (zero page and
+	// huge pages included: the kernel deposits a PTE page for each PMD-
+	// mapped transparent huge page), swapped, or a guard marker. A block
+	// shared by ranges of one Measure call counts once, in the lowest
+	// range that has an entry in it, so the sum over the ranges is the
+	// number of PTE pages they need together, in pages (bytes: times the
+	// page size). With MethodMincore only resident pages are seen.
+	PTEBlocks int
 
 	// Known is the set of classes the method could tell apart for this
 	// measurement. A figure whose class is missing from Known was not
@@ -176,6 +189,9 @@ type Pagemap struct {
 	method   Method
 	known    PageClass
 	pageSize uint64
+	// blockShift is log2 of the bytes one PTE page maps: pageSize/8
+	// entries of pageSize bytes each (21, 2 MiB, with 4 KiB pages).
+	blockShift uint
 
 	anyof, ret uint64           // PAGEMAP_SCAN category masks
 	arg        sys.PmScanArg    // reused argument of PAGEMAP_SCAN
@@ -215,6 +231,7 @@ func OpenPagemap(procRoot string, pid int, m Method) (_ *Pagemap, err error) {
 		method:   m,
 		pageSize: uint64(os.Getpagesize()),
 	}
+	p.blockShift = PTEBlockShift(int(p.pageSize))
 	p.count.p = p
 	defer func() {
 		if err != nil {
@@ -302,6 +319,15 @@ func hasCapSysAdmin() bool {
 	return data[capSysAdm/32].Effective&(1<<(capSysAdm%32)) != 0
 }
 
+// PTEBlockShift is log2 of the address space one page-table page maps
+// with pages of pageSize bytes: a table page holds pageSize/8 eight-byte
+// entries, each mapping one page (21, 2 MiB, for 4 KiB pages). The upper
+// levels map 9 bits more each (1 GiB per PMD page, 512 GiB per PUD page
+// with 4 KiB pages).
+func PTEBlockShift(pageSize int) uint {
+	return uint(2*bits.TrailingZeros(uint(pageSize)) - 3)
+}
+
 // Method returns the method in use, after any fallback.
 func (p *Pagemap) Method() Method { return p.method }
 
@@ -344,7 +370,7 @@ func (p *Pagemap) Measure(ranges []PageRange, out []PageCounts) error {
 		out[i] = PageCounts{Known: p.known}
 	}
 	c := &p.count
-	c.ranges, c.out, c.k, c.runEnd = ranges, out, 0, 0
+	c.ranges, c.out, c.k, c.runEnd, c.blockNext = ranges, out, 0, 0, 0
 	defer func() { c.ranges, c.out = nil, nil }()
 	for i := 0; i < len(ranges); {
 		// Adjacent ranges are walked in one go.
@@ -619,6 +645,10 @@ type counter struct {
 	out    []PageCounts
 	k      int    // first range that may still receive pieces
 	runEnd uint64 // end of the last resident piece, for Runs
+	// blockNext is one past the index of the last PTE block counted
+	// (address >> PTEBlockShift): pieces come in ascending address order,
+	// so a block below it has been counted already.
+	blockNext uint64
 }
 
 func (c *counter) piece(start, end uint64, cl PageClass) {
@@ -636,6 +666,13 @@ func (c *counter) piece(start, end uint64, cl PageClass) {
 		}
 		n := int64(e - s)
 		o := &c.out[k]
+		if cl != 0 {
+			shift := c.p.blockShift
+			if first, last := max(s>>shift, c.blockNext), (e-1)>>shift; first <= last {
+				o.PTEBlocks += int(last - first + 1)
+				c.blockNext = last + 1
+			}
+		}
 		switch {
 		case cl&ClassResident != 0:
 			o.PresentBytes += n

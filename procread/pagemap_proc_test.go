@@ -124,7 +124,8 @@ func TestMeasureChild(t *testing.T) {
 		}
 		for i, r := range ranges {
 			d := depths[i]
-			w := PageCounts{PresentBytes: int64(d), ResidentBytes: int64(d), Lowest: r.End - d, Runs: 1, Known: p.Known()}
+			w := PageCounts{PresentBytes: int64(d), ResidentBytes: int64(d), Lowest: r.End - d, Runs: 1, Known: p.Known(),
+				PTEBlocks: wantPTEBlocks([][]PageRange{{{r.End - d, r.End}}})[0]}
 			if got[i] != w {
 				t.Errorf("%v: child stack %d:\n got %+v\nwant %+v", p.Method(), i, got[i], w)
 			}
@@ -201,7 +202,7 @@ func TestZeroPage(t *testing.T) {
 			t.Fatal(err)
 		}
 		w := PageCounts{PresentBytes: int64(4 * ps), ResidentBytes: int64(ps), ZeroPageBytes: int64(3 * ps),
-			Lowest: base + 4*ps, Runs: 1, Known: p.Known()}
+			Lowest: base + 4*ps, Runs: 1, Known: p.Known(), PTEBlocks: wantPTEBlocks([][]PageRange{{{base + 4*ps, base + 8*ps}}})[0]}
 		if p.Known()&ClassZeroPage == 0 {
 			w.ResidentBytes, w.ZeroPageBytes = w.PresentBytes, 0
 		}

@@ -85,6 +85,93 @@ func touch(mem []byte, base, start, end uint64) {
 	}
 }
 
+// wantPTEBlocks is the model of PageCounts.PTEBlocks: entries[i] are the
+// spans of ranges[i] that hold page-table entries, ascending; a block of
+// 2^PTEBlockShift bytes counts in the lowest range with an entry in it.
+func wantPTEBlocks(entries [][]PageRange) []int {
+	shift := PTEBlockShift(os.Getpagesize())
+	seen := map[uint64]bool{}
+	out := make([]int, len(entries))
+	for i, spans := range entries {
+		for _, sp := range spans {
+			for b := sp.Start >> shift; sp.End > sp.Start && b <= (sp.End-1)>>shift; b++ {
+				if !seen[b] {
+					seen[b] = true
+					out[i]++
+				}
+			}
+		}
+	}
+	return out
+}
+
+func TestPTEBlockShift(t *testing.T) {
+	for ps, want := range map[int]uint{4 << 10: 21, 16 << 10: 25, 64 << 10: 29} {
+		if got := PTEBlockShift(ps); got != want {
+			t.Errorf("PTEBlockShift(%d) = %d, want %d", ps, got, want)
+		}
+	}
+}
+
+// TestPTEBlocks places entries across 2 MiB boundaries of side-by-side
+// stacks that are not 2 MiB multiples, so blocks are shared between
+// neighbours, and checks the count against the model for every method.
+func TestPTEBlocks(t *testing.T) {
+	ps := uint64(os.Getpagesize())
+	block := uint64(1) << PTEBlockShift(int(ps))
+	const n = 6
+	size := 3*block + 5*ps
+	for _, g := range []guardMode{guardMprotect, guardMadvise} {
+		t.Run(string(g), func(t *testing.T) {
+			mem, ranges := reserve(t, n, size, g)
+			base := ranges[0].Start
+			entries := make([][]PageRange, n)
+			for i, r := range ranges {
+				if g == guardMadvise {
+					entries[i] = append(entries[i], PageRange{r.Start, r.Start + ps})
+				}
+				var spans []PageRange
+				switch i % 3 {
+				case 0: // the top 16 KiB
+					spans = []PageRange{{r.End - 4*ps, r.End}}
+				case 1: // one page in each block of the stack, and its top
+					for a := (r.Start + block) &^ (block - 1); a < r.End-ps; a += block {
+						spans = append(spans, PageRange{a, a + ps})
+					}
+					spans = append(spans, PageRange{r.End - ps, r.End})
+				case 2: // nothing
+				}
+				for _, sp := range spans {
+					touch(mem, base, sp.Start, sp.End)
+				}
+				entries[i] = append(entries[i], spans...)
+			}
+			for _, m := range methods {
+				t.Run(m.String(), func(t *testing.T) {
+					p := openMethod(t, m)
+					got := make([]PageCounts, n)
+					if err := p.Measure(ranges, got); err != nil {
+						t.Fatal(err)
+					}
+					seen := entries
+					if p.Known()&ClassGuard == 0 && g == guardMadvise {
+						seen = make([][]PageRange, n)
+						for i := range entries {
+							seen[i] = entries[i][1:]
+						}
+					}
+					want := wantPTEBlocks(seen)
+					for i := range got {
+						if got[i].PTEBlocks != want[i] {
+							t.Errorf("stack %d: PTEBlocks %d, want %d", i, got[i].PTEBlocks, want[i])
+						}
+					}
+				})
+			}
+		})
+	}
+}
+
 // mincorePages counts the pages of r that mincore calls resident.
 func mincorePages(t testing.TB, r PageRange) int64 {
 	t.Helper()
@@ -122,9 +209,11 @@ func TestMeasureStacks(t *testing.T) {
 			mem, ranges := reserve(t, len(depths), size, g)
 			base := ranges[0].Start
 			want := make([]PageCounts, len(ranges))
+			entries := make([][]PageRange, len(ranges)) // without the guards
 			for i, r := range ranges {
 				pages := (depths[i] + ps - 1) / ps
 				touch(mem, base, r.End-pages*ps, r.End)
+				entries[i] = []PageRange{{r.End - pages*ps, r.End}}
 				w := &want[i]
 				w.ResidentBytes = int64(pages * ps)
 				if pages > 0 {
@@ -133,6 +222,7 @@ func TestMeasureStacks(t *testing.T) {
 				if i%2 == 1 {
 					lone := r.Start + 1<<20
 					touch(mem, base, lone, lone+ps)
+					entries[i] = append([]PageRange{{lone, lone + ps}}, entries[i]...)
 					w.ResidentBytes += int64(ps)
 					w.Lowest, w.Runs = lone, w.Runs+1
 				}
@@ -158,9 +248,18 @@ func TestMeasureStacks(t *testing.T) {
 					if err := p.Measure(ranges, got); err != nil {
 						t.Fatal(err)
 					}
+					seen := make([][]PageRange, len(ranges))
+					for i, r := range ranges {
+						if g == guardMadvise && p.Known()&ClassGuard != 0 {
+							seen[i] = append(seen[i], PageRange{r.Start, r.Start + ps})
+						}
+						seen[i] = append(seen[i], entries[i]...)
+					}
+					blocks := wantPTEBlocks(seen)
 					for i := range ranges {
 						w := want[i]
 						w.Known = p.Known()
+						w.PTEBlocks = blocks[i]
 						if w.Known&ClassGuard == 0 {
 							w.GuardBytes = 0
 						}
@@ -206,11 +305,17 @@ func TestMeasureManyStacks(t *testing.T) {
 	mem, ranges := reserve(t, n, size, guardNone)
 	base := ranges[0].Start
 	want := make([]PageCounts, n)
+	entries := make([][]PageRange, n)
 	for i, r := range ranges {
 		top := uint64(i%3+1) * ps
 		touch(mem, base, r.End-top, r.End)
 		touch(mem, base, r.Start+ps, r.Start+2*ps)
-		want[i] = PageCounts{
+		entries[i] = []PageRange{{r.Start + ps, r.Start + 2*ps}, {r.End - top, r.End}}
+	}
+	blocks := wantPTEBlocks(entries)
+	for i, r := range ranges {
+		top := uint64(i%3+1) * ps
+		want[i] = PageCounts{PTEBlocks: blocks[i],
 			PresentBytes: int64(top + ps), ResidentBytes: int64(top + ps),
 			Lowest: r.Start + ps, Runs: 2,
 		}
@@ -346,6 +451,9 @@ func TestHugePageStraddle(t *testing.T) {
 			for i, r := range ranges {
 				n := int64(r.End - r.Start)
 				w := PageCounts{PresentBytes: n, ResidentBytes: n, Lowest: r.Start, Runs: 1, Known: p.Known()}
+				// Two huge pages, each a block: counted in the first
+				// range that reaches it.
+				w.PTEBlocks = []int{1, 1, 0}[i]
 				if p.Known()&ClassHuge != 0 {
 					w.HugeBytes = n
 				}
