@@ -33,6 +33,9 @@ func WriteEvidence(w io.Writer, r *probe.Result, charts []string) error {
 	if r.Partial {
 		fmt.Fprintf(&b, "> **PARTIAL RUN** — %s. The figures below are real measurements, but the schedule did not complete.\n\n", r.Error)
 	}
+	if err := WriteAnswer(&b, r); err != nil {
+		return err
+	}
 	fmt.Fprintf(&b, "Claim under test: a stack reserved with `mmap(MAP_NORESERVE)` costs physical memory only for the pages it touches, growing in %s steps.\n\n", sizes.IEC(int64(r.PageSize)))
 	fmt.Fprintf(&b, "Command, run %s (%.2f s):\n\n    %s\n\n", r.Started.Format("2006-01-02 15:04:05 UTC"), r.Seconds, r.Command)
 	b.WriteString("## Verdict\n\n")

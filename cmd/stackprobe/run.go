@@ -149,6 +149,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	stopProgress := showProgress(stderr, o.quiet, "measuring", r, cfg.Watchdog)
 	res, runErr := r.Measure(ss.ctx)
 	stopProgress()
+	if _, err := r.Cost(); err != nil && !o.quiet {
+		fmt.Fprintf(stderr, "stackprobe: per-coroutine cost not measured: %v\n", err)
+	}
 	// The outputs are written, and the run lingers, while the stacks are
 	// still mapped, so that pmap -X can look at them meanwhile.
 	writeOutputs(ss, res, rec)

@@ -138,11 +138,13 @@ func TestInterruptDuringTouchStep(t *testing.T) {
 		t.Fatalf("exit: %v, want status 130", err)
 	}
 	// The run stops at the next stack (at most ~0.4 s of touching), then
-	// writes its partial outputs (about 0.2 s); the bound leaves room for
-	// a loaded machine, and the race detector slows both.
-	limit := 2 * time.Second
+	// writes its partial outputs (about 0.2 s): 0.5–0.7 s by hand here
+	// with the machine loaded. This bound only catches a run that waits
+	// for the whole step (tens of seconds); it leaves room for a loaded
+	// machine, and the race detector slows both.
+	limit := 5 * time.Second
 	if raceEnabled {
-		limit = 20 * time.Second
+		limit = 30 * time.Second
 	}
 	if took > limit {
 		t.Errorf("took %v to exit after SIGINT, want under %v", took, limit)
