@@ -155,9 +155,16 @@ type GuardCost struct {
 	// count: 2 for a PROT_NONE guard page, near 0 where neighbouring stacks
 	// merge into one VMA.
 	VMAsPerStack float64 `json:"vmas_per_stack"`
-	// PTEBytesPerStack is the growth of VmPTE per stack: a guard marker
-	// installed with MADV_GUARD_INSTALL lives in a page table of its own.
-	PTEBytesPerStack int64 `json:"pte_bytes_per_stack"`
+	// PTEBytesPerStack is the page tables attributable to each stack, by
+	// address from the page tables (Cost.PageTables.PerStackBytes): a PTE
+	// page per 2 MiB block holding its entries — a guard marker installed
+	// with MADV_GUARD_INSTALL is an entry — plus its share of the PMD and
+	// PUD pages. Absent when the page tables could not be read.
+	PTEBytesPerStack *int64 `json:"pte_bytes_per_stack,omitempty"`
+	// VmPTEDeltaBytesPerStack is the process's VmPTE growth from before
+	// the reservation over the stacks: the cross-check, which also holds
+	// whatever page tables the Go runtime grew meanwhile.
+	VmPTEDeltaBytesPerStack int64 `json:"vmpte_delta_bytes_per_stack"`
 	// RSSBytesPerStack is the stacks' resident bytes per stack.
 	RSSBytesPerStack int64 `json:"rss_bytes_per_stack"`
 	// Skipped says why the mode could not be measured here.
@@ -189,7 +196,10 @@ func measureGuards(ctx context.Context, cfg Config, env Env) ([]GuardCost, error
 		d := res.Steps[0]
 		n := float64(d.Stacks)
 		gc.VMAsPerStack = float64(d.Smaps.VMAs) / n
-		gc.PTEBytesPerStack = (int64(d.VmPTEBytes) - int64(res.Baseline.VmPTE)) / int64(d.Stacks)
+		if res.Cost != nil {
+			gc.PTEBytesPerStack = &res.Cost.PageTables.PerStackBytes
+		}
+		gc.VmPTEDeltaBytesPerStack = (int64(d.VmPTEBytes) - int64(res.Baseline.VmPTE)) / int64(d.Stacks)
 		gc.RSSBytesPerStack = d.RSSBytesTotal / int64(d.Stacks)
 		out = append(out, gc)
 	}

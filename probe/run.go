@@ -144,8 +144,9 @@ func (r *Run) Measure(ctx context.Context) (*Result, error) {
 	return res, err
 }
 
-// runOnce starts, measures and closes a run: for runs whose stacks need
-// not outlive the measurement. The Result is nil only when nothing was
+// runOnce starts, measures, costs (Summary.Cost; a run whose cost cannot
+// be read keeps it nil) and closes a run: for runs whose stacks need not
+// outlive the measurement. The Result is nil only when nothing was
 // measured.
 func runOnce(ctx context.Context, cfg Config, env Env) (*Result, error) {
 	r, err := Start(ctx, cfg, env)
@@ -153,6 +154,7 @@ func runOnce(ctx context.Context, cfg Config, env Env) (*Result, error) {
 		return nil, err
 	}
 	res, err := r.Measure(ctx)
+	_, _ = r.Cost()
 	return res, errors.Join(err, r.Close())
 }
 

@@ -88,7 +88,11 @@ func CompareVerdicts(c *probe.Comparison) []string {
 		var parts []string
 		for _, g := range c.Guards {
 			if g.Skipped == "" {
-				parts = append(parts, fmt.Sprintf("%s %.2f VMAs and %s of page tables", g.Guard, g.VMAsPerStack, sizes.IEC(g.PTEBytesPerStack)))
+				pt := "page tables not read"
+				if g.PTEBytesPerStack != nil {
+					pt = sizes.IEC(*g.PTEBytesPerStack) + " of page tables (by address; VmPTE grew " + sizes.IEC(g.VmPTEDeltaBytesPerStack) + ")"
+				}
+				parts = append(parts, fmt.Sprintf("%s %.2f VMAs and %s", g.Guard, g.VMAsPerStack, pt))
 			}
 		}
 		out = append(out, "per stack, guard "+strings.Join(parts, "; ")+" (page tables are not in Rss; vm.max_map_count counts VMAs)")
@@ -220,13 +224,13 @@ func WriteCompareEvidence(w io.Writer, c *probe.Comparison, charts []string) err
 	}
 	if len(c.Guards) > 0 {
 		b.WriteString("\n## Guard pages\n\nLazy 4 KiB stacks used to the first depth, under each guard mode: what the guard adds per stack.\n\n")
-		b.WriteString("| guard | VMAs per stack | page tables per stack | resident per stack |\n|---|---:|---:|---:|\n")
+		b.WriteString("| guard | VMAs per stack | page tables per stack (by address) | VmPTE growth per stack (process) | resident per stack |\n|---|---:|---:|---:|---:|\n")
 		for _, g := range c.Guards {
 			if g.Skipped != "" {
-				fmt.Fprintf(&b, "| %s | skipped: %s | | |\n", g.Guard, g.Skipped)
+				fmt.Fprintf(&b, "| %s | skipped: %s | | | |\n", g.Guard, g.Skipped)
 				continue
 			}
-			fmt.Fprintf(&b, "| %s | %.3f | %s | %s |\n", g.Guard, g.VMAsPerStack, sizes.IEC(g.PTEBytesPerStack), sizes.IEC(g.RSSBytesPerStack))
+			fmt.Fprintf(&b, "| %s | %.3f | %s | %s | %s |\n", g.Guard, g.VMAsPerStack, optSize(g.PTEBytesPerStack), sizes.IEC(g.VmPTEDeltaBytesPerStack), sizes.IEC(g.RSSBytesPerStack))
 		}
 	}
 	b.WriteString("\nStrategies (reserve time per stack in parentheses; for MAP_POPULATE it includes backing every page):\n\n")

@@ -60,9 +60,9 @@ func comparison() *probe.Comparison {
 		}},
 	}
 	c.Guards = []probe.GuardCost{
-		{Guard: mmapstack.GuardMprotect, VMAsPerStack: 2, PTEBytesPerStack: 4608, RSSBytesPerStack: 4096},
+		{Guard: mmapstack.GuardMprotect, VMAsPerStack: 2, PTEBytesPerStack: i64(4608), VmPTEDeltaBytesPerStack: 4864, RSSBytesPerStack: 4096},
 		{Guard: mmapstack.GuardMadvise, Skipped: "MADV_GUARD_INSTALL: EINVAL"},
-		{Guard: mmapstack.GuardNone, VMAsPerStack: 0.02, PTEBytesPerStack: 4608, RSSBytesPerStack: 4096},
+		{Guard: mmapstack.GuardNone, VMAsPerStack: 0.02, PTEBytesPerStack: i64(4608), VmPTEDeltaBytesPerStack: 4480, RSSBytesPerStack: 4096},
 	}
 	return c
 }
@@ -77,7 +77,7 @@ func TestCompareVerdicts(t *testing.T) {
 	has(t, v, "eager (MAP_POPULATE) stacks held 100 MiB each from the first step, the same at all 3 steps; reserving one took 5553 µs and 25600 minor faults")
 	has(t, v, "Go goroutine stacks are not mappings", "the runtime's stack memory grew by 8 KiB at 4 KiB, 2 MiB at 1 MiB, 8 KiB at 4 KiB per goroutine",
 		"VmRSS grew by 2 MiB at 1 MiB, 12 KiB at 4 KiB per goroutine", "at 4 KiB VmRSS did not grow")
-	has(t, v, "per stack, guard mprotect 2.00 VMAs and 4608 B of page tables; none 0.02 VMAs and 4608 B of page tables")
+	has(t, v, "per stack, guard mprotect 2.00 VMAs and 4608 B of page tables (by address; VmPTE grew 4864 B); none 0.02 VMAs and 4608 B of page tables (by address; VmPTE grew 4480 B)")
 	has(t, v, "eager: page tables per stack (VmPTE growth over the stack count) 208 KiB at reservation")
 	has(t, v, "lazy-dontneed: page tables per stack", "4 KiB more by the last step")
 	hasNot(t, v, "madvise 0.00") // a skipped guard is left out, not shown as 0
@@ -119,8 +119,8 @@ func TestWriteCompareEvidence(t *testing.T) {
 		"| lazy-dontneed | 2 | 1 MiB | 4 KiB (peak 1 MiB) | 0 B | 4 KiB (peak 8 KiB) | 1.00 | 1.00 | 2.40 µs |",
 		"| 1 | 4 KiB | 8 KiB |  | 3.00 µs | VmRSS did not grow",
 		"| 2 | 1 MiB | 2 MiB | 2 MiB | 400 µs |  |",
-		"| madvise | skipped: MADV_GUARD_INSTALL: EINVAL | | |",
-		"| mprotect | 2.000 | 4608 B | 4 KiB |",
+		"| madvise | skipped: MADV_GUARD_INSTALL: EINVAL | | | |",
+		"| mprotect | 2.000 | 4608 B | 4864 B | 4 KiB |",
 		"- `eager`: eager mmap (MAP_POPULATE) (5553 µs, page tables 208 KiB, 25600 minor faults)",
 		"![strategies](strategies.png)",
 	} {
