@@ -30,17 +30,22 @@ type depthBins struct {
 }
 
 // stackDepthBins bins the stacks' resident bytes, at the end and at their
-// maximum, in bins of whole pages: one page wide while at most maxBins
-// bins cover the values, else the fewest pages that do.
+// maximum, in bins one page wide while at most maxBins bins cover the
+// values, else the narrowest power of two pages wide that does.
 func stackDepthBins(stacks []watch.Stack, page int64, maxBins int) depthBins {
 	lo, hi := int64(math.MaxInt64), int64(0)
 	for _, st := range stacks {
 		lo = min(lo, st.RSSBytes, st.RSSBytesMax)
 		hi = max(hi, st.RSSBytes, st.RSSBytesMax)
 	}
-	pages := (hi/page - lo/page + 1 + int64(maxBins) - 1) / int64(maxBins)
-	d := depthBins{width: max(pages, 1) * page}
-	d.lo = lo / d.width * d.width
+	d := depthBins{width: page}
+	for {
+		d.lo = lo / d.width * d.width
+		if (hi-d.lo)/d.width < int64(maxBins) {
+			break
+		}
+		d.width *= 2
+	}
 	n := int((hi-d.lo)/d.width) + 1
 	d.end, d.max = make([]float64, n), make([]float64, n)
 	for _, st := range stacks {
@@ -73,8 +78,8 @@ var (
 
 // StackDepths charts how deep a watched program's stacks go: the number of
 // stacks by resident bytes, at the last sample each was alive in and at
-// its maximum over the watch, in bins of whole pages (one page wide unless
-// that needs more than maxDepthBins bins). page is the base page size.
+// its maximum over the watch, in bins one page wide (or a power of two pages
+// when that would need more than maxDepthBins bins). page is the base page size.
 func StackDepths(r *watch.Result, page int64, title string) (*plot.Plot, error) {
 	if r == nil || len(r.Stacks) == 0 {
 		return nil, errors.New("stack depths: no stack was measured")
