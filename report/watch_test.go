@@ -15,7 +15,6 @@ import (
 	"stackprobe/watch"
 )
 
-
 // watchFixture is a watch of three 100 MiB guarded fibers and a main
 // stack: fiber 0 used 64 KiB from the top, fiber 1 holds two runs (not the
 // claim's pattern), fiber 2 was used 1 MiB deep and gave back all but its
