@@ -56,28 +56,34 @@ type StackPageTables struct {
 // pmdSpan is the address span one PTE page maps with 4 KiB pages.
 const pmdSpan = 2 << 20
 
-// ptePages works out the PTE pages of the stacks' resident pages at the
-// last sample, and per stack the blocks it touches (-1 when unknown).
+// ptePages works out the PTE pages of the resident pages of the stacks
+// still mapped at the last sample, and per stack (gone ones too, at their
+// last sample) the blocks it touches, -1 when unknown.
 func ptePages(stacks []watch.Stack, pageSize int) (*StackPageTables, []int) {
 	per := make([]int, len(stacks))
 	blocks := map[uint64]bool{}
 	pt := &StackPageTables{}
 	for i, st := range stacks {
-		if st.RSSBytes == 0 {
-			pt.Stacks++
-			continue
-		}
-		if !st.ContiguousFromTop || st.HugeBytes == nil || *st.HugeBytes > 0 {
+		known := st.RSSBytes == 0 || (st.ContiguousFromTop && st.HugeBytes != nil && *st.HugeBytes == 0)
+		if !known {
 			per[i] = -1
+		}
+		if st.RSSBytes > 0 && known {
+			lo, hi := st.End-uint64(st.RSSBytes), st.End
+			for b := lo &^ (pmdSpan - 1); b < hi; b += pmdSpan {
+				if !st.Gone {
+					blocks[b] = true
+				}
+				per[i]++
+			}
+		}
+		switch {
+		case st.Gone:
+		case known:
+			pt.Stacks++
+		default:
 			pt.Unknown++
-			continue
 		}
-		lo, hi := st.End-uint64(st.RSSBytes), st.End
-		for b := lo &^ (pmdSpan - 1); b < hi; b += pmdSpan {
-			blocks[b] = true
-			per[i]++
-		}
-		pt.Stacks++
 	}
 	pt.Blocks = len(blocks)
 	pt.Bytes = int64(pt.Blocks) * int64(pageSize)
@@ -257,13 +263,18 @@ func writeStackTable(w io.Writer, stacks []watch.Stack, limit int) error {
 	fmt.Fprintln(tw, "stack\tfound by\ttid\tsize\tresident\tmax\tdeepest\t% of size\t")
 	for i, st := range stacks {
 		if limit > 0 && i == limit {
-			fmt.Fprintf(tw, "… %d more in stacks.csv\t\t\t\t\t\t\t\t\n", len(stacks)-limit)
 			break
 		}
 		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t\n", st.Index, st.FoundBy, tidWord(st.TID), sizes.IEC(int64(st.SizeBytes)),
 			sizes.IEC(st.RSSBytes), sizes.IEC(st.RSSBytesMax), sizes.IEC(st.DeepestBytes), percent(st.DeepestBytes, st.SizeBytes))
 	}
-	return tw.Flush()
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	if limit > 0 && len(stacks) > limit {
+		fmt.Fprintf(w, "… %d more stacks in stacks.csv\n", len(stacks)-limit)
+	}
+	return nil
 }
 
 func tidWord(tid int) string {

@@ -66,6 +66,12 @@ func TestPTEPages(t *testing.T) {
 	if pt, per := ptePages(stacks, 4096); pt.Blocks != 2 || !equalInts(per, []int{2, 1}) {
 		t.Errorf("crossing and shared: %+v %v", pt, per)
 	}
+	// A stack unmapped before the end keeps its own figure but adds no
+	// page-table page to the process's last sample.
+	stacks = append(stacks, watch.Stack{End: 0x80000000, RSSBytes: 4096, ContiguousFromTop: true, HugeBytes: i64(0), Gone: true})
+	if pt, per := ptePages(stacks, 4096); pt.Blocks != 2 || pt.Stacks != 2 || !equalInts(per, []int{2, 1, 1}) {
+		t.Errorf("with a gone stack: %+v %v", pt, per)
+	}
 }
 
 func equalInts(a, b []int) bool {
