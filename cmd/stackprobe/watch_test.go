@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -334,4 +335,27 @@ func TestWatchBadInput(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(dir, "o")); err == nil {
 		t.Errorf("bad input created --out")
 	}
+}
+
+// SIGINT during a watch of a child: the child gets SIGINT first (sleep
+// dies of it, recorded as its signal), then the outputs are written and
+// watch exits 130.
+func TestWatchInterruptChild(t *testing.T) {
+	out := filepath.Join(t.TempDir(), "w")
+	cmd, started := startWatched(t, "watch", "--out="+out, "--", "sleep", "30")
+	awaitStart(t, started)
+	time.Sleep(200 * time.Millisecond)
+	if err := cmd.Process.Signal(os.Interrupt); err != nil {
+		t.Fatal(err)
+	}
+	err := cmd.Wait()
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() != 130 {
+		t.Fatalf("exit: %v, want status 130", err)
+	}
+	s, raw := readWatchSummary(t, out)
+	if !s.Target.Exited || s.Target.ExitCode != nil || !bytes.Contains(raw, []byte(`"signal": "interrupt"`)) || s.Sampler.Samples < 2 || len(s.Stacks) == 0 {
+		t.Errorf("target %+v, sampler %+v, %d stacks:\n%s", s.Target, s.Sampler, len(s.Stacks), raw)
+	}
+	checkPNG(t, filepath.Join(out, "stack-depths.png"))
 }
