@@ -151,6 +151,10 @@ type Sample struct {
 	Totals Totals
 	// Stacks are the stacks measured, by address.
 	Stacks []StackSample
+	// HugeKnown says the residency method sees huge pages and the zero
+	// page; when false, StackSample's HugeBytes and ZeroPageBytes are 0
+	// without having been measured.
+	HugeKnown bool
 }
 
 // StackSample is one stack in one Sample.

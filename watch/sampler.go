@@ -223,7 +223,7 @@ func (s *sampler) confirm() error {
 	}
 	s.pending, s.spare = nil, p
 	out := &s.out
-	out.Index, out.CostNS = s.samples, int64(p.cost)
+	out.Index, out.CostNS, out.HugeKnown = s.samples, int64(p.cost), s.knowHuge
 	out.Stacks = out.Stacks[:0]
 	seen := make(map[uint64]bool, len(p.found))
 	var rssSum int64

@@ -61,6 +61,7 @@ Usage:
   stackprobe [flags]
   stackprobe compare [flags]    the same schedule under every stack strategy
   stackprobe limits [flags]     how many stacks this machine can reserve
+  stackprobe watch [flags] (--pid=PID | -- CMD)  the stacks of another program
   stackprobe version
 
 Flags:
@@ -109,6 +110,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			return runLimits(ctx, args[1:], stdout)
 		case "compare":
 			return runCompare(ctx, args[1:], stdout, stderr)
+		case "watch":
+			return runWatch(ctx, args[1:], stdout, stderr)
 		}
 	}
 	var o options
