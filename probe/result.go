@@ -419,3 +419,10 @@ type PingPongRound struct {
 	// included.
 	Seconds float64 `json:"seconds"`
 }
+
+// PerConnection turns a per-stack figure into one per connection: every
+// connection has two tasks, a client and the server's peer, each with a
+// stack of its own.
+func (c *PingPongComparison) PerConnection(perStack int64) int64 {
+	return perStack * int64(c.Config.Stacks()) / int64(max(c.Config.Tasks, 1))
+}
