@@ -206,7 +206,7 @@ func roundOf(res *Result, round int) PingPongRound {
 		end := groups[len(groups)-1]
 		r.EndRSSBytesPerStack = total / int64(stacks)
 		r.VmRSSBytes = end.VmRSSBytes
-		r.PTEBytesPerStack = perStackGrowth(end.VmPTEBytes, res.Reserved.VmPTE, int64(stacks))
+		r.PTEBytesPerStack = perStackGrowth(end.VmPTEBytes, res.Baseline.VmPTE, int64(stacks))
 	}
 	return r
 }

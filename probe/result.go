@@ -351,9 +351,10 @@ type PingPongFigures struct {
 	PeakRSSBytesPerStack int64 `json:"peak_rss_bytes_per_stack"`
 	EndRSSBytesPerStack  int64 `json:"end_rss_bytes_per_stack"`
 	// PTEBytesPerStack is the median over the rounds of the process's
-	// VmPTE growth from the reservation to the end of the IO, over the
-	// stack count: the page tables the stacks' use built. Absent when no
-	// round's VmPTE grew.
+	// VmPTE growth from before the reservation to the end of the IO, over
+	// the stack count: the page tables reserving (MAP_POPULATE) and using
+	// the stacks built. Process-wide, so the tool's own small churn is in
+	// it. Absent when no round's VmPTE grew.
 	PTEBytesPerStack *int64 `json:"pte_bytes_per_stack,omitempty"`
 	// VmRSSBytes is the median over the rounds of the process's VmRSS at
 	// the end of the IO.
@@ -406,7 +407,7 @@ type PingPongRound struct {
 	// release); IdleAtEndKeptTop counts those whose last event was one.
 	EndAsPredicted int `json:"end_as_predicted"`
 	Stacks         int `json:"stacks"`
-	// PTEBytesPerStack is VmPTE at the end minus VmPTE after the
+	// PTEBytesPerStack is VmPTE at the end minus VmPTE before the
 	// reservation, over the stack count; absent when it fell.
 	PTEBytesPerStack *int64 `json:"pte_bytes_per_stack,omitempty"`
 	VmRSSBytes       uint64 `json:"vmrss_bytes"`

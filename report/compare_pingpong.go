@@ -3,7 +3,6 @@ package report
 import (
 	"fmt"
 	"io"
-	"math"
 	"strings"
 	"text/tabwriter"
 
@@ -114,7 +113,7 @@ func PingPongCompareVerdicts(c *probe.PingPongComparison) []string {
 		}
 	}
 	if len(pte) > 0 {
-		out = append(out, "page tables per stack at the end (VmPTE growth from the reservation over the stack count; not in Rss): "+strings.Join(pte, ", "))
+		out = append(out, "page tables per stack at the end (VmPTE growth from before the reservation over the stack count; not in Rss): "+strings.Join(pte, ", "))
 	}
 	return out
 }
@@ -150,11 +149,11 @@ func versus(f, ref *probe.PingPongFigures, refName string) string {
 	return fmt.Sprintf("was %.0f%% of %s's (%s)", 100*f.RoundTripsPerSecond/ref.RoundTripsPerSecond, refName, rates(f, ref))
 }
 
-// within reports whether two medians differ by less than the larger of
-// the two spreads (fastest minus slowest round).
+// within reports whether two strategies' throughputs differ by less than
+// the spread: their ranges [slowest round, fastest round] overlap, so the
+// rounds cannot tell them apart.
 func within(a, b *probe.PingPongFigures) bool {
-	spread := max(a.RoundTripsPerSecondMax-a.RoundTripsPerSecondMin, b.RoundTripsPerSecondMax-b.RoundTripsPerSecondMin)
-	return math.Abs(a.RoundTripsPerSecond-b.RoundTripsPerSecond) < spread
+	return a.RoundTripsPerSecondMin <= b.RoundTripsPerSecondMax && b.RoundTripsPerSecondMin <= a.RoundTripsPerSecondMax
 }
 
 func rates(f, ref *probe.PingPongFigures) string {
@@ -209,7 +208,7 @@ func WritePingPongCompareEvidence(w io.Writer, c *probe.PingPongComparison, char
 	}
 	b.WriteString("\n## Environment\n\n")
 	writeEnvTable(&b, c.Environment)
-	b.WriteString("\n## Results\n\nResident bytes are the stacks' pages present in the page tables, mean per stack (a connection has two stacks: client and server task); peak is the live sample that found the most. Page tables per stack are the process's VmPTE growth from the reservation to the end over the stack count. CPU is each IO thread's user+system time (RUSAGE_THREAD). A blank cell was not measured.\n\n")
+	b.WriteString("\n## Results\n\nResident bytes are the stacks' pages present in the page tables, mean per stack (a connection has two stacks: client and server task); peak is the live sample that found the most. Page tables per stack are the process's VmPTE growth from before the reservation to the end over the stack count. Two throughputs differ by less than the spread when their [slowest–fastest] ranges overlap. CPU is each IO thread's user+system time (RUSAGE_THREAD). A blank cell was not measured.\n\n")
 	b.WriteString("| strategy | rounds | round trips | errors | round trips/s [min–max] | p50 | p99 | max | CPU clients | CPU server | minor faults per round trip | madvise per round trip | peak per stack | end per stack | end per connection | page tables per stack | VmRSS |\n")
 	b.WriteString("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
 	for _, s := range c.Strategies {

@@ -52,12 +52,12 @@ func TestPingPongCompareVerdicts(t *testing.T) {
 		"dontneed: every stack ended holding exactly the kept top (4 KiB) in every round",
 		// (1 - 480/1000) = 52%; per connection two stacks: 256 KiB - 8 KiB.
 		"releasing after every message (MADV_DONTNEED) cost 52% of throughput (480 [470–490] against 1000 [950–1050] round trips/s, medians) and saved 248 KiB of stack per connection at the end (8 KiB against 256 KiB)",
-		// |990 - 1000| < the larger spread, 100.
+		// [900–1000] overlaps [950–1050].
 		"releasing when idle differed from no release by less than the spread of the rounds (990 [900–1000] against 1000 [950–1050] round trips/s, medians) and saved 248 KiB",
 		"60 were idle at the end and 60 of them held exactly the kept top (4 KiB)",
-		// 1000/1200 = 83%, and 200 is more than either spread.
+		// 1000/1200 = 83%; [950–1050] and [1190–1210] do not overlap.
 		"lazy-4k's throughput (using depths 4 KiB, 128 KiB per message) was 83% of no-touch's",
-		"page tables per stack at the end (VmPTE growth from the reservation over the stack count; not in Rss): lazy-4k 4 KiB, dontneed 4 KiB",
+		"page tables per stack at the end (VmPTE growth from before the reservation over the stack count; not in Rss): lazy-4k 4 KiB, dontneed 4 KiB",
 	} {
 		if !strings.Contains(all, want) {
 			t.Errorf("verdicts lack %q:\n%s", want, all)
