@@ -38,6 +38,9 @@ type Strategy struct {
 	MapStack bool              `json:"map_stack"`
 	Release  mmapstack.Release `json:"release"`
 	Populate bool              `json:"populate,omitempty"`
+	// NoTouch runs the workload without using the stacks at all (every
+	// depth 0): the baseline that shows what the touching costs.
+	NoTouch bool `json:"no_touch,omitempty"`
 }
 
 // Strategies are the stack strategies compare runs, in order.

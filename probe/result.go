@@ -296,3 +296,137 @@ type ResidencyMap struct {
 	// resident (j = 0 is the topmost page).
 	Rows [][]bool
 }
+
+// PingPongComparison is compare --workload=pingpong: the same ping-pong
+// under each stack strategy, every strategy run Rounds times, the rounds
+// interleaved (round 1 of every strategy, then round 2, ...), so that a
+// drift of the machine's speed over the run spreads over all strategies.
+type PingPongComparison struct {
+	Header
+	// Rounds is how many times each strategy was to run.
+	Rounds     int                `json:"rounds"`
+	Strategies []PingPongStrategy `json:"strategies"`
+}
+
+// PingPongStrategy is one strategy's rounds and the figures over them.
+type PingPongStrategy struct {
+	// Name is short and stable (lazy-4k, lazy-thp, dontneed, free,
+	// idle-dontneed, eager, no-touch); Label is for charts and tables.
+	Name  StrategyName `json:"name"`
+	Label string       `json:"label"`
+	// Skipped says why the strategy did not run at all.
+	Skipped string `json:"skipped,omitempty"`
+	// Error is the first error a round of this strategy ended with (the
+	// watchdog, say); the figures then come from the rounds that finished.
+	Error string `json:"error,omitempty"`
+	// PingPongFigures are over the rounds that finished without error;
+	// absent when none did.
+	*PingPongFigures
+	// Rounds are the raw figures of every round that ran, in order.
+	Rounds []PingPongRound `json:"rounds,omitempty"`
+}
+
+// PingPongFigures condense a strategy's finished rounds: medians, with the
+// spread of the throughput.
+type PingPongFigures struct {
+	// RoundsMeasured counts the rounds that finished without error.
+	RoundsMeasured int `json:"rounds_measured"`
+	// RoundTrips is the fewest round trips any round completed (each
+	// should complete clients × messages); Errors sums every round's.
+	RoundTrips int64 `json:"round_trips"`
+	Errors     int64 `json:"errors"`
+	// RoundTripsPerSecond is the median over the rounds; _Min and _Max
+	// are the slowest and fastest round: the spread.
+	RoundTripsPerSecond    float64 `json:"round_trips_per_second"`
+	RoundTripsPerSecondMin float64 `json:"round_trips_per_second_min"`
+	RoundTripsPerSecondMax float64 `json:"round_trips_per_second_max"`
+	// LatencyNanos and CPUNanos are medians over the rounds, nanoseconds.
+	LatencyNanos Latency   `json:"latency_ns"`
+	CPUNanos     ThreadCPU `json:"cpu_ns"`
+	// MinorFaultsPerRoundTrip and MadviseCallsPerRoundTrip are medians
+	// over the rounds (see PingPongResult).
+	MinorFaultsPerRoundTrip  float64 `json:"minor_faults_per_round_trip"`
+	MadviseCallsPerRoundTrip float64 `json:"madvise_calls_per_round_trip"`
+	// PeakRSSBytesPerStack and EndRSSBytesPerStack are medians over the
+	// rounds of the stacks' resident bytes (page tables, PAGEMAP_SCAN or
+	// mincore) per stack: at the live sample that found the most, and
+	// after the IO stopped.
+	PeakRSSBytesPerStack int64 `json:"peak_rss_bytes_per_stack"`
+	EndRSSBytesPerStack  int64 `json:"end_rss_bytes_per_stack"`
+	// PTEBytesPerStack is the median over the rounds of the process's
+	// VmPTE growth from before the reservation to the end of the IO, over
+	// the stack count: the page tables reserving (MAP_POPULATE) and using
+	// the stacks built. Process-wide, so the tool's own small churn is in
+	// it. Absent when no round's VmPTE grew.
+	PTEBytesPerStack *int64 `json:"pte_bytes_per_stack,omitempty"`
+	// VmRSSBytes is the median over the rounds of the process's VmRSS at
+	// the end of the IO.
+	VmRSSBytes uint64 `json:"vmrss_bytes"`
+}
+
+// Latency is round-trip latency percentiles, nanoseconds.
+type Latency struct {
+	P50 int64 `json:"p50"`
+	P99 int64 `json:"p99"`
+	Max int64 `json:"max"`
+}
+
+// ThreadCPU is the CPU time (user and system, getrusage RUSAGE_THREAD) of
+// the ping-pong's two IO threads, nanoseconds.
+type ThreadCPU struct {
+	Clients int64 `json:"clients"`
+	Server  int64 `json:"server"`
+}
+
+// PingPongRound is one run of one strategy.
+type PingPongRound struct {
+	// Round counts from 1.
+	Round int `json:"round"`
+	// Error is why the round stopped early; its figures are what it
+	// measured until then and do not count in the strategy's figures.
+	Error               string    `json:"error,omitempty"`
+	RoundTrips          int64     `json:"round_trips"`
+	Errors              int64     `json:"errors"`
+	RoundTripsPerSecond float64   `json:"round_trips_per_second"`
+	LatencyNanos        Latency   `json:"latency_ns"`
+	CPUNanos            ThreadCPU `json:"cpu_ns"`
+	// MinorFaultsPerRoundTrip and MadviseCallsPerRoundTrip are as in
+	// PingPongResult.
+	MinorFaultsPerRoundTrip  float64 `json:"minor_faults_per_round_trip"`
+	MadviseCallsPerRoundTrip float64 `json:"madvise_calls_per_round_trip"`
+	// PeakRSSBytesPerStack is the stacks' summed residency at the live
+	// sample that found the most, over the stack count (mean per stack).
+	PeakRSSBytesPerStack int64 `json:"peak_rss_bytes_per_stack"`
+	// EndRSSBytesPerStack is the mean of the stacks' residency after the
+	// IO stopped; EndRSSBytesMin/Max the least and most one stack held.
+	EndRSSBytesPerStack int64 `json:"end_rss_bytes_per_stack"`
+	EndRSSBytesMin      int64 `json:"end_rss_bytes_min"`
+	EndRSSBytesMax      int64 `json:"end_rss_bytes_max"`
+	// EndAsPredicted counts stacks that ended holding exactly what the
+	// release mode predicts from their deepest depth: ceil(deepest/page)
+	// pages without a release or with MADV_FREE, the kept top with
+	// MADV_DONTNEED after every message. For the idle policy it counts
+	// the stacks at their high-water mark (used since their last idle
+	// release); IdleAtEndKeptTop counts those whose last event was one.
+	EndAsPredicted int `json:"end_as_predicted"`
+	Stacks         int `json:"stacks"`
+	// PTEBytesPerStack is VmPTE at the end minus VmPTE before the
+	// reservation, over the stack count; absent when it fell.
+	PTEBytesPerStack *int64 `json:"pte_bytes_per_stack,omitempty"`
+	VmRSSBytes       uint64 `json:"vmrss_bytes"`
+	// IdleStacks, IdleAtEnd and IdleAtEndKeptTop are as in PingPongResult
+	// (idle-dontneed only).
+	IdleStacks       int `json:"idle_stacks,omitempty"`
+	IdleAtEnd        int `json:"idle_at_end,omitempty"`
+	IdleAtEndKeptTop int `json:"idle_at_end_kept_top,omitempty"`
+	// Seconds is the round's wall time, reservation and measurement
+	// included.
+	Seconds float64 `json:"seconds"`
+}
+
+// PerConnection turns a per-stack figure into one per connection: every
+// connection has two tasks, a client and the server's peer, each with a
+// stack of its own.
+func (c *PingPongComparison) PerConnection(perStack int64) int64 {
+	return perStack * int64(c.Config.Stacks()) / int64(max(c.Config.Tasks, 1))
+}

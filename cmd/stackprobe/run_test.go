@@ -320,7 +320,7 @@ func TestHelpListsExactlyTheFlags(t *testing.T) {
 			}
 		}
 	}
-	for _, name := range []string{"thp", "release", "map-stack", "transport"} {
+	for _, name := range []string{"thp", "release", "map-stack", "keep-top"} {
 		if slices.Contains(listed["compare"], name) {
 			t.Errorf("compare --help lists --%s, which its strategies set themselves", name)
 		}
@@ -459,5 +459,56 @@ func TestCommandLineQuoting(t *testing.T) {
 	want := `stackprobe --depth=4KiB,1MiB '--out=a b' '--notes=it'\''s;x' '--x=$(id)' ''`
 	if got != want {
 		t.Errorf("got  %s\nwant %s", got, want)
+	}
+}
+
+func TestComparePingPongEndToEnd(t *testing.T) {
+	out := filepath.Join(t.TempDir(), "cmp")
+	const clients, messages = 3, 30
+	code, stdout, stderr := invoke(t, "compare", "--workload=pingpong", "--stack=1MiB", "--depth=128KiB", "--pattern=ramp",
+		"--tasks=3", "--messages=30", "--rounds=2", "--transport=unix", "--idle=2ms", "--out="+out)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	if !strings.Contains(stdout, "idle-dontneed") || !strings.Contains(stdout, "verdict: releasing after every message (MADV_DONTNEED)") {
+		t.Errorf("stdout:\n%s", stdout)
+	}
+	checkPNG(t, filepath.Join(out, "tradeoff.png"))
+	var c struct {
+		Rounds     int `json:"rounds"`
+		Strategies []struct {
+			Name                string  `json:"name"`
+			RoundTrips          int64   `json:"round_trips"`
+			Errors              int64   `json:"errors"`
+			RoundTripsPerSecond float64 `json:"round_trips_per_second"`
+			EndRSSBytesPerStack *int64  `json:"end_rss_bytes_per_stack"`
+			Rounds              []struct {
+				RoundTrips int64 `json:"round_trips"`
+			} `json:"rounds"`
+		} `json:"strategies"`
+	}
+	b, err := os.ReadFile(filepath.Join(out, "summary.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(b, &c); err != nil || len(c.Strategies) != 7 || c.Rounds != 2 {
+		t.Fatalf("summary: %v, %d strategies, %d rounds", err, len(c.Strategies), c.Rounds)
+	}
+	wantEnd := map[string]int64{"lazy-4k": 128 << 10, "dontneed": 4096, "no-touch": 0}
+	for _, s := range c.Strategies {
+		if s.RoundTrips != clients*messages || s.Errors != 0 || len(s.Rounds) != 2 || s.RoundTripsPerSecond <= 0 {
+			t.Errorf("%s: %d round trips, %d errors, %d rounds, %.0f/s; want %d, 0, 2", s.Name, s.RoundTrips, s.Errors, len(s.Rounds), s.RoundTripsPerSecond, clients*messages)
+		}
+		if want, ok := wantEnd[s.Name]; ok && (s.EndRSSBytesPerStack == nil || *s.EndRSSBytesPerStack != want) {
+			t.Errorf("%s: end %v bytes per stack, want %d", s.Name, s.EndRSSBytesPerStack, want)
+		}
+	}
+	ev, err := os.ReadFile(filepath.Join(out, "evidence.md"))
+	if err != nil || !strings.Contains(string(ev), "| lazy-4k | 2 | 90 | 0 |") || !strings.Contains(string(ev), "![tradeoff](tradeoff.png)") {
+		t.Errorf("evidence.md (%v):\n%s", err, ev)
+	}
+	// Ping-pong flags are refused with the touch compare.
+	if code, _, stderr := invoke(t, "compare", "--rounds=2", "--out="+filepath.Join(t.TempDir(), "x")); code != 2 || !strings.Contains(stderr, "--rounds") {
+		t.Errorf("touch compare with --rounds: exit %d, %q", code, stderr)
 	}
 }
