@@ -204,7 +204,7 @@ func runComparePingPong(ctx context.Context, o compareOptions, args []string, st
 	}
 	defer ss.Close()
 	cr := probe.NewPingPongCompare(cfg, o.rounds, probe.Env{Command: commandLine(append([]string{"compare"}, args...))})
-	stopProgress := showProgress(stderr, o.quiet, "runs", cr)
+	stopProgress := showProgress(stderr, o.quiet, "runs", cr, 0)
 	c, runErr := cr.Measure(ss.ctx)
 	stopProgress()
 	if c == nil {
