@@ -1,6 +1,7 @@
 package procread
 
 import (
+	"golang.org/x/sys/unix"
 	"runtime/debug"
 	"testing"
 	"time"
@@ -20,7 +21,16 @@ func TestReaderLive(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	buf := make([]byte, 8<<20)
+	// A fresh mapping of base pages: memory the Go heap may already have
+	// faulted in (an earlier test, -count) would fault less.
+	buf, err := unix.Mmap(-1, 0, 8<<20, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_PRIVATE|unix.MAP_ANONYMOUS)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Munmap(buf)
+	if err := unix.Madvise(buf, unix.MADV_NOHUGEPAGE); err != nil {
+		t.Fatal(err)
+	}
 	for i := 0; i < len(buf); i += 4096 {
 		buf[i] = 1
 	}
