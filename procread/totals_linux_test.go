@@ -1,12 +1,12 @@
 package procread
 
 import (
-	"golang.org/x/sys/unix"
 	"runtime/debug"
 	"testing"
 	"time"
 
 	"github.com/prometheus/procfs"
+	"golang.org/x/sys/unix"
 )
 
 func TestReaderLive(t *testing.T) {
