@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -61,6 +62,9 @@ func Strategies() []Strategy {
 // residency of a mapping.
 type StrategyStep struct {
 	DepthBytes int64 `json:"depth_bytes"`
+	// Overflow marks a depth the stack cannot hold (it would run into its
+	// guard): the step was not run and nothing else is recorded for it.
+	Overflow bool `json:"overflow,omitempty"`
 	// Per-stack resident bytes from mincore after the step (mmap only).
 	RSSBytesMin  int64 `json:"rss_bytes_min,omitempty"`
 	RSSBytesMax  int64 `json:"rss_bytes_max,omitempty"`
@@ -121,6 +125,13 @@ type GoStackStep struct {
 type StrategyResult struct {
 	Strategy Strategy `json:"strategy"`
 	Stacks   int      `json:"stacks"`
+	// StackBytes is each stack's whole reservation, guard included (mmap
+	// strategies; a compare over several --stack sizes runs every mmap
+	// strategy once per size).
+	StackBytes int64 `json:"stack_bytes,omitempty"`
+	// Cost is what one coroutine cost after the last step it ran, from the
+	// page tables (mmap strategies; absent when it could not be read).
+	Cost *Cost `json:"cost,omitempty"`
 	// TopsAligned2M counts stacks whose top is 2 MiB aligned (THP can back
 	// the topmost block only then).
 	TopsAligned2M int `json:"tops_aligned_2m"`
@@ -154,6 +165,8 @@ type Comparison struct {
 // GuardCost is what one guard mode adds per stack.
 type GuardCost struct {
 	Guard mmapstack.Guard `json:"guard"`
+	// StackBytes is the stacks' size, bytes.
+	StackBytes int64 `json:"stack_bytes"`
 	// VMAsPerStack is the smaps VMAs overlapping the stacks over the stack
 	// count: 2 for a PROT_NONE guard page, near 0 where neighbouring stacks
 	// merge into one VMA.
@@ -187,7 +200,7 @@ func measureGuards(ctx context.Context, cfg Config, env Env) ([]GuardCost, error
 			c.GuardBytes = int64(mmapstack.PageSize())
 		}
 		res, err := runOnce(ctx, c, Env{ProcRoot: env.ProcRoot, SysRoot: env.SysRoot})
-		gc := GuardCost{Guard: g}
+		gc := GuardCost{Guard: g, StackBytes: c.StackBytes}
 		if err != nil && res == nil && g == mmapstack.GuardMadvise && errors.Is(err, unix.EINVAL) {
 			gc.Skipped = err.Error()
 			out = append(out, gc)
@@ -212,15 +225,76 @@ func measureGuards(ctx context.Context, cfg Config, env Env) ([]GuardCost, error
 // maxEagerFraction bounds eager stacks to this share of MemAvailable.
 const maxEagerFraction = 0.5
 
-// CompareRun is a comparison of every strategy under one touch schedule.
+// CompareRun is a comparison of every strategy under one touch schedule,
+// for one or several stack sizes.
 type CompareRun struct {
-	cfg Config
-	env Env
+	cfg   Config
+	sizes []int64
+	env   Env
 	progress
 }
 
 // NewCompare prepares a comparison of cfg's schedule under every strategy.
-func NewCompare(cfg Config, env Env) *CompareRun { return &CompareRun{cfg: cfg, env: env} }
+func NewCompare(cfg Config, env Env) *CompareRun {
+	return &CompareRun{cfg: cfg, sizes: []int64{cfg.StackBytes}, env: env}
+}
+
+// NewCompareSizes prepares a comparison of cfg's schedule under every mmap
+// strategy for each stack size of stackBytes (whole reservations, guard
+// included), side by side; Go's goroutine stacks, which have no size of
+// their own, run once. A depth that a size cannot hold is recorded as an
+// overflow for that size and not run.
+func NewCompareSizes(cfg Config, stackBytes []int64, env Env) *CompareRun {
+	return &CompareRun{cfg: cfg, sizes: stackBytes, env: env}
+}
+
+// Sizes are the stack sizes the mmap strategies ran with, in order.
+func (c *Comparison) Sizes() []int64 {
+	var out []int64
+	for _, s := range c.Strategies {
+		if s.StackBytes > 0 && !slices.Contains(out, s.StackBytes) {
+			out = append(out, s.StackBytes)
+		}
+	}
+	return out
+}
+
+// fitting is cfg for stacks of size bytes, with the depths that fit above
+// the guard, and the steps' overflow flags in schedule order.
+func fitting(cfg Config, size int64) (Config, []bool) {
+	cfg.StackBytes = size
+	usable := size - cfg.GuardBytes
+	var depths []int64
+	overflow := make([]bool, len(cfg.Depths))
+	for i, d := range cfg.Depths {
+		if d > usable {
+			overflow[i] = true
+			continue
+		}
+		depths = append(depths, d)
+	}
+	cfg.Depths = depths
+	return cfg, overflow
+}
+
+// withOverflows puts the overflowed depths back into sr's steps, in
+// schedule order.
+func withOverflows(sr StrategyResult, depths []int64, overflow []bool) StrategyResult {
+	steps := make([]StrategyStep, 0, len(depths))
+	k := 0
+	for i, d := range depths {
+		if overflow[i] {
+			steps = append(steps, StrategyStep{DepthBytes: d, Overflow: true})
+			continue
+		}
+		if k < len(sr.Steps) {
+			steps = append(steps, sr.Steps[k])
+			k++
+		}
+	}
+	sr.Steps = steps
+	return sr
+}
 
 // Measure runs cfg's touch schedule under every strategy, one after the
 // other; each strategy's stacks are unmapped before the next starts. It
@@ -235,38 +309,64 @@ func (cr *CompareRun) Measure(ctx context.Context) (*Comparison, error) {
 	}
 	c.Environment = sys
 	strategies := Strategies()
-	for i, st := range strategies {
-		if err := ctx.Err(); err != nil {
-			c.Partial, c.Error = true, fmt.Sprintf("interrupted before %s: %v", st.Name, context.Cause(ctx))
-			break
-		}
-		var sr StrategyResult
-		var err error
-		if st.GoStacks {
-			if sr.Skipped = goStacksUnfit(cfg, env); sr.Skipped != "" {
-				sr.Strategy, sr.Stacks = st, cfg.Tasks
-				c.Strategies = append(c.Strategies, sr)
-				continue
+	total := len(strategies) * len(cr.sizes)
+	done := 0
+	// Goroutine stacks have no size: they run once, with the depths the
+	// largest size holds.
+	goCfg, goOverflow := fitting(cfg, slices.Max(cr.sizes))
+	fail := func(name StrategyName, err error) (*Comparison, error) {
+		c.Partial, c.Error = true, fmt.Sprintf("%s: %v", name, err)
+		c.Seconds = time.Since(start).Seconds()
+		return c, fmt.Errorf("strategy %s: %w", name, err)
+	}
+sizes:
+	for si, size := range cr.sizes {
+		sized, overflow := fitting(cfg, size)
+		for _, st := range strategies {
+			if err := ctx.Err(); err != nil {
+				c.Partial, c.Error = true, fmt.Sprintf("interrupted before %s: %v", st.Name, context.Cause(ctx))
+				break sizes
 			}
-			sr, err = runGoStacks(ctx, cfg, st, env)
-		} else {
-			sr, err = runMmapStrategy(ctx, cfg, st, env)
+			var sr StrategyResult
+			var err error
+			switch {
+			case st.GoStacks && si > 0:
+			case st.GoStacks:
+				if sr.Skipped = goStacksUnfit(goCfg, env); sr.Skipped != "" {
+					sr.Strategy, sr.Stacks = st, cfg.Tasks
+				} else {
+					sr, err = runGoStacks(ctx, goCfg, st, env)
+				}
+				c.Strategies = append(c.Strategies, withOverflows(sr, cfg.Depths, goOverflow))
+			case len(sized.Depths) == 0:
+				sr = StrategyResult{Strategy: st, Stacks: cfg.Tasks, StackBytes: size,
+					Skipped: fmt.Sprintf("no depth of the schedule fits in a %d-byte stack", size)}
+				c.Strategies = append(c.Strategies, withOverflows(sr, cfg.Depths, overflow))
+			default:
+				sr, err = runMmapStrategy(ctx, sized, st, env)
+				sr.StackBytes = size
+				c.Strategies = append(c.Strategies, withOverflows(sr, cfg.Depths, overflow))
+			}
+			if err != nil {
+				return fail(st.Name, err)
+			}
+			done++
+			cr.set(done, total)
 		}
-		c.Strategies = append(c.Strategies, sr)
-		if err != nil {
-			c.Partial, c.Error = true, fmt.Sprintf("%s: %v", st.Name, err)
-			c.Seconds = time.Since(start).Seconds()
-			return c, fmt.Errorf("strategy %s: %w", st.Name, err)
-		}
-		cr.set(i+1, len(strategies))
 	}
 	if !c.Partial {
-		guards, err := measureGuards(ctx, cfg, env)
-		c.Guards = guards
-		if err != nil {
-			c.Partial, c.Error = true, err.Error()
-			c.Seconds = time.Since(start).Seconds()
-			return c, err
+		for _, size := range cr.sizes {
+			sized, _ := fitting(cfg, size)
+			if len(sized.Depths) == 0 {
+				continue
+			}
+			guards, err := measureGuards(ctx, sized, env)
+			c.Guards = append(c.Guards, guards...)
+			if err != nil {
+				c.Partial, c.Error = true, err.Error()
+				c.Seconds = time.Since(start).Seconds()
+				return c, err
+			}
 		}
 	}
 	c.Seconds = time.Since(start).Seconds()
@@ -327,6 +427,7 @@ func runMmapStrategy(ctx context.Context, base Config, st Strategy, env Env) (St
 	if res == nil {
 		return sr, err
 	}
+	sr.Cost = res.Cost
 	// The map after the first step shows laziness best: the touched pages
 	// beside the untouched, a huge page as a solid 2 MiB run.
 	sr.TopsAligned2M, sr.Residency = res.TopsAligned2M, res.Series.ResidencyFirst

@@ -3,6 +3,7 @@ package report
 import (
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"text/tabwriter"
 
@@ -23,6 +24,87 @@ const (
 
 // CompareVerdicts computes the comparison's conclusions from its numbers.
 func CompareVerdicts(c *probe.Comparison) []string {
+	stackSizes := c.Sizes()
+	if len(stackSizes) < 2 {
+		return compareVerdicts(c)
+	}
+	var out []string
+	goroutines := *c
+	goroutines.Strategies, goroutines.Guards = nil, nil
+	for _, s := range c.Strategies {
+		if s.Strategy.GoStacks {
+			goroutines.Strategies = append(goroutines.Strategies, s)
+		}
+	}
+	for _, size := range stackSizes {
+		sub := *c
+		sub.Strategies, sub.Guards = nil, nil
+		for _, s := range c.Strategies {
+			if s.StackBytes == size {
+				// Overflowed steps were not run: sizeVerdicts names them.
+				s.Steps = slices.DeleteFunc(slices.Clone(s.Steps), func(st probe.StrategyStep) bool { return st.Overflow })
+				sub.Strategies = append(sub.Strategies, s)
+			}
+		}
+		for _, g := range c.Guards {
+			if g.StackBytes == size {
+				sub.Guards = append(sub.Guards, g)
+			}
+		}
+		for _, v := range compareVerdicts(&sub) {
+			out = append(out, fmt.Sprintf("%s stacks: %s", sizes.IEC(size), v))
+		}
+	}
+	out = append(out, compareVerdicts(&goroutines)...)
+	return append(out, sizeVerdicts(c, stackSizes)...)
+}
+
+// sizeVerdicts set the stack sizes side by side: lazy 4 KiB stacks'
+// per-coroutine cost at each size, and the depths a size cannot hold.
+func sizeVerdicts(c *probe.Comparison, stackSizes []int64) []string {
+	var out, parts []string
+	var base *probe.Cost
+	for _, s := range c.Strategies {
+		if s.Strategy.Name != probe.StrategyLazy4K || s.Cost == nil {
+			continue
+		}
+		part := fmt.Sprintf("%s stacks %s (%s resident + %s page tables",
+			sizes.IEC(s.StackBytes), sizes.IEC(s.Cost.TotalBytes), sizes.IEC(s.Cost.ResidentBytes), sizes.IEC(s.Cost.PageTables.PerStackBytes))
+		if k := s.Cost.KernelBytes; k != nil {
+			part += " + " + sizes.IEC(*k) + " kernel"
+		}
+		part += ")"
+		if base != nil && base.TotalBytes > 0 {
+			part += fmt.Sprintf(", %+.0f%%", 100*float64(s.Cost.TotalBytes-base.TotalBytes)/float64(base.TotalBytes))
+		} else {
+			base = s.Cost
+		}
+		parts = append(parts, part)
+	}
+	if len(parts) > 0 {
+		out = append(out, "per coroutine after the last step, lazy 4 KiB pages: "+strings.Join(parts, "; "))
+	}
+	for _, size := range stackSizes {
+		var over []int64
+		for _, s := range c.Strategies {
+			if s.StackBytes != size {
+				continue
+			}
+			for _, st := range s.Steps {
+				if st.Overflow && !slices.Contains(over, st.DepthBytes) {
+					over = append(over, st.DepthBytes)
+				}
+			}
+			break
+		}
+		if len(over) > 0 {
+			out = append(out, fmt.Sprintf("%s stacks cannot hold depth %s: those steps overflow into the guard and were not run", sizes.IEC(size), depthList(over)))
+		}
+	}
+	return out
+}
+
+func compareVerdicts(c *probe.Comparison) []string {
 	var out []string
 	page := int64(c.PageSize)
 	by := map[probe.StrategyName]probe.StrategyResult{}
@@ -186,9 +268,14 @@ func WriteCompareEvidence(w io.Writer, c *probe.Comparison, charts []string) err
 	b.WriteString("| strategy | step | depth | resident per stack | AnonHugePages per stack | page tables per stack | VMAs per stack | minor faults per touched page | touch time per page |\n")
 	b.WriteString("|---|---:|---:|---:|---:|---:|---:|---:|---:|\n")
 	var gos []probe.StrategyResult
+	multi := len(c.Sizes()) > 1
 	for _, s := range c.Strategies {
+		name := string(s.Strategy.Name)
+		if multi && s.StackBytes > 0 {
+			name += ", " + sizes.IEC(s.StackBytes) + " stacks"
+		}
 		if s.Skipped != "" {
-			fmt.Fprintf(&b, "| %s | — | — | skipped: %s | | | | | |\n", s.Strategy.Name, s.Skipped)
+			fmt.Fprintf(&b, "| %s | — | — | skipped: %s | | | | | |\n", name, s.Skipped)
 			continue
 		}
 		if s.Strategy.GoStacks {
@@ -196,6 +283,10 @@ func WriteCompareEvidence(w io.Writer, c *probe.Comparison, charts []string) err
 			continue
 		}
 		for i, st := range s.Steps {
+			if st.Overflow {
+				fmt.Fprintf(&b, "| %s | %d | %s | overflow: does not fit above the guard, not run | | | | | |\n", name, i+1, sizes.IEC(st.DepthBytes))
+				continue
+			}
 			res := span(st.RSSBytesMin, st.RSSBytesMax)
 			if st.PeakRSSBytesMax != st.RSSBytesMax {
 				res += " (peak " + sizes.IEC(st.PeakRSSBytesMax) + ")"
@@ -208,7 +299,7 @@ func WriteCompareEvidence(w io.Writer, c *probe.Comparison, charts []string) err
 			if f := st.MinorFaultsPerPage; f != nil {
 				faults = fmt.Sprintf("%.2f", *f)
 			}
-			fmt.Fprintf(&b, "| %s | %d | %s | %s | %s | %s | %.2f | %s | %s |\n", s.Strategy.Name, i+1, sizes.IEC(st.DepthBytes), res,
+			fmt.Fprintf(&b, "| %s | %d | %s | %s | %s | %s | %.2f | %s | %s |\n", name, i+1, sizes.IEC(st.DepthBytes), res,
 				optSize(st.AnonHugeBytesPerStack), pte, st.VMAsPerStack, faults, micros(st.TouchNsPerPage))
 		}
 	}
@@ -257,18 +348,26 @@ func WriteCompareEvidence(w io.Writer, c *probe.Comparison, charts []string) err
 // WriteCompareText writes the compare run's stdout summary.
 func WriteCompareText(w io.Writer, c *probe.Comparison, outDir string) error {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "strategy\tstep\tdepth\tresident/stack\tpeak/stack\tPTE/stack\tVMAs/stack\ttouch/page\t")
+	fmt.Fprintln(tw, "strategy\tstack\tstep\tdepth\tresident/stack\tpeak/stack\tPTE/stack\tVMAs/stack\ttouch/page\t")
 	for _, s := range c.Strategies {
+		stack := "-"
+		if s.StackBytes > 0 {
+			stack = sizes.IEC(s.StackBytes)
+		}
 		if s.Skipped != "" {
-			fmt.Fprintf(tw, "%s\t-\t-\tskipped\t\t\t\t\t\n", s.Strategy.Name)
+			fmt.Fprintf(tw, "%s\t%s\t-\t-\tskipped\t\t\t\t\t\n", s.Strategy.Name, stack)
 			continue
 		}
 		for i, st := range s.Steps {
-			if g := st.Go; g != nil {
-				fmt.Fprintf(tw, "%s\t%d\t%s\truntime %s\t\t\t\t\t\n", s.Strategy.Name, i+1, sizes.IEC(st.DepthBytes), optSize(g.RuntimeStackBytesPerGoroutine))
+			if st.Overflow {
+				fmt.Fprintf(tw, "%s\t%s\t%d\t%s\toverflow\t\t\t\t\t\n", s.Strategy.Name, stack, i+1, sizes.IEC(st.DepthBytes))
 				continue
 			}
-			fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\t%s\t%.2f\t%s\t\n", s.Strategy.Name, i+1, sizes.IEC(st.DepthBytes),
+			if g := st.Go; g != nil {
+				fmt.Fprintf(tw, "%s\t%s\t%d\t%s\truntime %s\t\t\t\t\t\n", s.Strategy.Name, stack, i+1, sizes.IEC(st.DepthBytes), optSize(g.RuntimeStackBytesPerGoroutine))
+				continue
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\t%s\t%s\t%.2f\t%s\t\n", s.Strategy.Name, stack, i+1, sizes.IEC(st.DepthBytes),
 				sizes.IEC(st.RSSBytesMean), sizes.IEC(st.PeakRSSBytesMax), optSize(st.PTEBytesPerStack), st.VMAsPerStack, micros(st.TouchNsPerPage))
 		}
 	}

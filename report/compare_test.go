@@ -143,7 +143,7 @@ func TestWriteCompareEvidence(t *testing.T) {
 	}
 	c.Strategies[4].Skipped = "too big"
 	b.Reset()
-	if err := WriteCompareText(&b, c, "out"); err != nil || !regexp.MustCompile(`eager +- +- +skipped`).MatchString(b.String()) {
+	if err := WriteCompareText(&b, c, "out"); err != nil || !regexp.MustCompile(`eager +- +- +- +skipped`).MatchString(b.String()) {
 		t.Errorf("skipped strategy: %v\n%s", err, b.String())
 	}
 }

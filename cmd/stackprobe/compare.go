@@ -6,6 +6,8 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"slices"
+	"strings"
 	"time"
 
 	"gonum.org/v1/plot"
@@ -14,6 +16,7 @@ import (
 	"stackprobe/plots"
 	"stackprobe/probe"
 	"stackprobe/report"
+	"stackprobe/sizes"
 )
 
 // compareHelp is compare's prose before its flags.
@@ -26,8 +29,11 @@ puts them side by side.
 released after each step with MADV_DONTNEED and with MADV_FREE, eager mmap
 (MAP_POPULATE), and Go's own goroutine stacks recursing through real frames.
 For each step it reports resident bytes per stack, page tables, VMAs, minor
-faults and time per page, and writes strategies.png, residency.png,
-summary.json and evidence.md.
+faults and time per page, what one coroutine costs after the last step
+(resident + page tables by address + kernel VMAs), and writes
+strategies.png, residency.png, summary.json and evidence.md. --stack may
+list sizes (--stack=64KiB,100MiB): every mmap strategy then runs once per
+size, side by side, and a depth a size cannot hold is shown as an overflow.
 
 --workload=pingpong runs the same epoll ping-pong (transport, clients,
 messages, pattern, seed, depths) under lazy-4k, lazy-thp, dontneed and free
@@ -54,6 +60,7 @@ Flags:
 const compareExamples = `
 Examples:
   stackprobe compare --stack=16MiB --depth=1B,1MiB,4KiB --tasks=4
+  stackprobe compare --stack=64KiB,100MiB --depth=16KiB,80KiB --tasks=1000
   stackprobe compare --workload=pingpong --depth=128KiB --rounds=5
 `
 
@@ -138,8 +145,22 @@ func runCompare(ctx context.Context, args []string, stdout, stderr io.Writer) er
 
 func runCompareTouch(ctx context.Context, o options, args []string, stdout, stderr io.Writer) error {
 	cfg := probe.Config{Workload: probe.WorkloadTouch, THP: mmapstack.THPNever, MapStack: true}
+	// --stack may list sizes to compare side by side; the depths are
+	// checked against the largest, and a smaller one that cannot hold a
+	// depth shows it as an overflow.
+	stacks, largest, err := stackList(o.stack)
+	if err != nil {
+		return err
+	}
+	o.stack = largest
 	if err := o.stackConfig(&cfg); err != nil {
 		return err
+	}
+	for i, b := range stacks {
+		stacks[i] = int64(mmapstack.RoundUp(int(b)))
+		if stacks[i] <= cfg.GuardBytes {
+			return usagef("--stack %s leaves no usable bytes above the %d-byte guard page", sizes.IEC(b), cfg.GuardBytes)
+		}
 	}
 	if err := o.outputConfig(); err != nil {
 		return err
@@ -159,7 +180,7 @@ func runCompareTouch(ctx context.Context, o options, args []string, stdout, stde
 		return err
 	}
 	defer ss.Close()
-	cr := probe.NewCompare(cfg, probe.Env{Command: commandLine(append([]string{"compare"}, args...))})
+	cr := probe.NewCompareSizes(cfg, stacks, probe.Env{Command: commandLine(append([]string{"compare"}, args...))})
 	stopProgress := showProgress(stderr, o.quiet, "strategies", cr, 0)
 	c, runErr := cr.Measure(ss.ctx)
 	stopProgress()
@@ -168,6 +189,28 @@ func runCompareTouch(ctx context.Context, o options, args []string, stdout, stde
 	}
 	writeCompare(ss, c)
 	return ss.conclude(stdout, c, func(w io.Writer) error { return report.WriteCompareText(w, c, ss.folder.Out()) }, withHint(runErr))
+}
+
+// stackList parses compare's --stack, a comma-separated list of distinct
+// sizes; largest is the largest as written.
+func stackList(s string) (stacks []int64, largest string, err error) {
+	for _, item := range strings.Split(s, ",") {
+		b, err := sizes.Parse(item)
+		if err != nil {
+			return nil, "", usagef("--stack: %v", err)
+		}
+		if b == 0 {
+			return nil, "", usagef("--stack must be larger than 0")
+		}
+		if slices.Contains(stacks, b) {
+			return nil, "", usagef("--stack %s: %s is listed twice", s, item)
+		}
+		if len(stacks) == 0 || b > slices.Max(stacks) {
+			largest = item
+		}
+		stacks = append(stacks, b)
+	}
+	return stacks, largest, nil
 }
 
 func runComparePingPong(ctx context.Context, o compareOptions, args []string, stdout, stderr io.Writer) error {

@@ -512,3 +512,84 @@ func TestComparePingPongEndToEnd(t *testing.T) {
 		t.Errorf("touch compare with --rounds: exit %d, %q", code, stderr)
 	}
 }
+
+// compare over two stack sizes: each mmap strategy once per size, the
+// per-coroutine cost of each from the page tables, and a depth the small
+// stack cannot hold shown as an overflow, not as a figure.
+func TestCompareStackSizes(t *testing.T) {
+	out := filepath.Join(t.TempDir(), "sizes")
+	code, stdout, stderr := invoke(t, "compare", "--stack=64KiB,100MiB", "--depth=16KiB,80KiB", "--tasks=200", "--quiet", "--format=json", "--out="+out)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	var c struct {
+		Strategies []struct {
+			Strategy struct {
+				Name string `json:"name"`
+			} `json:"strategy"`
+			StackBytes int64 `json:"stack_bytes"`
+			Skipped    string
+			Steps      []struct {
+				DepthBytes   int64 `json:"depth_bytes"`
+				Overflow     bool  `json:"overflow"`
+				RSSBytesMean int64 `json:"rss_bytes_mean"`
+			} `json:"steps"`
+			Cost *struct {
+				PageTables struct {
+					PerStackBytes int64 `json:"per_stack_bytes"`
+				} `json:"page_tables"`
+				TotalBytes int64 `json:"total_bytes"`
+			} `json:"cost"`
+		} `json:"strategies"`
+	}
+	if err := json.Unmarshal([]byte(stdout), &c); err != nil {
+		t.Fatal(err)
+	}
+	seen := 0
+	for _, s := range c.Strategies {
+		if s.Strategy.Name != "lazy-4k" {
+			continue
+		}
+		seen++
+		if len(s.Steps) != 2 || s.Cost == nil {
+			t.Fatalf("lazy-4k %d B: %d steps, cost %v", s.StackBytes, len(s.Steps), s.Cost)
+		}
+		pt := s.Cost.PageTables.PerStackBytes
+		switch s.StackBytes {
+		case 64 << 10:
+			if !s.Steps[1].Overflow || s.Steps[1].RSSBytesMean != 0 || s.Steps[1].DepthBytes != 80<<10 {
+				t.Errorf("64 KiB stacks at 80 KiB: %+v, want an overflow without figures", s.Steps[1])
+			}
+			if s.Steps[0].RSSBytesMean != 16<<10 {
+				t.Errorf("64 KiB stacks at 16 KiB: %d B resident", s.Steps[0].RSSBytesMean)
+			}
+			// Packed small stacks share PTE pages: 32 stacks per 2 MiB.
+			if pt > 256 {
+				t.Errorf("64 KiB stacks: %d B of page tables per stack, want at most 256", pt)
+			}
+		case 100 << 20:
+			if s.Steps[1].Overflow || s.Steps[1].RSSBytesMean != 80<<10 {
+				t.Errorf("100 MiB stacks at 80 KiB: %+v", s.Steps[1])
+			}
+			// One PTE page per stack top plus a share of the PMD pages
+			// (one per GiB, about 400 B per 100 MiB stack).
+			if pt < 4096 || pt > 4096+600 {
+				t.Errorf("100 MiB stacks: %d B of page tables per stack, want 4 KiB + the PMD share", pt)
+			}
+		default:
+			t.Errorf("lazy-4k with %d-byte stacks", s.StackBytes)
+		}
+	}
+	if seen != 2 {
+		t.Errorf("lazy-4k ran %d times, want once per size", seen)
+	}
+	ev, err := os.ReadFile(filepath.Join(out, "evidence.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"64 KiB stacks cannot hold depth 80 KiB", "overflow: does not fit above the guard", "per coroutine after the last step, lazy 4 KiB pages: 64 KiB stacks"} {
+		if !strings.Contains(string(ev), want) {
+			t.Errorf("evidence.md lacks %q", want)
+		}
+	}
+}
