@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"image/color"
 	"slices"
+	"strings"
 	"unicode/utf8"
 
 	"gonum.org/v1/plot"
@@ -100,6 +101,9 @@ func strategySeries(c *probe.Comparison) strategiesData {
 		l := strategyLine{shape: len(d.lines), goStacks: st.GoStacks}
 		for i, step := range sr.Steps {
 			x := float64(i)
+			if step.Overflow {
+				continue // the stack cannot hold this depth: not run
+			}
 			if g := step.Go; g != nil {
 				// The runtime's stack accounting, drawn as what it is.
 				if v := g.RuntimeStackBytesPerGoroutine; v != nil {
@@ -140,10 +144,15 @@ func legendNames(ss []probe.Strategy) []string {
 		useLabels = useLabels && utf8.RuneCountInString(names[i]) <= maxLegendLabel
 	}
 	if !useLabels {
+		count := map[probe.StrategyName]int{}
+		for _, s := range ss {
+			count[s.Name]++
+		}
 		for i, s := range ss {
-			names[i] = string(s.Name)
-			if s.Name == "" {
-				names[i] = s.Label
+			// A name that several strategies share (one per stack size)
+			// keeps its label, which tells them apart.
+			if s.Name != "" && (count[s.Name] == 1 || s.Label == "") {
+				names[i] = string(s.Name)
 			}
 		}
 	}
@@ -213,8 +222,8 @@ func Strategies(c *probe.Comparison) (*plot.Plot, error) {
 	p.Add(plotter.NewGrid())
 
 	var levels []level
-	if s := float64(c.Config.StackBytes); s > 0 {
-		levels = append(levels, level{bytes: s, label: "stack size " + iecLabel(s)})
+	for _, b := range c.Sizes() {
+		levels = append(levels, level{bytes: float64(b), label: "stack size " + iecLabel(float64(b))})
 	}
 	if d.mayHuge {
 		levels = append(levels, level{bytes: huge, label: "huge page " + iecLabel(huge)})
@@ -318,7 +327,14 @@ func strategiesCaption(c *probe.Comparison, sys procread.System, d strategiesDat
 		"thp_enabled " + thpMode(sys.THPEnabled),
 		fmt.Sprintf("%d stack%s per strategy", cfg.Tasks, plural(cfg.Tasks)),
 	}
-	if cfg.StackBytes > 0 {
+	switch stacks := c.Sizes(); {
+	case len(stacks) > 1:
+		var list []string
+		for _, b := range stacks {
+			list = append(list, iecLabel(float64(b)))
+		}
+		parts = append(parts, strings.Join(list, " and ")+" stacks (overflowed steps not drawn)")
+	case cfg.StackBytes > 0:
 		parts = append(parts, fmt.Sprintf("%s stacks", iecLabel(float64(cfg.StackBytes))))
 	}
 	parts = append(parts, fmt.Sprintf("guard %s", cfg.Guard))

@@ -12,6 +12,7 @@ import (
 
 	"stackprobe/mmapstack"
 	"stackprobe/procread"
+	"stackprobe/sizes"
 )
 
 // StrategyName is a strategy's short, stable name, as summary.json spells it.
@@ -345,6 +346,10 @@ sizes:
 			default:
 				sr, err = runMmapStrategy(ctx, sized, st, env)
 				sr.StackBytes = size
+				if len(cr.sizes) > 1 {
+					// Charts and tables tell the sizes apart by label.
+					sr.Strategy.Label = fmt.Sprintf("%s, %s stacks", st.Name, sizes.IEC(size))
+				}
 				c.Strategies = append(c.Strategies, withOverflows(sr, cfg.Depths, overflow))
 			}
 			if err != nil {
