@@ -166,7 +166,7 @@ func Residency(rm *probe.ResidencyMap, title string) (*plot.Plot, error) {
 	if title == "" {
 		title = "Resident pages at the top of each stack"
 	}
-	caption := fmt.Sprintf("%d stack%s, top %s of each (window: at least twice the deepest present page), %s pages",
+	caption := fmt.Sprintf("%d stack%s, top %s of each (the window holds every present page drawn), %s pages",
 		len(d.rows), plural(len(d.rows)), iecLabel(d.window), iecLabel(float64(d.page)))
 	if d.method != "" {
 		caption += ", read by " + methodWords(d.method)
@@ -303,13 +303,16 @@ func (k runKind) colour() color.Color {
 	return colResident
 }
 
-// methodWords names a residency method for a caption.
+// methodWords names a residency method for a label: "page tables" when
+// the result does not say.
 func methodWords(m string) string {
 	switch m {
 	case "scan":
 		return "PAGEMAP_SCAN"
 	case "pagemap":
 		return "/proc/self/pagemap"
+	case "":
+		return "page tables"
 	}
 	return m
 }

@@ -114,7 +114,7 @@ func TestResidency(t *testing.T) {
 	if p.Y.Min != -31.5 || p.Y.Max != 0.5 {
 		t.Errorf("y range [%v, %v], want [-31.5, 0.5]", p.Y.Min, p.Y.Max)
 	}
-	if !strings.Contains(p.X.Label.Text, "32 stacks, top 8 MiB of each (window: at least twice the deepest present page), 4 KiB pages, read by PAGEMAP_SCAN") {
+	if !strings.Contains(p.X.Label.Text, "32 stacks, top 8 MiB of each (the window holds every present page drawn), 4 KiB pages, read by PAGEMAP_SCAN") {
 		t.Errorf("caption %q", p.X.Label.Text)
 	}
 	var d residencyData
