@@ -277,9 +277,11 @@ type sampler struct {
 	err      error
 }
 
-// run samples every interval until ctx ends or a sample fails; it also
-// reports progress (client 0's steps), so that nothing but the tasks' own
-// work runs on the IO threads.
+// run samples every interval until ctx ends or a sample fails, and once
+// more when ctx ends (the IO has stopped by then): the timeline ends with
+// what the stacks hold after the IO, which the final measurement must
+// equal. It also reports progress (client 0's steps), so that nothing but
+// the tasks' own work runs on the IO threads.
 func (s *sampler) run(ctx context.Context) error {
 	// Pinned so that RUSAGE_THREAD measures the sampler alone.
 	runtime.LockOSThread()
@@ -297,6 +299,10 @@ func (s *sampler) run(ctx context.Context) error {
 		s.progress(int(s.states[0].steps.Load()), s.cfg.Messages)
 		select {
 		case <-ctx.Done():
+			if err := s.take(); err != nil {
+				s.err = err
+				return err
+			}
 			return nil
 		case <-t.C:
 		}
