@@ -12,6 +12,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"stackprobe/internal/sys"
 	"stackprobe/mmapstack"
 	"stackprobe/procread"
 )
@@ -254,4 +255,93 @@ func TestPingPongLiveSamplesEqualFinal(t *testing.T) {
 		low += *d.LowHugeStacks
 	}
 	t.Logf("final %d bytes, %d stacks hold the upper part of a huge page from the stack below", final, low)
+}
+
+// rss_bytes is memory held: a stack whose top pages map the shared zero
+// page (made with userfaultfd UFFDIO_ZEROPAGE; a plain read would allocate
+// a page on a kernel booted with pvm_no_zero_page) counts them as present
+// to mincore, as zero-page bytes, and not in RSS, which equals smaps Rss.
+func TestZeroPageIsNotRSS(t *testing.T) {
+	uffd, err := sys.Userfaultfd(unix.O_CLOEXEC | sys.UFFD_USER_MODE_ONLY)
+	if err != nil {
+		if errors.Is(err, unix.EPERM) || errors.Is(err, unix.ENOSYS) || errors.Is(err, unix.EINVAL) {
+			t.Skip("userfaultfd unavailable (vm.unprivileged_userfaultfd, seccomp or kernel config): " + err.Error())
+		}
+		t.Fatal(err)
+	}
+	defer unix.Close(uffd)
+	api := sys.UffdioAPI{API: sys.UFFD_API}
+	if err := sys.UffdIoctl(uffd, sys.UFFDIO_API, &api); err != nil {
+		t.Fatal(err)
+	}
+	cfg := touchConfig(1, 4096)
+	stacks, err := reserveAll(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer closeAll(stacks)
+	st := stacks[0]
+	ps := uint64(mmapstack.PageSize())
+	top := uint64(st.Top())
+	reg := sys.UffdioRegister{Range: sys.UffdioRange{Start: top - 16*ps, Len: 16 * ps}, Mode: sys.UFFDIO_REGISTER_MODE_MISSING}
+	if err := sys.UffdIoctl(uffd, sys.UFFDIO_REGISTER, &reg); err != nil {
+		t.Skip("UFFDIO_REGISTER: " + err.Error())
+	}
+	if reg.Ioctls&(1<<0x04) == 0 {
+		t.Skipf("UFFDIO_ZEROPAGE not offered on anonymous memory (ioctls %#x)", reg.Ioctls)
+	}
+	// The top 3 pages get the zero page; writing the top one copies it
+	// into a page of its own (a write fault, not a missing-page fault,
+	// which would wait for a handler that does not exist).
+	zp := sys.UffdioZeropage{Range: sys.UffdioRange{Start: top - 3*ps, Len: 3 * ps}}
+	if err := sys.UffdIoctl(uffd, sys.UFFDIO_ZEROPAGE, &zp); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.Touch(1); err != nil {
+		t.Fatal(err)
+	}
+	proc, err := procread.NewReader("/proc", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, method := range []procread.Method{procread.MethodScan, procread.MethodPagemap, procread.MethodMincore} {
+		pm, err := procread.OpenPagemap("/proc", 0, method)
+		if err != nil {
+			t.Fatal(err)
+		}
+		m := newMeter(stacks, proc, pm)
+		var s Sample
+		if err := m.residency(&s); err != nil {
+			t.Fatal(err)
+		}
+		if err := m.smaps(&s); err != nil {
+			t.Fatal(err)
+		}
+		pm.Close()
+		got := s.Stacks[0]
+		n, _, err := procread.ResidentPages(st.Base(), uintptr(st.Size()), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n != 3 {
+			t.Fatalf("mincore counts %d pages, want 3 (1 written, 2 zero page)", n)
+		}
+		if got.SmapsRSS != int64(ps) {
+			t.Skipf("UFFDIO_ZEROPAGE mapped real pages here: smaps Rss %d, want %d", got.SmapsRSS, ps)
+		}
+		want := StackSample{RSS: int64(ps), HugeBytes: 0, ZeroPageBytes: 2 * int64(ps), SwappedBytes: 0, LowHugeBytes: 0, SmapsRSS: int64(ps), AnonHuge: 0}
+		switch {
+		case method == procread.MethodMincore:
+			// mincore cannot tell the zero page: present is all it sees.
+			want = StackSample{RSS: 3 * int64(ps), HugeBytes: -1, ZeroPageBytes: -1, SwappedBytes: -1, LowHugeBytes: -1, SmapsRSS: int64(ps), AnonHuge: 0}
+		case pm.Known()&procread.ClassZeroPage == 0:
+			want.RSS, want.ZeroPageBytes, want.HugeBytes, want.LowHugeBytes = 3*int64(ps), -1, -1, -1
+		}
+		if got != want {
+			t.Errorf("%v: %+v, want %+v", method, got, want)
+		}
+		if method != procread.MethodMincore && pm.Known()&procread.ClassZeroPage != 0 && (s.Check == nil || !s.Check.Agree) {
+			t.Errorf("%v: smaps check %+v, want agreement", method, s.Check)
+		}
+	}
 }
