@@ -225,7 +225,7 @@ func RSSVsDepth(r *probe.Result) (*plot.Plot, error) {
 	p := plot.New()
 	p.Title.Text = titled("Resident stack memory vs depth", r)
 	setLabel(&p.X, "depth used per stack", caption(r))
-	setLabel(&p.Y, "resident bytes per stack (mincore)", "")
+	setLabel(&p.Y, "resident bytes per stack ("+methodWords(r.Residency.Method)+")", "")
 	legendOutside(p)
 	p.Add(plotter.NewGrid())
 

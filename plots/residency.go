@@ -13,35 +13,31 @@ import (
 	"stackprobe/probe"
 )
 
-// pageRun is a run of consecutive resident pages in one row of a residency
-// map: pages first .. first+n-1 below the top.
-type pageRun struct {
-	first, n int
-}
-
-// residentRuns are the runs of resident pages in row, top first. A stack
-// touched to depth d under 4 KiB pages is one run from page 0; a huge page
-// is one run of 512 pages.
-func residentRuns(row []bool) []pageRun {
-	var runs []pageRun
-	for j := 0; j < len(row); {
-		if !row[j] {
-			j++
-			continue
-		}
-		k := j
-		for k < len(row) && row[k] {
-			k++
-		}
-		runs = append(runs, pageRun{first: j, n: k - j})
-		j = k
-	}
-	return runs
-}
-
-// byteRun is a run of resident bytes below the top of a stack: [from, to).
+// byteRun is a run of present bytes below the top of a stack: [from, to),
+// of one kind.
 type byteRun struct {
 	from, to float64
+	kind     runKind
+}
+
+// runKind is what a run of present pages is.
+type runKind uint8
+
+const (
+	runBase     runKind = iota // resident base pages
+	runHuge                    // resident as part of a transparent huge page
+	runZeroPage                // mapped to the shared zero page: present, not memory
+)
+
+// kindOf is the kind of a ResidencyMap run.
+func kindOf(r probe.ResidentRun) runKind {
+	switch {
+	case r.ZeroPage:
+		return runZeroPage
+	case r.Huge:
+		return runHuge
+	}
+	return runBase
 }
 
 // residencyRow is one row of a residency chart.
@@ -53,7 +49,7 @@ type residencyRow struct {
 	// width is how many bytes below the top the row's map covers; the
 	// chart is blank beyond it.
 	width float64
-	// resident are the row's runs of resident pages, in bytes.
+	// resident are the row's runs of present pages, in bytes.
 	resident []byteRun
 }
 
@@ -67,6 +63,10 @@ type residencyData struct {
 	page int64
 	// groups counts the maps added.
 	groups int
+	// kinds[k] is set when some row has a run of kind k.
+	kinds [3]bool
+	// method is the residency method of the first map that names one.
+	method string
 }
 
 // groupGap is the blank space between two maps' rows, in rows.
@@ -89,15 +89,23 @@ func (d *residencyData) add(rm *probe.ResidencyMap, n int, label func(i int) str
 	}
 	d.groups++
 	d.window = max(d.window, float64(rm.WindowBytes))
+	if d.method == "" {
+		d.method = rm.Method
+	}
 	n = min(n, len(rm.Rows))
 	for k := range n {
 		i := k * len(rm.Rows) / n
-		row := residencyRow{label: label(i), pos: pos, width: float64(int64(len(rm.Rows[i])) * page)}
-		for _, r := range residentRuns(rm.Rows[i]) {
+		row := residencyRow{label: label(i), pos: pos, width: float64(rm.WindowBytes)}
+		for _, r := range rm.Rows[i] {
+			if r.From >= rm.WindowBytes {
+				continue
+			}
 			row.resident = append(row.resident, byteRun{
-				from: float64(int64(r.first) * page),
-				to:   float64(int64(r.first+r.n) * page),
+				from: float64(r.From),
+				to:   float64(min(r.To, rm.WindowBytes)),
+				kind: kindOf(r),
 			})
+			d.kinds[kindOf(r)] = true
 		}
 		d.rows = append(d.rows, row)
 		d.window = max(d.window, row.width)
@@ -114,10 +122,14 @@ func stackLabel(rm *probe.ResidencyMap, i int) string {
 	return fmt.Sprintf("row %d", i)
 }
 
-// Residency colours: a resident page is dark, a page the map covers that is
-// not resident is light; where a row's map ends the chart is left white.
+// Residency colours: a resident base page is dark blue, a page of a
+// transparent huge page orange, a zero-page mapping green; a page the map
+// covers that is not present is light; where a row's map ends the chart is
+// left white.
 var (
 	colResident    = color.NRGBA{R: 23, G: 55, B: 120, A: 255}
+	colHuge        = color.NRGBA{R: 230, G: 120, B: 20, A: 255}
+	colZeroPage    = color.NRGBA{R: 60, G: 160, B: 80, A: 255}
 	colNotResident = color.NRGBA{R: 220, G: 220, B: 220, A: 255}
 	colOutside     = color.NRGBA{R: 255, G: 255, B: 255, A: 255}
 )
@@ -130,12 +142,15 @@ const maxMapRows = 256
 const maxCompareRows = 4
 
 // Residency draws which pages at the top of some stacks are resident: one
-// row per stack, labelled with the stack's index, one column per page from
-// the top (left) down, dark where the page is resident. A stack used to
-// depth d under 4 KiB pages shows a dark run ceil(d/4 KiB) pages long; one
-// backed by a transparent huge page shows a solid 2 MiB run. An empty title
-// gets a default. A map of more than maxMapRows rows is drawn with that
-// many, evenly spread. It fails for a nil map or one with no rows.
+// row per stack, labelled with the stack's index, bytes below the top from
+// left to right over the map's window, dark where a base page is resident,
+// orange where a transparent huge page is. A stack used to depth d under
+// 4 KiB pages shows a dark run ceil(d/4 KiB) pages long; one backed by a
+// huge page an orange run to the huge page's end. Every run is at least
+// about a pixel wide, so a single page shows. The caption gives the window
+// and the method that read the map. An empty title gets a default. A map
+// of more than maxMapRows rows is drawn with that many, evenly spread. It
+// fails for a nil map or one with no rows.
 func Residency(rm *probe.ResidencyMap, title string) (*plot.Plot, error) {
 	if rm == nil {
 		return nil, errors.New("residency: no map")
@@ -151,8 +166,11 @@ func Residency(rm *probe.ResidencyMap, title string) (*plot.Plot, error) {
 	if title == "" {
 		title = "Resident pages at the top of each stack"
 	}
-	caption := fmt.Sprintf("%d stack%s, top %s of each, %s pages",
+	caption := fmt.Sprintf("%d stack%s, top %s of each (the window holds every present page drawn), %s pages",
 		len(d.rows), plural(len(d.rows)), iecLabel(d.window), iecLabel(float64(d.page)))
+	if d.method != "" {
+		caption += ", read by " + methodWords(d.method)
+	}
 	return residencyPlot(d, title, "stack", caption)
 }
 
@@ -205,6 +223,32 @@ func ResidencyCompare(c *probe.Comparison) (*plot.Plot, error) {
 	return residencyPlot(d, title, "strategy #stack", wrap(parts, " · ", captionWidth))
 }
 
+// legendEntry is one line of a residency chart's legend.
+type legendEntry struct {
+	text string
+	swatch
+}
+
+// legend lists the colours d's chart uses: huge and zero-page runs only
+// when some row has them, "beyond the map" only when a row is narrower
+// than the window.
+func (d *residencyData) legend() []legendEntry {
+	out := []legendEntry{{"resident page", swatch{fill: colResident}}}
+	if d.kinds[runHuge] {
+		out = append(out, legendEntry{"huge page", swatch{fill: colHuge}})
+	}
+	if d.kinds[runZeroPage] {
+		out = append(out, legendEntry{"zero page (not memory)", swatch{fill: colZeroPage}})
+	}
+	out = append(out, legendEntry{"not resident", swatch{fill: colNotResident}})
+	for _, r := range d.rows {
+		if r.width < d.window {
+			return append(out, legendEntry{"beyond the map", swatch{fill: colOutside, edge: colNotResident}})
+		}
+	}
+	return out
+}
+
 // residencyPlot draws d.
 func residencyPlot(d residencyData, title, yName, caption string) (*plot.Plot, error) {
 	p := plot.New()
@@ -218,13 +262,8 @@ func residencyPlot(d residencyData, title, yName, caption string) (*plot.Plot, e
 		cells.height = 0.8 // a gap between rows while they are tall
 	}
 	p.Add(cells)
-	p.Legend.Add("resident page", swatch{fill: colResident})
-	p.Legend.Add("not resident", swatch{fill: colNotResident})
-	for _, r := range d.rows {
-		if r.width < d.window {
-			p.Legend.Add("beyond the map", swatch{fill: colOutside, edge: colNotResident})
-			break
-		}
+	for _, e := range d.legend() {
+		p.Legend.Add(e.text, e.swatch)
 	}
 
 	xa := byteAxis{min: 0, max: d.window}
@@ -253,6 +292,31 @@ func rowTicks(rows []residencyRow) plot.ConstantTicks {
 	return ticks
 }
 
+// colour is the fill of a run of kind k.
+func (k runKind) colour() color.Color {
+	switch k {
+	case runHuge:
+		return colHuge
+	case runZeroPage:
+		return colZeroPage
+	}
+	return colResident
+}
+
+// methodWords names a residency method for a label: "page tables" when
+// the result does not say.
+func methodWords(m string) string {
+	switch m {
+	case "scan":
+		return "PAGEMAP_SCAN"
+	case "pagemap":
+		return "/proc/self/pagemap"
+	case "":
+		return "page tables"
+	}
+	return m
+}
+
 // minRunWidth is the narrowest a resident run is drawn: about one pixel at
 // the PNG resolution, so a single resident page in a window of thousands
 // stays visible.
@@ -277,7 +341,7 @@ func (rc *residencyCells) Plot(c draw.Canvas, p *plot.Plot) {
 		for _, run := range r.resident {
 			x0, x1 := trX(run.from), trX(run.to)
 			x1 = max(x1, x0+minRunWidth)
-			fillRect(&c, colResident, x0, y0, x1, y1)
+			fillRect(&c, run.kind.colour(), x0, y0, x1, y1)
 		}
 	}
 }

@@ -8,31 +8,18 @@ import (
 	"stackprobe/probe"
 )
 
-func TestResidentRuns(t *testing.T) {
-	tests := []struct {
-		name string
-		row  []bool
-		want []pageRun
+func TestKindOf(t *testing.T) {
+	for _, tt := range []struct {
+		run  probe.ResidentRun
+		want runKind
 	}{
-		{"empty", nil, nil},
-		{"none resident", []bool{false, false, false}, nil},
-		{"all resident", []bool{true, true, true}, []pageRun{{0, 3}}},
-		{"top page", []bool{true, false, false}, []pageRun{{0, 1}}},
-		{"bottom page", []bool{false, false, true}, []pageRun{{2, 1}}},
-		{"split", []bool{true, true, false, true, false, true, true}, []pageRun{{0, 2}, {3, 1}, {5, 2}}},
-	}
-	for _, tt := range tests {
-		if got := residentRuns(tt.row); !slices.Equal(got, tt.want) {
-			t.Errorf("%s: residentRuns = %v, want %v", tt.name, got, tt.want)
+		{probe.ResidentRun{From: 0, To: page}, runBase},
+		{probe.ResidentRun{From: 0, To: 2 * mib, Huge: true}, runHuge},
+		{probe.ResidentRun{From: 0, To: page, ZeroPage: true}, runZeroPage},
+	} {
+		if got := kindOf(tt.run); got != tt.want {
+			t.Errorf("kindOf(%+v) = %d, want %d", tt.run, got, tt.want)
 		}
-	}
-
-	// A lazy 4 KiB stack used to 1 MiB, and one backed by a huge page.
-	if got := residentRuns(topRows(1, 2048, 256).Rows[0]); !slices.Equal(got, []pageRun{{0, 256}}) {
-		t.Errorf("1 MiB of 4 KiB pages: %v", got)
-	}
-	if got := residentRuns(topRows(1, 2048, 512).Rows[0]); !slices.Equal(got, []pageRun{{0, 512}}) {
-		t.Errorf("a 2 MiB huge page: %v", got)
 	}
 }
 
@@ -42,6 +29,9 @@ func TestResidencyData(t *testing.T) {
 	d.add(lazy, maxCompareRows, func(i int) string { return "lazy-4k " + stackLabel(lazy, i) })
 	thp := topRows(2, 2048, 512)
 	thp.Stacks = thp.Stacks[:1] // a row the map does not name
+	thp.Rows[0][0].Huge = true
+	// A run past the window is not drawn; one reaching past it is cut.
+	thp.Rows[1] = []probe.ResidentRun{{From: 0, To: page}, {From: 8*mib - page, To: 9 * mib}, {From: 9 * mib, To: 10 * mib}}
 	d.add(thp, maxCompareRows, func(i int) string { return "lazy-thp " + stackLabel(thp, i) })
 
 	var labels []string
@@ -60,11 +50,17 @@ func TestResidencyData(t *testing.T) {
 	if d.window != 8*mib || d.page != page || d.groups != 2 {
 		t.Errorf("window %v page %v groups %d, want 8 MiB, 4 KiB, 2", d.window, d.page, d.groups)
 	}
-	if r := d.rows[0]; r.width != 2*mib || !slices.Equal(r.resident, []byteRun{{0, mib}}) {
+	if r := d.rows[0]; r.width != 2*mib || !slices.Equal(r.resident, []byteRun{{0, mib, runBase}}) {
 		t.Errorf("lazy row: width %v runs %v, want 2 MiB and [0, 1 MiB)", r.width, r.resident)
 	}
-	if r := d.rows[4]; r.width != 8*mib || !slices.Equal(r.resident, []byteRun{{0, 2 * mib}}) {
-		t.Errorf("THP row: width %v runs %v, want 8 MiB and [0, 2 MiB)", r.width, r.resident)
+	if r := d.rows[4]; r.width != 8*mib || !slices.Equal(r.resident, []byteRun{{0, 2 * mib, runHuge}}) {
+		t.Errorf("THP row: width %v runs %v, want 8 MiB and a huge [0, 2 MiB)", r.width, r.resident)
+	}
+	if r := d.rows[5]; !slices.Equal(r.resident, []byteRun{{0, page, runBase}, {8*mib - page, 8 * mib, runBase}}) {
+		t.Errorf("clipped row: runs %v, want the top page and the window's last page", r.resident)
+	}
+	if d.kinds != [3]bool{runBase: true, runHuge: true} {
+		t.Errorf("kinds %v, want base and huge", d.kinds)
 	}
 }
 
@@ -92,10 +88,9 @@ func TestResidency(t *testing.T) {
 	// 32 stacks over an 8 MiB window: the lazy ones used to 1 MiB, every
 	// fourth backed by a huge page.
 	rm := topRows(32, 2048, 256)
+	rm.Method = "scan"
 	for i := 0; i < len(rm.Rows); i += 4 {
-		for j := range 512 {
-			rm.Rows[i][j] = true
-		}
+		rm.Rows[i] = []probe.ResidentRun{{From: 0, To: 2 * mib, Huge: true}}
 	}
 	p, err := Residency(rm, "Resident pages at the top of 32 of 320 stacks")
 	if err != nil {
@@ -119,8 +114,17 @@ func TestResidency(t *testing.T) {
 	if p.Y.Min != -31.5 || p.Y.Max != 0.5 {
 		t.Errorf("y range [%v, %v], want [-31.5, 0.5]", p.Y.Min, p.Y.Max)
 	}
-	if !strings.Contains(p.X.Label.Text, "32 stacks, top 8 MiB of each, 4 KiB pages") {
+	if !strings.Contains(p.X.Label.Text, "32 stacks, top 8 MiB of each (the window holds every present page drawn), 4 KiB pages, read by PAGEMAP_SCAN") {
 		t.Errorf("caption %q", p.X.Label.Text)
+	}
+	var d residencyData
+	d.add(rm, maxMapRows, func(i int) string { return stackLabel(rm, i) })
+	var legend []string
+	for _, e := range d.legend() {
+		legend = append(legend, e.text)
+	}
+	if want := []string{"resident page", "huge page", "not resident"}; !slices.Equal(legend, want) {
+		t.Errorf("legend %q, want %q", legend, want)
 	}
 	savePNG(t, p)
 
@@ -137,7 +141,7 @@ func TestResidencyErrors(t *testing.T) {
 	for name, rm := range map[string]*probe.ResidencyMap{
 		"nil":      nil,
 		"no rows":  {WindowBytes: 2 * mib, PageSize: page},
-		"no pages": {PageSize: page, Stacks: []int{0}, Rows: [][]bool{{}}},
+		"no pages": {PageSize: page, Stacks: []int{0}, Rows: [][]probe.ResidentRun{{}}},
 	} {
 		if _, err := Residency(rm, "x"); err == nil {
 			t.Errorf("%s: no error", name)

@@ -25,9 +25,9 @@ const fixtureStack = (100e6 + page - 1) / page * page
 func topRows(n, pages, resident int) *probe.ResidencyMap {
 	rm := &probe.ResidencyMap{WindowBytes: int64(pages) * page, PageSize: page}
 	for i := range n {
-		row := make([]bool, pages)
-		for j := range min(resident, pages) {
-			row[j] = true
+		var row []probe.ResidentRun
+		if resident > 0 {
+			row = []probe.ResidentRun{{From: 0, To: int64(min(resident, pages)) * page}}
 		}
 		rm.Stacks = append(rm.Stacks, i*10)
 		rm.Rows = append(rm.Rows, row)

@@ -54,7 +54,7 @@ func timelineSeries(tl []probe.TimelinePoint) timelineData {
 }
 
 // RSSOverTime charts the ping-pong run's sampled history: resident bytes of
-// all stacks together (mincore), the schedule's prediction for them, the
+// all stacks together (as the run's residency method read them), the schedule's prediction for them, the
 // process's VmRSS and its page tables (VmPTE), against seconds since the run
 // started. Each depth step of a ramp is a dashed vertical line labelled with
 // the new depth. It fails when the Result has no timeline.
@@ -83,7 +83,7 @@ func RSSOverTime(r *probe.Result) (*plot.Plot, error) {
 		dash  []vg.Length
 	}{
 		{d.expected, "stacks, predicted", colClaim, 1.2, []vg.Length{vg.Points(5), vg.Points(3)}},
-		{d.stacks, "stacks, mincore", colStacks, 2, nil},
+		{d.stacks, "stacks, " + methodWords(r.Residency.Method), colStacks, 2, nil},
 		{d.vmRSS, "VmRSS (process)", colVmRSS, 1.2, nil},
 		{d.vmPTE, "VmPTE (page tables)", colVmPTE, 1.2, nil},
 	}

@@ -27,34 +27,23 @@ func BenchmarkSample(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	m := newMeter(stacks, proc)
-	if err := m.learnHugeEligibility(); err != nil {
-		b.Fatal(err)
-	}
-	deepest := func(int) int64 { return 1 * mib }
-	shallow := func(int) int64 { return 4096 }
 	var s Sample
-	b.Run("mincore-window", func(b *testing.B) {
-		for b.Loop() {
-			if err := m.residencyWithin(&s, deepest); err != nil {
-				b.Fatal(err)
-			}
+	for _, method := range []procread.Method{procread.MethodScan, procread.MethodPagemap, procread.MethodMincore} {
+		pm, err := procread.OpenPagemap("/proc", 0, method)
+		if err != nil {
+			b.Fatal(err)
 		}
-	})
-	b.Run("mincore-one-page", func(b *testing.B) {
-		for b.Loop() {
-			if err := m.residencyWithin(&s, shallow); err != nil {
-				b.Fatal(err)
+		m := newMeter(stacks, proc, pm)
+		b.Run(method.String()+"-whole", func(b *testing.B) {
+			for b.Loop() {
+				if err := m.residency(&s); err != nil {
+					b.Fatal(err)
+				}
 			}
-		}
-	})
-	b.Run("mincore-whole", func(b *testing.B) {
-		for b.Loop() {
-			if err := m.residency(&s); err != nil {
-				b.Fatal(err)
-			}
-		}
-	})
+		})
+		pm.Close()
+	}
+	m := newMeter(stacks, proc, nil)
 	b.Run("totals", func(b *testing.B) {
 		for b.Loop() {
 			if err := m.totals(&s); err != nil {
@@ -102,10 +91,11 @@ func BenchmarkSamplerShare(b *testing.B) {
 	}
 }
 
-// BenchmarkResidency1000Stacks compares the two ways to get per-stack
+// BenchmarkResidency1000Stacks compares the ways to get per-stack
 // residency of 1000 stacks of 100 MiB, each used to 16 KiB: mincore over
-// every whole mapping, and one read of /proc/self/smaps attributed to the
-// stacks by address (what the cross-check costs).
+// every whole mapping, one PAGEMAP_SCAN walk of them all, and one read of
+// /proc/self/smaps attributed to the stacks by address (what the
+// cross-check costs).
 func BenchmarkResidency1000Stacks(b *testing.B) {
 	cfg := touchConfig(1000, 16<<10)
 	stacks, err := reserveAll(context.Background(), cfg)
@@ -122,18 +112,26 @@ func BenchmarkResidency1000Stacks(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	m := newMeter(stacks, proc)
 	var s Sample
-	if err := m.residency(&s); err != nil {
-		b.Fatal(err)
-	}
-	b.Run("mincore", func(b *testing.B) {
-		for b.Loop() {
-			if err := m.residency(&s); err != nil {
-				b.Fatal(err)
-			}
+	var m *meter
+	for _, method := range []procread.Method{procread.MethodMincore, procread.MethodScan} {
+		pm, err := procread.OpenPagemap("/proc", 0, method)
+		if err != nil {
+			b.Fatal(err)
 		}
-	})
+		defer pm.Close()
+		m = newMeter(stacks, proc, pm)
+		if err := m.residency(&s); err != nil {
+			b.Fatal(err)
+		}
+		b.Run(method.String(), func(b *testing.B) {
+			for b.Loop() {
+				if err := m.residency(&s); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
 	b.Run("smaps", func(b *testing.B) {
 		for b.Loop() {
 			if err := m.smaps(&s); err != nil {

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"stackprobe/mmapstack"
+	"stackprobe/procread"
 )
 
 // Workload names what runs on the stacks.
@@ -69,6 +70,9 @@ type Config struct {
 	TouchMode TouchMode `json:"touch"`
 	// CheckGuard overflows a stack by one byte under each guard mode.
 	CheckGuard bool `json:"check_guard,omitempty"`
+	// Residency is how residency is read (--residency); summary.json
+	// records it, and the method really used, in Summary.Residency.
+	Residency procread.Method `json:"-"`
 
 	// Ping-pong only.
 	Transport string        `json:"transport,omitempty"`

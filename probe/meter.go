@@ -1,6 +1,7 @@
 package probe
 
 import (
+	"cmp"
 	"fmt"
 	"slices"
 	"time"
@@ -17,13 +18,26 @@ type StackInfo struct {
 	Size  int
 }
 
-// StackSample is one stack at one sample.
+// StackSample is one stack at one sample. Every figure covers the
+// stack's whole mapping, guard included (a guard page is never resident,
+// so the figures equal those of the usable part), and is attributed by
+// address: a huge page that straddles two stacks counts in each for the
+// pages inside it.
 type StackSample struct {
 	// Depth is the depth the schedule last gave this stack, bytes.
 	Depth int64
-	// RSS is the stack's resident bytes from mincore(2) over the whole
-	// mapping, guard included.
+	// RSS is the memory the stack holds, bytes: its resident pages, the
+	// shared zero page excluded (equal to smaps Rss of its own VMAs).
 	RSS int64
+	// HugeBytes are resident bytes in transparent huge pages,
+	// ZeroPageBytes bytes mapped to the shared zero page (present to
+	// mincore, not memory), SwappedBytes bytes swapped out; -1 when the
+	// method cannot tell the class apart.
+	HugeBytes, ZeroPageBytes, SwappedBytes int64
+	// LowHugeBytes are the resident bytes at the stack's low end that
+	// belong to a huge page beginning below the stack; -1 when the method
+	// cannot see huge pages.
+	LowHugeBytes int64
 	// SmapsRSS and AnonHuge come from /proc/self/smaps; -1 when smaps was
 	// not read for this sample or the stack shares its VMA with others.
 	SmapsRSS int64
@@ -40,6 +54,8 @@ type Sample struct {
 	StackRSS int64
 	// Expected is what the schedule predicts for StackRSS.
 	Expected int64
+	// Method is the residency method that measured Stacks.
+	Method procread.Method
 	// Check is set when smaps was read for this sample.
 	Check *SmapsCheck
 	// Cost is the wall time the measurement took.
@@ -56,77 +72,197 @@ type Recorder interface {
 type meter struct {
 	stacks []*mmapstack.Stack
 	byBase []int // stack indexes in address order
+	// ranges[k] is stack byBase[k]'s whole mapping, counts[k] its figures.
+	ranges []procread.PageRange
+	counts []procread.PageCounts
+	pm     *procread.Pagemap
 	proc   *procread.Reader
-	vec    []byte
 	vmas   []vmaRSS
-	// noHuge[i] is set once smaps showed every VMA of stack i with
-	// VmFlags nh (MADV_NOHUGEPAGE, or MAP_STACK on Linux >= 6.7).
-	noHuge []bool
 }
 
 type vmaRSS struct{ start, end, rss, anonHuge uint64 }
 
-func newMeter(stacks []*mmapstack.Stack, proc *procread.Reader) *meter {
+// newMeter measures stacks with pm; proc reads the process totals and smaps.
+func newMeter(stacks []*mmapstack.Stack, proc *procread.Reader, pm *procread.Pagemap) *meter {
 	byBase := make([]int, len(stacks))
 	for i := range byBase {
 		byBase[i] = i
 	}
-	slices.SortFunc(byBase, func(a, b int) int { return int(stacks[a].Base()) - int(stacks[b].Base()) })
-	return &meter{stacks: stacks, byBase: byBase, proc: proc, noHuge: make([]bool, len(stacks))}
-}
-
-// learnHugeEligibility reads smaps once and records which stacks can never
-// be backed by transparent huge pages.
-func (m *meter) learnHugeEligibility() error {
-	for i := range m.noHuge {
-		m.noHuge[i] = true
+	slices.SortFunc(byBase, func(a, b int) int { return cmp.Compare(stacks[a].Base(), stacks[b].Base()) })
+	ranges := make([]procread.PageRange, len(stacks))
+	for k, i := range byBase {
+		ranges[k] = procread.PageRange{Start: uint64(stacks[i].Base()), End: uint64(stacks[i].Top())}
 	}
-	return m.proc.Smaps(func(v *procread.VMA) error {
-		if v.Has("nh") {
-			return nil
-		}
-		for k := m.firstAbove(v.Start); k < len(m.byBase) && uint64(m.stacks[m.byBase[k]].Base()) < v.End; k++ {
-			m.noHuge[m.byBase[k]] = false
-		}
-		return nil
-	})
+	return &meter{stacks: stacks, byBase: byBase, ranges: ranges, counts: make([]procread.PageCounts, len(stacks)), proc: proc, pm: pm}
 }
 
-// residency fills s.Stacks[i].RSS from mincore over each whole mapping, and
-// s.StackRSS.
-func (m *meter) residency(s *Sample) error { return m.residencyWithin(s, nil) }
+// missing names the per-stack page classes pm cannot tell apart, as
+// samples.csv and summary.json spell them.
+func missingClasses(known procread.PageClass) []string {
+	var out []string
+	for _, c := range []struct {
+		class procread.PageClass
+		name  string
+	}{{procread.ClassHuge, "huge_bytes"}, {procread.ClassZeroPage, "zero_page_bytes"}, {procread.ClassSwapped, "swapped_bytes"}} {
+		if known&c.class == 0 {
+			out = append(out, c.name)
+		}
+	}
+	return out
+}
 
-// residencyWithin is residency limited, for stack i, to the pages
-// [Top-deepest(i), Top), widened down to a 2 MiB boundary unless smaps
-// showed the stack cannot get transparent huge pages (VmFlags nh).
-// Anonymous private memory becomes resident only by a write fault,
-// MAP_POPULATE or khugepaged collapsing a 2 MiB block around resident pages,
-// so nothing below that window can be resident; mincore over a 1 MiB window
-// costs a fraction of one over 100 MiB. deepest nil means whole mappings.
-func (m *meter) residencyWithin(s *Sample, deepest func(i int) int64) error {
-	page := int64(mmapstack.PageSize())
+// residency measures every stack's whole mapping with one Measure call and
+// fills s.Stacks, s.StackRSS and s.Method.
+func (m *meter) residency(s *Sample) error {
 	if len(s.Stacks) != len(m.stacks) {
 		s.Stacks = make([]StackSample, len(m.stacks))
 	}
+	if err := m.pm.Measure(m.ranges, m.counts); err != nil {
+		return fmt.Errorf("residency of %d stacks: %w", len(m.stacks), err)
+	}
+	known := m.pm.Known()
+	class := func(c procread.PageClass, v int64) int64 {
+		if known&c == 0 {
+			return -1
+		}
+		return v
+	}
 	s.StackRSS = 0
-	for i, st := range m.stacks {
-		lo, top := st.Base(), st.Top()
-		if deepest != nil {
-			lo = max(lo, top-uintptr(mmapstack.RoundUp(int(deepest(i)))))
-			if !m.noHuge[i] {
-				lo = max(st.Base(), lo&^(mmapstack.HugeBlock-1))
+	s.Method = m.pm.Method()
+	for k, i := range m.byBase {
+		c := &m.counts[k]
+		st := &s.Stacks[i]
+		st.RSS = c.ResidentBytes
+		st.HugeBytes = class(procread.ClassHuge, c.HugeBytes)
+		st.ZeroPageBytes = class(procread.ClassZeroPage, c.ZeroPageBytes)
+		st.SwappedBytes = class(procread.ClassSwapped, c.SwappedBytes)
+		st.LowHugeBytes = -1
+		if known&procread.ClassHuge != 0 {
+			low, err := m.lowHuge(m.ranges[k], c)
+			if err != nil {
+				return fmt.Errorf("residency of stack %d: %w", i, err)
 			}
+			st.LowHugeBytes = low
 		}
-		n, vec, err := procread.ResidentPages(lo, top-lo, m.vec)
-		m.vec = vec
-		if err != nil {
-			return fmt.Errorf("residency of stack %d: %w", i, err)
-		}
-		s.Stacks[i].RSS = int64(n) * page
-		s.Stacks[i].SmapsRSS, s.Stacks[i].AnonHuge = -1, -1
-		s.StackRSS += s.Stacks[i].RSS
+		st.SmapsRSS, st.AnonHuge = -1, -1
+		s.StackRSS += st.RSS
 	}
 	return nil
+}
+
+// lowHuge is the resident bytes at r's low end that belong to a huge page
+// beginning below r. A PMD-mapped huge page covers a 2 MiB-aligned block,
+// so one that holds r.Start when r.Start is not 2 MiB aligned began below
+// it; only then is the low end looked at, over less than 2 MiB.
+func (m *meter) lowHuge(r procread.PageRange, c *procread.PageCounts) (int64, error) {
+	const block = mmapstack.HugeBlock
+	if c.HugeBytes == 0 || c.Lowest != r.Start || r.Start%block == 0 {
+		return 0, nil
+	}
+	low := procread.PageRange{Start: r.Start, End: min(r.End, (r.Start+block)&^(block-1))}
+	var n int64
+	err := m.pm.Runs(low, func(start, end uint64, class procread.PageClass) {
+		if start == r.Start && class&procread.ClassHuge != 0 {
+			n = int64(end - start)
+		}
+	})
+	return n, err
+}
+
+// crossCheckLimit bounds the address space the cross-check walks with
+// mincore, whose cost follows the bytes reserved (about a third of a
+// second per TiB on the team's machines): beyond it an evenly spread
+// subset of the stacks, every k-th in address order, is compared.
+const crossCheckLimit = 1 << 40
+
+// crossCheck compares, page for page, the present pages (resident or zero
+// page) the method in use sees in the stacks with what a second method
+// sees: mincore, or the scan when mincore is the method in use. It returns
+// nil when no second method can run here.
+func (m *meter) crossCheck(procRoot string) (*CrossCheck, error) {
+	other := procread.MethodMincore
+	if m.pm.Method() == procread.MethodMincore {
+		other = procread.MethodScan
+	}
+	pm2, err := procread.OpenPagemap(procRoot, 0, other)
+	if err != nil {
+		// No second method here (no pagemap to scan): nothing to compare.
+		return nil, nil
+	}
+	defer pm2.Close()
+	if pm2.Method() != other {
+		return nil, nil // the scan fell back to pagemap reads, which the method in use already is
+	}
+	cc := &CrossCheck{Method: other.String(), StacksOf: len(m.stacks), Agree: true}
+	var total uint64
+	for _, r := range m.ranges {
+		total += r.End - r.Start
+	}
+	stride := 1
+	if total > crossCheckLimit {
+		stride = int((total + crossCheckLimit - 1) / crossCheckLimit)
+	}
+	var a, b []procread.PageRange
+	for k := 0; k < len(m.ranges); k += stride {
+		r := m.ranges[k]
+		if a, err = presentRuns(m.pm, r, a[:0]); err != nil {
+			return nil, fmt.Errorf("cross-check of stack %d: %w", m.byBase[k], err)
+		}
+		if b, err = presentRuns(pm2, r, b[:0]); err != nil {
+			return nil, fmt.Errorf("cross-check of stack %d with %s: %w", m.byBase[k], other, err)
+		}
+		for _, x := range a {
+			cc.PresentBytes += int64(x.End - x.Start)
+		}
+		if d := differingBytes(a, b); d > 0 {
+			cc.DifferingBytes += d
+			cc.DifferingStacks++
+			cc.Agree = false
+		}
+		cc.Stacks++
+	}
+	return cc, nil
+}
+
+// presentRuns appends to out the maximal runs of present pages (resident,
+// huge or zero page) that pm sees in r, in address order.
+func presentRuns(pm *procread.Pagemap, r procread.PageRange, out []procread.PageRange) ([]procread.PageRange, error) {
+	err := pm.Runs(r, func(start, end uint64, class procread.PageClass) {
+		if class&(procread.ClassResident|procread.ClassZeroPage) == 0 {
+			return
+		}
+		if n := len(out); n > 0 && out[n-1].End == start {
+			out[n-1].End = end
+			return
+		}
+		out = append(out, procread.PageRange{Start: start, End: end})
+	})
+	return out, err
+}
+
+// differingBytes is the size of the symmetric difference of two sorted,
+// non-overlapping run lists: the bytes present in one and not the other.
+func differingBytes(a, b []procread.PageRange) int64 {
+	var both int64
+	for i, j := 0, 0; i < len(a) && j < len(b); {
+		lo, hi := max(a[i].Start, b[j].Start), min(a[i].End, b[j].End)
+		if lo < hi {
+			both += int64(hi - lo)
+		}
+		if a[i].End < b[j].End {
+			i++
+		} else {
+			j++
+		}
+	}
+	var sum int64
+	for _, r := range a {
+		sum += int64(r.End - r.Start)
+	}
+	for _, r := range b {
+		sum += int64(r.End - r.Start)
+	}
+	return sum - 2*both
 }
 
 // totals reads the process totals into s.
@@ -140,7 +276,7 @@ func (m *meter) totals(s *Sample) error {
 }
 
 // smaps reads /proc/self/smaps, attributes VMAs to stacks by address, and
-// cross-checks them against the mincore figures already in s.
+// cross-checks them against the page-table figures already in s.
 //
 // Stacks and the VMAs overlapping them form runs of overlapping intervals.
 // A run with one stack is that stack's own VMAs (one, or two with an
@@ -176,13 +312,13 @@ func (m *meter) smaps(s *Sample) error {
 		runLo, runHi := uint64(first.Base()), uint64(0)
 		vmaLo, vmaHi := ^uint64(0), uint64(0)
 		var run []int
-		var vmaSum, hugeSum, mincoreSum uint64
+		var vmaSum, hugeSum, measuredSum uint64
 		for end, grew := uint64(first.Top()), true; grew; {
 			grew = false
 			for si < len(m.byBase) && (len(run) == 0 || uint64(m.stacks[m.byBase[si]].Base()) < end) {
 				idx := m.byBase[si]
 				run = append(run, idx)
-				mincoreSum += uint64(s.Stacks[idx].RSS)
+				measuredSum += uint64(s.Stacks[idx].RSS)
 				runHi = max(runHi, uint64(m.stacks[idx].Top()))
 				end = max(end, runHi)
 				si, grew = si+1, true
@@ -207,7 +343,7 @@ func (m *meter) smaps(s *Sample) error {
 		} else {
 			c.Groups++
 		}
-		if vmaSum != mincoreSum {
+		if vmaSum != measuredSum {
 			c.Agree = false
 			c.Disagreements++
 		}

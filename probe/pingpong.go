@@ -61,9 +61,6 @@ func (r *Run) runPingPong(ctx context.Context) error {
 	if err := env.Recorder.Begin(stackInfos(m.stacks, kind)); err != nil {
 		return err
 	}
-	if err := m.learnHugeEligibility(); err != nil {
-		return err
-	}
 	sched := schedule{depths: cfg.Depths, messages: cfg.Messages, pattern: cfg.Pattern, seed: uint64(cfg.Seed)}
 	states := make([]taskState, len(m.stacks))
 	// A failing touch or sampler stops the IO: a run must not go on
@@ -78,8 +75,8 @@ func (r *Run) runPingPong(ctx context.Context) error {
 			used[i].Store(true)
 		}
 		d := cfg.Depths[i]
-		// Published before the touch, so that the sampler's mincore
-		// window always covers every page the task may have made resident.
+		// Published before the touch, so that the sampler's prediction
+		// already counts the pages the task is about to make resident.
 		s := &states[task]
 		s.depth.Store(d)
 		if d > s.highWater.Load() {
@@ -280,9 +277,11 @@ type sampler struct {
 	err      error
 }
 
-// run samples every interval until ctx ends or a sample fails; it also
-// reports progress (client 0's steps), so that nothing but the tasks' own
-// work runs on the IO threads.
+// run samples every interval until ctx ends or a sample fails, and once
+// more when ctx ends (the IO has stopped by then): the timeline ends with
+// what the stacks hold after the IO, which the final measurement must
+// equal. It also reports progress (client 0's steps), so that nothing but
+// the tasks' own work runs on the IO threads.
 func (s *sampler) run(ctx context.Context) error {
 	// Pinned so that RUSAGE_THREAD measures the sampler alone.
 	runtime.LockOSThread()
@@ -300,6 +299,10 @@ func (s *sampler) run(ctx context.Context) error {
 		s.progress(int(s.states[0].steps.Load()), s.cfg.Messages)
 		select {
 		case <-ctx.Done():
+			if err := s.take(); err != nil {
+				s.err = err
+				return err
+			}
 			return nil
 		case <-t.C:
 		}
@@ -360,17 +363,15 @@ func halve(tl []TimelinePoint) []TimelinePoint {
 	return tl[:n]
 }
 
-// measure takes one sample: per-stack residency, process totals, the
-// schedule's prediction, and (at the end only) the smaps cross-check.
-func (s *sampler) measure(out *Sample, withSmaps bool) (err error) {
+// measure takes one sample: every stack's residency over its whole
+// mapping (one page-table walk of all stacks, the same for a live sample as
+// for the final one: a huge page reaching into a neighbouring stack is seen
+// whenever it is there), process totals, the schedule's prediction, and (at
+// the end only) the smaps cross-check.
+func (s *sampler) measure(out *Sample, withSmaps bool) error {
 	begin := time.Now()
 	out.Elapsed = begin.Sub(s.start)
-	if withSmaps {
-		err = s.m.residency(out)
-	} else {
-		err = s.m.residencyWithin(out, s.deepest)
-	}
-	if err != nil {
+	if err := s.m.residency(out); err != nil {
 		return err
 	}
 	if err := s.m.totals(out); err != nil {
@@ -390,9 +391,6 @@ func (s *sampler) measure(out *Sample, withSmaps bool) (err error) {
 	out.Cost = time.Since(begin)
 	return nil
 }
-
-// deepest is the deepest depth stack i has used, as its task published it.
-func (s *sampler) deepest(i int) int64 { return s.states[i].highWater.Load() }
 
 func (s *sampler) stats(processCPU time.Duration) SamplerStats {
 	st := SamplerStats{

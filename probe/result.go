@@ -70,6 +70,48 @@ type Summary struct {
 	// Cost is one coroutine's cost at the end of the run, set by
 	// Run.Cost; absent when it was not measured.
 	Cost *Cost `json:"cost,omitempty"`
+	// Residency says how per-stack residency was read and how the
+	// cross-checks went.
+	Residency ResidencyInfo `json:"residency"`
+}
+
+// ResidencyInfo is how a run read residency from the page tables.
+type ResidencyInfo struct {
+	// Requested is the method --residency asked for: "scan", "pagemap"
+	// or "mincore".
+	Requested string `json:"requested"`
+	// Method is the method that produced every figure: Requested, or
+	// "pagemap" where the kernel lacks PAGEMAP_SCAN.
+	Method string `json:"method"`
+	// Missing names the per-stack page classes the method cannot tell
+	// apart ("huge_bytes", "zero_page_bytes", "swapped_bytes"): they are
+	// absent from summary.json and empty in samples.csv, never 0.
+	Missing []string `json:"missing,omitempty"`
+	// CrossCheck compares the final measurement, page for page, with a
+	// second method (mincore, or the scan when mincore is the method).
+	// Absent when no second method could run.
+	CrossCheck *CrossCheck `json:"cross_check,omitempty"`
+}
+
+// CrossCheck compares the present pages (resident or zero page) that two
+// methods see in the same stacks at the same moment, page for page.
+type CrossCheck struct {
+	// Method is the second method: "mincore" or "scan".
+	Method string `json:"method"`
+	// Stacks is how many stacks were compared, of StacksOf in the run:
+	// every stack unless their reservation is too large to walk twice
+	// with mincore (then an evenly spread subset).
+	Stacks   int `json:"stacks"`
+	StacksOf int `json:"stacks_of"`
+	// PresentBytes is the present bytes the method in use found in the
+	// compared stacks.
+	PresentBytes int64 `json:"present_bytes"`
+	// DifferingBytes is the bytes of pages that one method found present
+	// and the other did not; Agree is true when it is 0.
+	DifferingBytes int64 `json:"differing_bytes"`
+	Agree          bool  `json:"agree"`
+	// DifferingStacks counts the compared stacks with any differing page.
+	DifferingStacks int `json:"differing_stacks"`
 }
 
 // Series is what the charts draw beyond the summary.
@@ -111,10 +153,27 @@ type DepthResult struct {
 	// ExpectedAfterReleaseBytes is what the release mode should leave:
 	// the high-water mark for none and free, the kept top for dontneed.
 	ExpectedAfterReleaseBytes int64 `json:"expected_after_release_bytes"`
-	// Per-stack resident bytes from mincore(2), whole mapping.
+	// Per-stack memory held, bytes: the resident pages of each whole
+	// mapping (guard included), shared zero page excluded, as the page
+	// tables say (Summary.Residency.Method); equal to smaps Rss.
 	RSSBytesMin   int64 `json:"rss_bytes_min"`
 	RSSBytesMax   int64 `json:"rss_bytes_max"`
 	RSSBytesTotal int64 `json:"rss_bytes_total"`
+	// HugeBytesTotal, ZeroPageBytesTotal and SwappedBytesTotal sum the
+	// stacks' page classes, bytes: resident in transparent huge pages,
+	// mapped to the shared zero page (present, not memory, not in Rss),
+	// swapped out. Absent when the method cannot tell the class apart
+	// (Summary.Residency.Missing names it).
+	HugeBytesTotal     *int64 `json:"huge_bytes_total,omitempty"`
+	ZeroPageBytesTotal *int64 `json:"zero_page_bytes_total,omitempty"`
+	SwappedBytesTotal  *int64 `json:"swapped_bytes_total,omitempty"`
+	// LowHugeStacks counts stacks whose lowest pages are part of a 2 MiB
+	// huge page that begins in the mapping below (adjacent stacks merged
+	// into one VMA), and LowHugeBytesTotal sums those pages' bytes: they
+	// are attributed by address to the stack that holds them. Absent
+	// when the method cannot see huge pages.
+	LowHugeStacks     *int   `json:"low_huge_stacks,omitempty"`
+	LowHugeBytesTotal *int64 `json:"low_huge_bytes_total,omitempty"`
 	// Matched counts stacks whose resident bytes equal ExpectedRSSBytes at
 	// the peak of the step, before any release (touch workload), or at the
 	// end of the run (ping-pong).
@@ -126,7 +185,8 @@ type DepthResult struct {
 	// -1 when these stacks share VMAs with stacks outside this group
 	// (a ping-pong depth group with merged VMAs), so nothing is attributable.
 	AnonHugeBytesTotal int64 `json:"anon_huge_bytes_total"`
-	// Smaps is the cross-check of mincore against /proc/self/smaps.
+	// Smaps is the cross-check of the per-stack figures against
+	// /proc/self/smaps Rss.
 	Smaps SmapsCheck `json:"smaps"`
 	// Process totals right after this depth.
 	VmPTEBytes  uint64 `json:"vmpte_bytes"`
@@ -161,7 +221,8 @@ type StepCost struct {
 	PeakRSSBytesTotal int64 `json:"peak_rss_bytes_total"`
 }
 
-// SmapsCheck compares per-stack residency from mincore with smaps Rss.
+// SmapsCheck compares per-stack residency from the page tables with smaps
+// Rss.
 type SmapsCheck struct {
 	// VMAs is how many smaps VMAs overlap the stacks.
 	VMAs int `json:"vmas"`
@@ -169,7 +230,7 @@ type SmapsCheck struct {
 	// smaps gives their Rss directly.
 	OwnVMAStacks int `json:"own_vma_stacks"`
 	// Groups counts runs of merged stacks whose VMAs cover exactly those
-	// stacks: smaps Rss of the run must equal their summed mincore bytes.
+	// stacks: smaps Rss of the run must equal their summed resident bytes.
 	Groups int `json:"groups"`
 	// Agree is true when every comparable stack and group agreed.
 	Agree bool `json:"agree"`
@@ -265,7 +326,7 @@ type SamplerStats struct {
 // TimelinePoint is one sample kept for the over-time chart.
 type TimelinePoint struct {
 	Elapsed time.Duration
-	// StackRSS is resident bytes summed over all stacks (mincore).
+	// StackRSS is the memory held, summed over all stacks' whole mappings.
 	StackRSS int64
 	// Expected is what the schedule predicts for StackRSS at this moment.
 	Expected int64
@@ -287,14 +348,31 @@ type ToolMemory struct {
 
 // ResidencyMap is which pages at the top of some stacks are resident.
 type ResidencyMap struct {
-	// WindowBytes is how much of each stack's top the map covers.
+	// WindowBytes is how much of each stack's top the map covers: chosen
+	// from the data, the smallest power of two at least twice the deepest
+	// resident byte of any row below its top, at least 16 pages, at most
+	// the stack.
 	WindowBytes int64
 	PageSize    int
+	// Method is the residency method that read the map.
+	Method string
 	// Stacks are the indexes of the stacks drawn, one row each.
 	Stacks []int
-	// Rows[i][j] tells whether page j below the top of stack Stacks[i] is
-	// resident (j = 0 is the topmost page).
-	Rows [][]bool
+	// Rows[i] are the runs of present pages of stack Stacks[i] inside the
+	// window, top first.
+	Rows [][]ResidentRun
+}
+
+// ResidentRun is a run of pages of one class in a ResidencyMap row.
+type ResidentRun struct {
+	// From and To bound the run in bytes below the stack's top, [From, To):
+	// From 0 is the topmost page.
+	From, To int64
+	// Huge marks pages of a transparent huge page.
+	Huge bool
+	// ZeroPage marks pages mapped to the shared zero page (present to
+	// mincore and pagemap, but not memory).
+	ZeroPage bool
 }
 
 // PingPongComparison is compare --workload=pingpong: the same ping-pong

@@ -93,7 +93,15 @@ func Start(ctx context.Context, cfg Config, env Env) (*Run, error) {
 		return nil, err
 	}
 	r.res.Reserved = totalsFrom(reserved)
-	r.m = newMeter(r.stacks, proc)
+	// One pagemap for the whole run: its buffers are reused by every
+	// measurement.
+	pm, err := procread.OpenPagemap(env.ProcRoot, 0, cfg.Residency)
+	if err != nil {
+		closeAll(r.stacks)
+		return nil, fmt.Errorf("residency: %w", err)
+	}
+	r.res.Residency = ResidencyInfo{Requested: cfg.Residency.String(), Method: pm.Method().String(), Missing: missingClasses(pm.Known())}
+	r.m = newMeter(r.stacks, proc, pm)
 	return r, nil
 }
 
@@ -130,10 +138,18 @@ func (r *Run) Measure(ctx context.Context) (*Result, error) {
 			res.TopsAligned2M++
 		}
 	}
-	if rm, rerr := residencyMap(r.m, r.cfg.Depths, maxResidencyRows); rerr == nil {
+	if rm, rerr := residencyMap(r.m, maxResidencyRows); rerr == nil {
 		res.Series.Residency = rm
 	} else if err == nil {
 		err = rerr
+	}
+	// The final measurement, checked page for page by a second method.
+	if len(res.Rows()) > 0 {
+		cc, cerr := r.m.crossCheck(r.env.ProcRoot)
+		res.Residency.CrossCheck = cc
+		if err == nil {
+			err = cerr
+		}
 	}
 	res.Seconds = time.Since(r.start).Seconds()
 	res.Tool = r.toolMemory()
@@ -158,13 +174,17 @@ func runOnce(ctx context.Context, cfg Config, env Env) (*Result, error) {
 	return res, errors.Join(err, r.Close())
 }
 
-// Close unmaps every stack.
+// Close unmaps every stack and closes the pagemap.
 func (r *Run) Close() error {
 	var errs []error
 	for _, s := range r.stacks {
 		errs = append(errs, s.Close())
 	}
 	r.stacks = nil
+	if r.m != nil && r.m.pm != nil {
+		errs = append(errs, r.m.pm.Close())
+		r.m.pm = nil
+	}
 	return errors.Join(errs...)
 }
 
@@ -275,7 +295,7 @@ func (r *Run) runTouch(ctx context.Context) error {
 			return err
 		}
 		if i == 0 {
-			rm, err := residencyMap(m, cfg.Depths, maxResidencyRows)
+			rm, err := residencyMap(m, maxResidencyRows)
 			if err != nil {
 				return err
 			}
@@ -333,6 +353,8 @@ func summarize(s *Sample, depth, highWater, after int64, page int, m *meter) Dep
 			d.MatchedAfterRelease++
 		}
 	}
+	d.HugeBytesTotal, d.ZeroPageBytesTotal, d.SwappedBytesTotal = classTotals(s.Stacks)
+	d.LowHugeStacks, d.LowHugeBytesTotal = lowHugeTotals(s.Stacks)
 	if s.Check != nil {
 		d.Smaps = *s.Check
 		// Per stack where a stack is its own VMAs; merged stacks' huge
@@ -353,6 +375,42 @@ func summarize(s *Sample, depth, highWater, after int64, page int, m *meter) Dep
 		}
 	}
 	return d
+}
+
+// classTotals sums the stacks' huge, zero-page and swapped bytes; a class
+// some stack could not tell (-1) is nil.
+func classTotals(stacks []StackSample) (huge, zero, swapped *int64) {
+	sum := func(v func(*StackSample) int64) *int64 {
+		var n int64
+		for i := range stacks {
+			x := v(&stacks[i])
+			if x < 0 {
+				return nil
+			}
+			n += x
+		}
+		return &n
+	}
+	return sum(func(s *StackSample) int64 { return s.HugeBytes }),
+		sum(func(s *StackSample) int64 { return s.ZeroPageBytes }),
+		sum(func(s *StackSample) int64 { return s.SwappedBytes })
+}
+
+// lowHugeTotals counts the stacks holding part of a huge page that began
+// below them, and sums those bytes; nil when huge pages were not seen.
+func lowHugeTotals(stacks []StackSample) (*int, *int64) {
+	var n int
+	var bytes int64
+	for _, s := range stacks {
+		if s.LowHugeBytes < 0 {
+			return nil, nil
+		}
+		if s.LowHugeBytes > 0 {
+			n++
+			bytes += s.LowHugeBytes
+		}
+	}
+	return &n, &bytes
 }
 
 func stackInfos(stacks []*mmapstack.Stack, kind func(int) string) []StackInfo {
@@ -394,37 +452,58 @@ func (discard) Record(*Sample) error    { return nil }
 // maxResidencyRows bounds the stacks drawn in the residency map.
 const maxResidencyRows = 32
 
-// residencyMap reads, with mincore, which pages of the top window of up to
-// rows stacks (evenly spread over all) are resident. The window is twice
-// the deepest depth, at least 2 MiB, rounded up to 2 MiB (so a huge page
-// shows whole and untouched pages show beside touched ones), at most the
-// whole stack.
-func residencyMap(m *meter, depths []int64, rows int) (*ResidencyMap, error) {
+// residencyMap reads the runs of present pages of up to rows stacks
+// (evenly spread over all) from the page tables, over each whole mapping,
+// and keeps those inside a window chosen from the data: the smallest power
+// of two at least twice the deepest present byte below any drawn stack's
+// top, at least 16 pages (so one page is a sixteenth of it), at most the
+// stack.
+func residencyMap(m *meter, rows int) (*ResidencyMap, error) {
 	if len(m.stacks) == 0 {
 		return nil, nil
 	}
-	page := mmapstack.PageSize()
-	var deepest int64
-	for _, d := range depths {
-		deepest = max(deepest, d)
-	}
-	window := min((max(2*deepest, 1)+mmapstack.HugeBlock-1)/mmapstack.HugeBlock*mmapstack.HugeBlock, int64(m.stacks[0].Size()))
-	rm := &ResidencyMap{WindowBytes: window, PageSize: page}
+	page := int64(mmapstack.PageSize())
+	rm := &ResidencyMap{PageSize: int(page), Method: m.pm.Method().String()}
 	n := min(rows, len(m.stacks))
+	size := int64(m.stacks[0].Size())
+	var deepest int64
 	for k := range n {
 		i := k * len(m.stacks) / n
 		st := m.stacks[i]
-		top := st.Top()
-		row := make([]bool, window/int64(page))
-		vec, err := procread.ResidentMap(top-uintptr(window), uintptr(window), m.vec, row)
-		m.vec = vec
+		top := uint64(st.Top())
+		var row []ResidentRun
+		err := m.pm.Runs(procread.PageRange{Start: uint64(st.Base()), End: top}, func(start, end uint64, class procread.PageClass) {
+			if class&(procread.ClassResident|procread.ClassZeroPage) == 0 {
+				return
+			}
+			row = append(row, ResidentRun{From: int64(top - end), To: int64(top - start), Huge: class&procread.ClassHuge != 0, ZeroPage: class&procread.ClassZeroPage != 0})
+		})
 		if err != nil {
 			return nil, fmt.Errorf("residency map of stack %d: %w", i, err)
 		}
-		// ResidentMap orders pages upward; rows read from the top down.
+		// Runs come in address order; rows read from the top down.
 		slices.Reverse(row)
+		if len(row) > 0 {
+			deepest = max(deepest, row[len(row)-1].To)
+		}
+		size = max(size, int64(st.Size()))
 		rm.Stacks = append(rm.Stacks, i)
 		rm.Rows = append(rm.Rows, row)
+	}
+	window := 16 * page
+	for window < 2*deepest && window < size {
+		window *= 2
+	}
+	rm.WindowBytes = min(window, size)
+	for k, row := range rm.Rows {
+		kept := row[:0]
+		for _, run := range row {
+			if run.From < rm.WindowBytes {
+				run.To = min(run.To, rm.WindowBytes)
+				kept = append(kept, run)
+			}
+		}
+		rm.Rows[k] = kept
 	}
 	return rm, nil
 }

@@ -191,6 +191,13 @@ func TestMissingSmapsIsNamed(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	// Without a pagemap nothing can be measured: the run does not start.
+	if _, err := runOnce(context.Background(), touchConfig(2, 4096), Env{ProcRoot: root}); err == nil || !strings.Contains(err.Error(), root+"/self/pagemap") {
+		t.Fatalf("without pagemap: err = %v, want one naming %s/self/pagemap", err, root)
+	}
+	if err := os.Symlink("/proc/self/pagemap", root+"/self/pagemap"); err != nil {
+		t.Fatal(err)
+	}
 	res, err := runOnce(context.Background(), touchConfig(2, 4096), Env{ProcRoot: root})
 	if err == nil || !strings.Contains(err.Error(), root+"/self/smaps") {
 		t.Fatalf("err = %v, want one naming %s/self/smaps", err, root)

@@ -13,7 +13,7 @@ import (
 // each column.
 const (
 	samplesFile   = "samples.csv"
-	samplesHeader = "sample,elapsed_ns,stack,kind,depth_bytes,rss_bytes,smaps_rss_bytes,anon_huge_bytes\n"
+	samplesHeader = "sample,elapsed_ns,stack,kind,depth_bytes,rss_bytes,smaps_rss_bytes,anon_huge_bytes,huge_bytes,zero_page_bytes,swapped_bytes,low_huge_bytes,method\n"
 	totalsFile    = "totals.csv"
 	totalsHeader  = "sample,elapsed_ns,stack_rss_bytes,expected_rss_bytes,vmrss_bytes,vmhwm_bytes,vmpte_bytes,minor_faults,vma_count,cost_ns\n"
 	stacksFile    = "stacks.csv"
@@ -74,6 +74,7 @@ func (c *CSV) Record(s *probe.Sample) error {
 	head = strconv.AppendInt(head, s.Elapsed.Nanoseconds(), 10)
 	head = append(head, ',')
 	n := len(head)
+	method := s.Method.String()
 	for i, st := range s.Stacks {
 		r := head[:n]
 		r = strconv.AppendInt(r, int64(i), 10)
@@ -87,6 +88,12 @@ func (c *CSV) Record(s *probe.Sample) error {
 		r = appendOptional(r, st.SmapsRSS)
 		r = append(r, ',')
 		r = appendOptional(r, st.AnonHuge)
+		for _, v := range [...]int64{st.HugeBytes, st.ZeroPageBytes, st.SwappedBytes, st.LowHugeBytes} {
+			r = append(r, ',')
+			r = appendOptional(r, v)
+		}
+		r = append(r, ',')
+		r = append(r, method...)
 		r = append(r, '\n')
 		head = r
 		c.write(0, r)

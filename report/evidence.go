@@ -60,7 +60,7 @@ func WriteEvidence(w io.Writer, r *probe.Result, charts []string) error {
 	writeEnvTable(&b, e)
 	fmt.Fprintf(&b, "| stacks | %d × %d bytes (%d pages), guard %s (%d bytes), thp %s, map_stack %v, release %s |\n",
 		c.Stacks(), c.StackBytes, c.StackBytes/int64(r.PageSize), c.Guard, c.GuardBytes, c.THP, c.MapStack, c.Release)
-	b.WriteString("\n## Results\n\nPer-stack resident bytes come from mincore(2) over each whole mapping; smaps is the cross-check. VmPTE is the whole process's page tables (not per stack).\n\n")
+	fmt.Fprintf(&b, "\n## Results\n\nPer-stack resident bytes (memory held, shared zero page excluded) come from %s over each whole mapping; smaps and a second method are the cross-checks (see the verdict). VmPTE is the whole process's page tables (not per stack).\n\n", methodWords(r.Residency.Method))
 	page := int64(r.PageSize)
 	if c.Release != mmapstack.ReleaseNone && r.PingPong == nil {
 		// Peak (right after the touch, where the claim is judged) and

@@ -157,9 +157,27 @@ func commonVerdicts(r *probe.Result) []string {
 		out = append(out, fmt.Sprintf("the stacks occupy %s (%.2f per stack, guard %s) of vm.max_map_count %s",
 			plural(last.Smaps.VMAs, "VMA"), vmas, r.Config.Guard, optional(r.Environment.MaxMapCount)))
 	}
+	lowStacks, lowBytes := lowHuge(r)
+	if lowStacks > 0 {
+		out = append(out, fmt.Sprintf("%s at their low end part of a 2 MiB page that begins in the stack below (%s in all): adjacent stacks share one VMA, so the huge page around a stack's top reaches into the stack mapped above it; every page counts for the stack whose range holds its address",
+			pluralVerb(lowStacks, "stack", "holds", "hold"), sizes.IEC(lowBytes)))
+	}
 	if r.Config.THP == mmapstack.THPAlways && !r.Config.MapStack && r.TopsAligned2M < r.Config.Stacks() {
-		out = append(out, fmt.Sprintf("huge pages were asked for, but only %d of %d stack tops are 2 MiB aligned (the kernel aligns anonymous mappings whose size is a multiple of 2 MiB; %d bytes is %s): a stack's top block is huge-page eligible only when aligned",
-			r.TopsAligned2M, r.Config.Stacks(), r.Config.StackBytes, multipleOf2M(r.Config.StackBytes)))
+		aligned := fmt.Sprintf("only %d of %d stack tops are 2 MiB aligned (the kernel aligns anonymous mappings whose size is a multiple of 2 MiB; %d bytes is %s)",
+			r.TopsAligned2M, r.Config.Stacks(), r.Config.StackBytes, multipleOf2M(r.Config.StackBytes))
+		switch huge, from := hugeBytes(r); {
+		case huge > 0 && lowStacks > 0:
+			out = append(out, fmt.Sprintf("huge pages were asked for and %s of the stacks' memory is in transparent huge pages (%s), though %s: the kernel backs any 2 MiB-aligned block that lies wholly inside one VMA and was touched, not only an aligned top, and here the blocks straddle stack boundaries",
+				sizes.IEC(huge), from, aligned))
+		case huge > 0:
+			out = append(out, fmt.Sprintf("huge pages were asked for and %s of the stacks' memory is in transparent huge pages (%s), though %s: the kernel backs any 2 MiB-aligned block that lies wholly inside one VMA and was touched, not only an aligned top",
+				sizes.IEC(huge), from, aligned))
+		case huge == 0:
+			out = append(out, fmt.Sprintf("huge pages were asked for, but no stack holds one (%s): %s, and no touched 2 MiB-aligned block lay wholly inside a stack's VMA",
+				from, aligned))
+		default:
+			out = append(out, fmt.Sprintf("huge pages were asked for; %s, and neither smaps nor the residency method could attribute huge pages to the stacks", aligned))
+		}
 	}
 	if r.Config.TouchMode == probe.TouchFrames && r.PingPong == nil {
 		var parts []string
@@ -185,7 +203,116 @@ func commonVerdicts(r *probe.Result) []string {
 		out = append(out, msg)
 	}
 	out = append(out, smapsVerdict(r))
+	return append(out, residencyVerdicts(r)...)
+}
+
+// checkedRows are the rows whose figures describe the end of the run: the
+// last step of a touch run, or every depth group of a ping-pong (they
+// partition the stacks at the final measurement).
+func checkedRows(r *probe.Result) []probe.DepthResult {
+	rows := r.Rows()
+	if r.PingPong == nil && len(rows) > 0 {
+		return rows[len(rows)-1:]
+	}
+	return rows
+}
+
+// hugeBytes is the stacks' memory in transparent huge pages at the end of
+// the run and where the figure comes from, or -1 when neither the page
+// tables nor smaps could tell.
+func hugeBytes(r *probe.Result) (int64, string) {
+	var pt, smaps int64
+	ptKnown, smapsKnown := true, true
+	for _, d := range checkedRows(r) {
+		if d.HugeBytesTotal == nil {
+			ptKnown = false
+		} else {
+			pt += *d.HugeBytesTotal
+		}
+		if d.AnonHugeBytesTotal < 0 {
+			smapsKnown = false
+		} else {
+			smaps += d.AnonHugeBytesTotal
+		}
+	}
+	switch {
+	case ptKnown:
+		return pt, "page tables"
+	case smapsKnown && r.PingPong == nil:
+		return smaps, "smaps AnonHugePages"
+	}
+	return -1, ""
+}
+
+// lowHuge counts the stacks holding, at their low end, part of a huge page
+// that begins below them at the end of the run, and those bytes.
+func lowHuge(r *probe.Result) (stacks int, bytes int64) {
+	for _, d := range checkedRows(r) {
+		if d.LowHugeStacks != nil && d.LowHugeBytesTotal != nil {
+			stacks += *d.LowHugeStacks
+			bytes += *d.LowHugeBytesTotal
+		}
+	}
+	return stacks, bytes
+}
+
+// methodWords names how residency was read, for sentences.
+func methodWords(method string) string {
+	switch method {
+	case "scan":
+		return "PAGEMAP_SCAN"
+	case "pagemap":
+		return "/proc/self/pagemap"
+	case "mincore":
+		return "mincore(2)"
+	}
+	return "the page tables"
+}
+
+// residencyVerdicts say which method produced the figures, which page
+// classes it could not see, and whether a second method agreed with the
+// final measurement page for page.
+func residencyVerdicts(r *probe.Result) []string {
+	ri := r.Residency
+	if ri.Method == "" {
+		return nil
+	}
+	m := methodWords(ri.Method)
+	msg := fmt.Sprintf("every residency figure was read with %s over each stack's whole mapping (guard included), all stacks in one walk per measurement", m)
+	if ri.Requested != "" && ri.Requested != ri.Method {
+		msg += fmt.Sprintf("; %s was asked for (--residency=%s), but this kernel lacks it", methodWords(ri.Requested), ri.Requested)
+	}
+	if len(ri.Missing) > 0 {
+		msg += fmt.Sprintf("; it cannot tell %s apart, so those figures are missing, not 0", strings.Join(ri.Missing, ", "))
+	}
+	out := []string{msg}
+	when := "at the final measurement (after the last step)"
+	if r.PingPong != nil {
+		when = "at the final measurement (after the IO stopped)"
+	}
+	switch cc := ri.CrossCheck; {
+	case cc == nil:
+		out = append(out, "no second method could cross-check the residency figures here")
+	case cc.Agree:
+		which := fmt.Sprintf("all %d stacks", cc.Stacks)
+		if cc.Stacks < cc.StacksOf {
+			which = fmt.Sprintf("%d of %d stacks, evenly spread (all of them would take %s longer than the run's own measurements)", cc.Stacks, cc.StacksOf, methodWords(cc.Method))
+		}
+		out = append(out, fmt.Sprintf("%s agreed with %s page for page %s, for %s (%s present)",
+			methodWords(cc.Method), m, when, which, sizes.IEC(cc.PresentBytes)))
+	default:
+		out = append(out, fmt.Sprintf("%s DISAGREED with %s %s: %s of pages in %d of %d compared stacks were present to one and not the other",
+			methodWords(cc.Method), m, when, sizes.IEC(cc.DifferingBytes), cc.DifferingStacks, cc.Stacks))
+	}
 	return out
+}
+
+// pluralVerb is "1 stack holds" or "N stacks hold".
+func pluralVerb(n int, noun, one, many string) string {
+	if n == 1 {
+		return fmt.Sprintf("1 %s %s", noun, one)
+	}
+	return fmt.Sprintf("%d %ss %s", n, noun, many)
 }
 
 // pageTableVerdicts report the process's page tables (VmPTE, not in Rss)
@@ -314,22 +441,23 @@ func smapsVerdict(r *probe.Result) string {
 		own, groups, differ = max(own, d.Smaps.OwnVMAStacks), max(groups, d.Smaps.Groups), differ+d.Smaps.Disagreements
 	}
 	stacks := r.Config.Stacks()
+	m := methodWords(r.Residency.Method)
 	when := "at every measurement (after each step)"
 	if r.PingPong != nil {
-		when = "when smaps was read, once, after the IO stopped (mincore read at the same moment)"
+		when = fmt.Sprintf("when smaps was read, once, after the IO stopped (%s read at the same moment)", m)
 	}
 	switch {
 	case own+groups == 0:
-		return "no stack's VMAs could be compared with smaps (they share VMAs with other memory); per-stack figures come from mincore alone"
+		return fmt.Sprintf("no stack's VMAs could be compared with smaps (they share VMAs with other memory); per-stack figures come from %s alone", m)
 	case differ == 0 && groups == 0 && own == stacks:
-		return fmt.Sprintf("smaps Rss and mincore agreed to the page for all %d stacks %s (each stack is its own VMA)", own, when)
+		return fmt.Sprintf("smaps Rss and %s agreed to the page for all %d stacks %s (each stack is its own VMA)", m, own, when)
 	case differ == 0 && groups == 0:
-		return fmt.Sprintf("smaps Rss and mincore agreed to the page %s for the %d of %d stacks that are their own VMAs; the other %d share VMAs with other memory and were not compared", when, own, stacks, stacks-own)
+		return fmt.Sprintf("smaps Rss and %s agreed to the page %s for the %d of %d stacks that are their own VMAs; the other %d share VMAs with other memory and were not compared", m, when, own, stacks, stacks-own)
 	case differ == 0:
-		return fmt.Sprintf("smaps and mincore agreed %s: %s with VMAs of their own, and %s compared as sums (adjacent stacks share VMAs, so per-stack figures come from mincore)",
-			when, plural(own, "stack"), plural(groups, "run")+" of merged stacks")
+		return fmt.Sprintf("smaps and %s agreed %s: %s with VMAs of their own, and %s compared as sums (adjacent stacks share VMAs, so per-stack figures come from %s, by address)",
+			m, when, plural(own, "stack"), plural(groups, "run")+" of merged stacks", m)
 	default:
-		return fmt.Sprintf("smaps and mincore DISAGREED %s %s; see samples.csv (smaps_rss_bytes vs rss_bytes)", plural(differ, "time"), when)
+		return fmt.Sprintf("smaps and %s DISAGREED %s %s; see samples.csv (smaps_rss_bytes vs rss_bytes)", m, plural(differ, "time"), when)
 	}
 }
 

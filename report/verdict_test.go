@@ -50,6 +50,8 @@ func touchResult(n int, release mmapstack.Release, steps ...probe.DepthResult) *
 		THP: mmapstack.THPNever, MapStack: true, Release: release, KeepTopBytes: 4096, TouchMode: probe.TouchPages}
 	r.Baseline.VmPTE = 100 * uint64(kib)
 	r.Reserved.VmPTE = 100 * uint64(kib)
+	r.Residency = probe.ResidencyInfo{Requested: "scan", Method: "scan",
+		CrossCheck: &probe.CrossCheck{Method: "mincore", Stacks: n, StacksOf: n, PresentBytes: 40 * kib, Agree: true}}
 	r.Steps = steps
 	for _, s := range steps {
 		r.Config.Depths = append(r.Config.Depths, s.DepthBytes)
@@ -97,7 +99,7 @@ func TestVerdicts(t *testing.T) {
 				step(n, 64*kib, 64*kib, 64*kib, 64*kib, 64*kib)),
 			want: [][]string{
 				{"all 10 stacks matched ceil(depth/4 KiB) pages at all 2 depths: the claim holds"},
-				{"smaps Rss and mincore agreed to the page for all 10 stacks at every measurement (after each step)"},
+				{"smaps Rss and PAGEMAP_SCAN agreed to the page for all 10 stacks at every measurement (after each step)"},
 				{"the stacks occupy 10 VMAs (1.00 per stack, guard none) of vm.max_map_count 65530"},
 			},
 			not: []string{"failed", "did not hold"},
@@ -126,7 +128,7 @@ func TestVerdicts(t *testing.T) {
 			want: [][]string{
 				{"the claim did not hold at 1 of 1 steps"},
 				{"at depth 1 B (1 byte) 4 of 4 stacks differed: resident 2 MiB per stack against the claimed 4 KiB (511 pages more)", "transparent huge pages (AnonHugePages), 2 MiB per stack"},
-				{"only 3 of 4 stack tops are 2 MiB aligned"},
+				{"huge pages were asked for and 8 MiB of the stacks' memory is in transparent huge pages (smaps AnonHugePages), though only 3 of 4 stack tops are 2 MiB aligned", "not only an aligned top"},
 			},
 			not: []string{"(1 bytes)", "+511", "2 MiB..2 MiB"},
 		},
@@ -210,7 +212,7 @@ func TestVerdicts(t *testing.T) {
 			}(),
 			want: [][]string{
 				{"share VMAs with others, so smaps cannot attribute huge pages to them"},
-				{"smaps and mincore agreed at every measurement (after each step): 0 stacks with VMAs of their own, and 1 run of merged stacks compared as sums"},
+				{"smaps and PAGEMAP_SCAN agreed at every measurement (after each step): 0 stacks with VMAs of their own, and 1 run of merged stacks compared as sums"},
 			},
 		},
 		{
@@ -220,7 +222,7 @@ func TestVerdicts(t *testing.T) {
 				d.Smaps = probe.SmapsCheck{VMAs: 9, OwnVMAStacks: 9, Agree: false, Disagreements: 1}
 				return touchResult(n, mmapstack.ReleaseNone, d)
 			}(),
-			want: [][]string{{"smaps and mincore DISAGREED 1 time at every measurement"}},
+			want: [][]string{{"smaps and PAGEMAP_SCAN DISAGREED 1 time at every measurement"}},
 		},
 		{
 			name: "smaps: some stacks share VMAs with other memory",
@@ -349,7 +351,7 @@ func TestPingPongVerdicts(t *testing.T) {
 	has(t, v, "after the ping-pong, all 100 stacks held exactly ceil(d/4 KiB) pages", "2 depth groups")
 	has(t, v, "no task ever used 1 depth of the depth list (1 MiB)")
 	has(t, v, "equalled the schedule's prediction in 48 of 50 live samples", "the largest gap was 8 KiB (2 pages)")
-	has(t, v, "smaps Rss and mincore agreed to the page", "when smaps was read, once, after the IO stopped (mincore read at the same moment)")
+	has(t, v, "smaps Rss and PAGEMAP_SCAN agreed to the page", "when smaps was read, once, after the IO stopped (PAGEMAP_SCAN read at the same moment)")
 	has(t, v, "grew by the end of the ping-pong by 400 KiB, 4 KiB per stack at 64 KiB")
 	hasNot(t, v, "at every measurement")
 
@@ -365,4 +367,60 @@ func TestPingPongVerdicts(t *testing.T) {
 	d.Matched, d.RSSBytesMax = 90, 68*kib
 	r = pingPongResult(50, mmapstack.ReleaseNone, d)
 	has(t, Verdicts(r), "at depth 64 KiB", "10 of 100 stacks differed: resident 64 KiB–68 KiB per stack against the claimed 64 KiB (up to 1 page more)")
+}
+
+// The residency verdicts name the method, the classes it could not see,
+// and the cross-check, from the run's own figures.
+func TestResidencyVerdicts(t *testing.T) {
+	r := touchResult(10, mmapstack.ReleaseNone, step(10, 4*kib, 4*kib, 4*kib, 4*kib, 4*kib))
+	v := Verdicts(r)
+	has(t, v, "every residency figure was read with PAGEMAP_SCAN over each stack's whole mapping (guard included), all stacks in one walk per measurement")
+	has(t, v, "mincore(2) agreed with PAGEMAP_SCAN page for page at the final measurement (after the last step), for all 10 stacks (40 KiB present)")
+	hasNot(t, v, "missing")
+
+	// The fallback, its missing classes, and a cross-check of a subset.
+	r.Residency = probe.ResidencyInfo{Requested: "scan", Method: "pagemap", Missing: []string{"huge_bytes", "zero_page_bytes"},
+		CrossCheck: &probe.CrossCheck{Method: "mincore", Stacks: 5, StacksOf: 10, PresentBytes: 20 * kib, Agree: true}}
+	v = Verdicts(r)
+	has(t, v, "every residency figure was read with /proc/self/pagemap", "; PAGEMAP_SCAN was asked for (--residency=scan), but this kernel lacks it; it cannot tell huge_bytes, zero_page_bytes apart, so those figures are missing, not 0")
+	has(t, v, "for 5 of 10 stacks, evenly spread")
+
+	r.Residency.CrossCheck = &probe.CrossCheck{Method: "mincore", Stacks: 10, StacksOf: 10, PresentBytes: 40 * kib, DifferingBytes: 8 * kib, DifferingStacks: 2}
+	has(t, Verdicts(r), "mincore(2) DISAGREED with /proc/self/pagemap at the final measurement (after the last step): 8 KiB of pages in 2 of 10 compared stacks were present to one and not the other")
+
+	r.Residency.CrossCheck = nil
+	has(t, Verdicts(r), "no second method could cross-check the residency figures here")
+}
+
+// The repro of issue 10: 100 stacks of 100 MiB side by side with huge
+// pages, one aligned top, and each stack's top huge page reaching into the
+// stack above. The alignment verdict must not call the unaligned tops
+// ineligible next to the huge pages it measured.
+func TestStraddleAndAlignmentVerdicts(t *testing.T) {
+	hugeTotal, lowStacks, lowBytes := 298*mib, 49, int64(49)*(mib+512*kib)
+	a := step(60, 64*kib, 64*kib, 2*mib, 2*mib, 64*kib)
+	b := step(40, mib, mib, 2*mib, 2*mib, mib)
+	for i, d := range []*probe.DepthResult{&a, &b} {
+		h, n, l := hugeTotal/2, lowStacks/2+i, lowBytes/2
+		if i == 1 {
+			l = lowBytes - l
+		}
+		d.HugeBytesTotal, d.LowHugeStacks, d.LowHugeBytesTotal = &h, &n, &l
+		d.AnonHugeBytesTotal = -1
+	}
+	r := pingPongResult(50, mmapstack.ReleaseNone, a, b)
+	r.Config.THP, r.Config.MapStack, r.TopsAligned2M = mmapstack.THPAlways, false, 1
+	v := Verdicts(r)
+	has(t, v, "49 stacks hold at their low end part of a 2 MiB page that begins in the stack below (73.5 MiB in all)", "every page counts for the stack whose range holds its address")
+	has(t, v, "huge pages were asked for and 298 MiB of the stacks' memory is in transparent huge pages (page tables), though only 1 of 100 stack tops are 2 MiB aligned", "here the blocks straddle stack boundaries")
+	hasNot(t, v, "eligible only when aligned")
+
+	// No huge page at all: said so, with where the figure comes from.
+	zero, none := int64(0), 0
+	for i := range r.HighWaterGroups {
+		r.HighWaterGroups[i].HugeBytesTotal, r.HighWaterGroups[i].LowHugeStacks, r.HighWaterGroups[i].LowHugeBytesTotal = &zero, &none, &zero
+	}
+	v = Verdicts(r)
+	has(t, v, "huge pages were asked for, but no stack holds one (page tables): only 1 of 100 stack tops are 2 MiB aligned")
+	hasNot(t, v, "begins in the stack below")
 }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"errors"
 	"flag"
 	"fmt"
@@ -12,6 +13,7 @@ import (
 	"stackprobe/frames"
 	"stackprobe/mmapstack"
 	"stackprobe/probe"
+	"stackprobe/procread"
 	"stackprobe/sizes"
 )
 
@@ -30,6 +32,7 @@ func usagef(format string, args ...any) error {
 type options struct {
 	workload, stack, depth, guard, thp, release, keepTop string
 	transport, pattern, format, out, touch, notes        string
+	residency                                            string
 	tasks, messages                                      int
 	seed                                                 int64
 	mapStack, force, quiet, checkGuard                   bool
@@ -42,7 +45,8 @@ func runDefaults() options {
 		workload: string(probe.WorkloadPingPong), stack: "100MB", depth: "4KiB,64KiB,1MiB", tasks: 100,
 		guard: "mprotect", thp: "system", mapStack: true, release: "none", keepTop: "4KiB",
 		touch: string(probe.TouchPages), transport: "tcp", messages: 1000, pattern: string(probe.PatternRamp),
-		seed: 1, interval: 10 * time.Millisecond, idle: 10 * time.Millisecond, watchdog: 2 * time.Minute, out: "out", format: "text",
+		residency: procread.MethodScan.String(),
+		seed:      1, interval: 10 * time.Millisecond, idle: 10 * time.Millisecond, watchdog: 2 * time.Minute, out: "out", format: "text",
 	}
 }
 
@@ -79,6 +83,7 @@ func (o *options) modeFlags(fs *flagSet) {
 	fs.StringVar(&o.release, "release", o.release, "after each step: none, dontneed (MADV_DONTNEED) or free (MADV_FREE) below the kept top; idle (pingpong: MADV_DONTNEED once a task has waited --idle)")
 	fs.StringVar(&o.keepTop, "keep-top", o.keepTop, "bytes at the top of a stack that a release keeps")
 	fs.BoolVar(&o.checkGuard, "check-guard", o.checkGuard, "also write one byte past a stack under each guard mode and report what happened")
+	fs.StringVar(&o.residency, "residency", o.residency, "how residency is read: scan (PAGEMAP_SCAN; /proc/self/pagemap entries where the kernel lacks it), pagemap (the entries, forced) or mincore (mincore(2)); for A/B runs")
 }
 
 // pingpongFlags shape the epoll ping-pong workload.
@@ -357,6 +362,9 @@ func (o *options) config() (probe.Config, error) {
 	}
 	c.MapStack = o.mapStack
 	c.CheckGuard = o.checkGuard
+	if c.Residency, err = procread.ParseMethod(cmp.Or(o.residency, procread.MethodScan.String())); err != nil {
+		return c, usagef("--residency: %v", err)
+	}
 	usable := c.StackBytes - c.GuardBytes
 	keep, err := sizes.Parse(o.keepTop)
 	if err != nil {
