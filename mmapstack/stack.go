@@ -1,10 +1,12 @@
 package mmapstack
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"os"
 	"runtime/debug"
+	"slices"
 	"sync"
 	"unsafe"
 
@@ -251,6 +253,40 @@ func (s *Stack) Close() error {
 		return syscallError("munmap", err)
 	}
 	return nil
+}
+
+// CloseAll unmaps every stack of stacks, with one munmap for each run of
+// stacks that lie side by side in the address space (consecutive
+// reservations usually do): each munmap costs a TLB flush on every CPU the
+// process runs on, whatever it covers. It is safe to call on stacks already
+// closed.
+func CloseAll(stacks []*Stack) error {
+	open := make([]*Stack, 0, len(stacks))
+	for _, s := range stacks {
+		if s != nil && s.mem != nil {
+			open = append(open, s)
+		}
+	}
+	slices.SortFunc(open, func(a, b *Stack) int { return cmp.Compare(a.Base(), b.Base()) })
+	var errs []error
+	for i := 0; i < len(open); {
+		lo, hi := open[i].Base(), open[i].Base()+uintptr(len(open[i].mem))
+		j := i + 1
+		for j < len(open) && open[j].Base() == hi {
+			hi += uintptr(len(open[j].mem))
+			j++
+		}
+		// The range spans several Go slices' backing mappings, so it is
+		// passed as plain integers.
+		if _, _, errno := unix.Syscall(unix.SYS_MUNMAP, lo, hi-lo, 0); errno != 0 {
+			errs = append(errs, syscallError("munmap", errno))
+		}
+		for _, s := range open[i:j] {
+			s.mem = nil
+		}
+		i = j
+	}
+	return errors.Join(errs...)
 }
 
 // TopByte returns the highest byte of the stack (at Top-1).

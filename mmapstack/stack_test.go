@@ -2,6 +2,7 @@ package mmapstack
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"strings"
 	"testing"
@@ -284,6 +285,53 @@ func TestReleaseHugePagesUnalignedTop(t *testing.T) {
 				t.Errorf("size 16 MiB + %d, top %#x, depth %d: %d pages resident after MADV_DONTNEED, want the 1 kept",
 					extra, s.Top(), d, got)
 			}
+		}
+	}
+}
+
+// CloseAll unmaps every stack, side by side or not, and leaves nothing of
+// them in the process's maps; closing again is harmless.
+func TestCloseAll(t *testing.T) {
+	const size = 1 << 20
+	var stacks []*Stack
+	for range 6 {
+		s, err := Reserve(Options{Size: size, Guard: GuardMprotect})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := s.Touch(4096); err != nil {
+			t.Fatal(err)
+		}
+		stacks = append(stacks, s)
+	}
+	// One stack apart from the others: a hole in the run.
+	far, err := Reserve(Options{Size: size})
+	if err != nil {
+		t.Fatal(err)
+	}
+	stacks = append(stacks, far)
+	bases := make([]uintptr, len(stacks))
+	for i, s := range stacks {
+		bases[i] = s.Base()
+	}
+	if err := CloseAll(stacks); err != nil {
+		t.Fatal(err)
+	}
+	maps, err := os.ReadFile("/proc/self/maps")
+	if err != nil {
+		t.Skipf("cannot read maps: %v", err)
+	}
+	for _, b := range bases {
+		if strings.Contains("\n"+string(maps), fmt.Sprintf("\n%x-", b)) {
+			t.Errorf("stack at %#x still mapped", b)
+		}
+	}
+	if err := CloseAll(stacks); err != nil {
+		t.Errorf("second CloseAll: %v", err)
+	}
+	for _, s := range stacks {
+		if err := s.Close(); err != nil {
+			t.Errorf("Close after CloseAll: %v", err)
 		}
 	}
 }

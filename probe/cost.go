@@ -89,11 +89,18 @@ func (r *Run) Cost() (Cost, error) {
 		ranges[i] = procread.PageRange{Start: uint64(s.Base()), End: uint64(s.Base()) + uint64(s.Size())}
 	}
 	slices.SortFunc(ranges, func(a, b procread.PageRange) int { return cmp.Compare(a.Start, b.Start) })
-	pm, err := procread.OpenPagemap(r.env.ProcRoot, 0, procread.MethodScan)
-	if err != nil {
-		return Cost{}, fmt.Errorf("cost: %w", err)
+	// The run's own pagemap (its --residency method); a fresh scan when
+	// the run has none.
+	var pm *procread.Pagemap
+	if r.m != nil && r.m.pm != nil {
+		pm = r.m.pm
+	} else {
+		var err error
+		if pm, err = procread.OpenPagemap(r.env.ProcRoot, 0, procread.MethodScan); err != nil {
+			return Cost{}, fmt.Errorf("cost: %w", err)
+		}
+		defer pm.Close()
 	}
-	defer pm.Close()
 	counts := make([]procread.PageCounts, len(ranges))
 	if err := pm.Measure(ranges, counts); err != nil {
 		return Cost{}, fmt.Errorf("cost: %w", err)

@@ -176,10 +176,7 @@ func runOnce(ctx context.Context, cfg Config, env Env) (*Result, error) {
 
 // Close unmaps every stack and closes the pagemap.
 func (r *Run) Close() error {
-	var errs []error
-	for _, s := range r.stacks {
-		errs = append(errs, s.Close())
-	}
+	errs := []error{mmapstack.CloseAll(r.stacks)}
 	r.stacks = nil
 	if r.m != nil && r.m.pm != nil {
 		errs = append(errs, r.m.pm.Close())
@@ -208,11 +205,7 @@ func reserveAll(ctx context.Context, cfg Config) ([]*mmapstack.Stack, error) {
 	return stacks, nil
 }
 
-func closeAll(stacks []*mmapstack.Stack) {
-	for _, s := range stacks {
-		_ = s.Close()
-	}
-}
+func closeAll(stacks []*mmapstack.Stack) { _ = mmapstack.CloseAll(stacks) }
 
 // expectedAfterRelease is what one stack holds after its release, given the
 // deepest depth it has used so far.
