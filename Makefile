@@ -4,12 +4,13 @@ BIN     := bin/stackprobe
 OUT     ?= out
 RUNARGS ?= --stack=100MB --depth=4KiB,64KiB,1MiB --tasks=50 --messages=2000
 FUZZTIME ?= 10s
-# make bench [BENCH=regexp] [PKG=./procread] [COUNT=10]: the raw results go
+# make bench [BENCH=regexp] [PKG=./procread] [COUNT=10] [BENCHTIME=3x]: the raw results go
 # to bench/new.txt and benchstat summarises them (median ± spread); with
 # bench/old.txt present it compares the two.
 BENCH   ?= .
 PKG     ?= ./...
 COUNT   ?= 10
+BENCHTIME ?= 1s
 
 .PHONY: all build run test bench fuzz lint clean
 
@@ -27,7 +28,7 @@ test:
 
 bench:
 	@mkdir -p bench
-	$(GO) test -run='^$$' -bench='$(BENCH)' -benchmem -count=$(COUNT) $(PKG) | tee bench/new.txt
+	$(GO) test -run='^$$' -bench='$(BENCH)' -benchtime=$(BENCHTIME) -benchmem -count=$(COUNT) $(PKG) | tee bench/new.txt
 	@if [ -f bench/old.txt ]; then $(GO) tool benchstat bench/old.txt bench/new.txt; else $(GO) tool benchstat bench/new.txt; fi
 
 fuzz:
