@@ -187,6 +187,8 @@ func roundOf(res *Result, round int) PingPongRound {
 		IdleStacks:               p.IdleStacks,
 		IdleAtEnd:                p.IdleAtEnd,
 		IdleAtEndKeptTop:         p.IdleAtEndKeptTop,
+		IdleReleasesChecked:      p.IdleReleasesChecked,
+		IdleReleasesKeptTop:      p.IdleReleasesKeptTop,
 	}
 	if stacks > 0 {
 		r.PeakRSSBytesPerStack = p.PeakStackRSSBytes / int64(stacks)

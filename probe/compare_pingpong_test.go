@@ -84,7 +84,13 @@ func TestPingPongCompareRamp128K(t *testing.T) {
 	// exactly the kept top; the others at most their high-water mark. (A
 	// task closes its socket right after its last message, so a stack is
 	// rarely idle at the end; releases during the run are logged.)
+	var checked int64
 	for _, r := range by[StrategyIdleDontneed].Rounds {
+		// Every idle release, measured right after, left exactly the kept top.
+		checked += r.IdleReleasesChecked
+		if r.IdleReleasesKeptTop != r.IdleReleasesChecked {
+			t.Errorf("idle-dontneed round %d: %d of %d idle releases left exactly the kept top", r.Round, r.IdleReleasesKeptTop, r.IdleReleasesChecked)
+		}
 		if r.IdleAtEnd != r.IdleAtEndKeptTop || r.EndRSSBytesMax > 128<<10 {
 			t.Errorf("idle-dontneed round %d: %d stacks idle at the end, %d of them at the kept top; max %d bytes",
 				r.Round, r.IdleAtEnd, r.IdleAtEndKeptTop, r.EndRSSBytesMax)
@@ -92,7 +98,10 @@ func TestPingPongCompareRamp128K(t *testing.T) {
 		if r.IdleAtEnd > 0 && r.EndRSSBytesMin != page {
 			t.Errorf("idle-dontneed round %d: %d stacks idle at the end but none at %d bytes (min %d)", r.Round, r.IdleAtEnd, page, r.EndRSSBytesMin)
 		}
-		t.Logf("idle-dontneed round %d: %d stacks released when idle, %d idle at the end", r.Round, r.IdleStacks, r.IdleAtEnd)
+		t.Logf("idle-dontneed round %d: %d stacks released when idle (%d releases checked), %d idle at the end", r.Round, r.IdleStacks, r.IdleReleasesChecked, r.IdleAtEnd)
+	}
+	if checked == 0 {
+		t.Errorf("idle-dontneed: no idle release was checked in %d rounds: the idle policy went untested", len(by[StrategyIdleDontneed].Rounds))
 	}
 	// MAP_POPULATE backs every page of the mapping; the guard page,
 	// made PROT_NONE after the mapping was populated, keeps its page.

@@ -14,6 +14,7 @@ import (
 
 	"stackprobe/mmapstack"
 	"stackprobe/pingpong"
+	"stackprobe/procread"
 )
 
 // maxTimeline bounds the points kept in memory for the over-time chart.
@@ -100,9 +101,15 @@ func (r *Run) runPingPong(ctx context.Context) error {
 	}
 	// onIdle gives an idle task's pages back (--release=idle), on the
 	// task's own thread while it is parked: nothing else uses its stack.
-	onIdle := func(task int, _ pingpong.Kind) {
+	// Each idle release is checked at once: the stack must hold exactly
+	// the kept top it ever touched. mincore over the one stack is safe
+	// beside the sampler's walk; each IO thread has its own scratch vector.
+	var vecs [2][]byte
+	var idleChecked, idleKeptTop atomic.Int64
+	onIdle := func(task int, kind pingpong.Kind) {
 		s := &states[task]
-		if err := m.stacks[task].Release(); err != nil {
+		st := m.stacks[task]
+		if err := st.Release(); err != nil {
 			e := fmt.Errorf("task %d idle release: %w", task, err)
 			if touchErr.CompareAndSwap(nil, &e) {
 				stopIO(e)
@@ -111,6 +118,18 @@ func (r *Run) runPingPong(ctx context.Context) error {
 		}
 		s.sinceIdle.Store(0)
 		s.idled.Add(1)
+		if cfg.THP != mmapstack.THPNever {
+			return // a huge page keeps its whole block: no page-exact figure to hold
+		}
+		pages, vec, err := procread.ResidentPages(st.Base(), uintptr(st.Size()), vecs[kind&1])
+		vecs[kind&1] = vec
+		if err != nil {
+			return
+		}
+		idleChecked.Add(1)
+		if int64(pages)*int64(page) == cfg.expected(s, page) {
+			idleKeptTop.Add(1)
+		}
 	}
 	var idle time.Duration
 	if cfg.Release == mmapstack.ReleaseIdle {
@@ -162,6 +181,7 @@ func (r *Run) runPingPong(ctx context.Context) error {
 	p.PredictionExactSamples, p.PredictionMaxGapBytes = smp.exact, smp.maxGap
 	p.ThreadCPUNs.Clients, p.ThreadCPUNs.Server = pr.ClientThreadCPU.Nanoseconds(), pr.ServerThreadCPU.Nanoseconds()
 	p.IdleReleases = pr.IdleCalls
+	p.IdleReleasesChecked, p.IdleReleasesKeptTop = idleChecked.Load(), idleKeptTop.Load()
 	var madvises int64
 	for i, st := range m.stacks {
 		madvises += int64(st.Madvises())

@@ -285,6 +285,11 @@ type PingPongResult struct {
 	// top: ceil(min(deepest, keep-top)/page) pages.
 	IdleAtEnd        int `json:"idle_at_end,omitempty"`
 	IdleAtEndKeptTop int `json:"idle_at_end_kept_top,omitempty"`
+	// IdleReleasesChecked counts idle releases whose stack was measured
+	// right after (mincore, base pages only), and IdleReleasesKeptTop
+	// those after which it held exactly the kept top it had touched.
+	IdleReleasesChecked int64 `json:"idle_releases_checked,omitempty"`
+	IdleReleasesKeptTop int64 `json:"idle_releases_kept_top,omitempty"`
 	// PeakStackRSSBytes is the stacks' summed residency at the live
 	// sample that found the most.
 	PeakStackRSSBytes int64 `json:"peak_stack_rss_bytes"`
@@ -497,6 +502,11 @@ type PingPongRound struct {
 	IdleStacks       int `json:"idle_stacks,omitempty"`
 	IdleAtEnd        int `json:"idle_at_end,omitempty"`
 	IdleAtEndKeptTop int `json:"idle_at_end_kept_top,omitempty"`
+	// IdleReleasesChecked and IdleReleasesKeptTop are as in PingPongResult:
+	// each idle release measured at once, and those that left exactly the
+	// kept top.
+	IdleReleasesChecked int64 `json:"idle_releases_checked,omitempty"`
+	IdleReleasesKeptTop int64 `json:"idle_releases_kept_top,omitempty"`
 	// Seconds is the round's wall time, reservation and measurement
 	// included.
 	Seconds float64 `json:"seconds"`

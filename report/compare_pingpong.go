@@ -69,12 +69,17 @@ func PingPongCompareVerdicts(c *probe.PingPongComparison) []string {
 	}
 	if s := by[probe.StrategyIdleDontneed]; s != nil && s.PingPongFigures != nil {
 		idle, atEnd, kept := 0, 0, 0
+		var checked, keptTop int64
 		for _, r := range s.Rounds {
 			if r.Error == "" {
 				idle, atEnd, kept = idle+r.IdleStacks, atEnd+r.IdleAtEnd, kept+r.IdleAtEndKeptTop
+				checked, keptTop = checked+r.IdleReleasesChecked, keptTop+r.IdleReleasesKeptTop
 			}
 		}
 		msg := fmt.Sprintf("idle-dontneed: over the rounds %d stacks were released at least once for being idle for %v", idle, c.Config.Idle)
+		if checked > 0 {
+			msg += fmt.Sprintf("; measured right after each release, %d of %d releases left exactly the kept top the stack had touched", keptTop, checked)
+		}
 		if atEnd > 0 {
 			msg += fmt.Sprintf("; %d were idle at the end and %d of them held exactly the kept top (%s)", atEnd, kept, sizes.IEC(min(hw, keep)))
 		} else {
