@@ -134,3 +134,24 @@ func TestSamplerKeepsItsInterval(t *testing.T) {
 		t.Errorf("%d samples in %.3f s at %v, want at least %d", p.Sampler.Samples, p.Seconds, cfg.Interval, want)
 	}
 }
+
+// Each connection's two sockets are measured with the stacks: the looks
+// that saw every connection open give the socket memory per connection,
+// and its maximum, from SO_MEMINFO; echoes in flight hold buffers.
+func TestSocketBytesPerConnection(t *testing.T) {
+	const clients = 6
+	cfg := pingpongConfig("tcp", clients, 400, PatternRamp, 4096)
+	cfg.Interval = time.Millisecond
+	res, err := runOnce(context.Background(), cfg, Env{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sb := res.PingPong.SocketBytesPerConnection
+	if sb.Looks == 0 || sb.MeanEnd == nil {
+		t.Fatalf("no look saw all %d connections open: %+v", clients, sb)
+	}
+	if sb.Max <= 0 || *sb.MeanEnd < 0 || *sb.MeanEnd > sb.Max || sb.AtClose < 0 {
+		t.Errorf("socket bytes per connection %+v (mean_end %d): want max > 0 and 0 <= mean_end <= max", sb, *sb.MeanEnd)
+	}
+	t.Logf("per connection: mean_end %d B, max %d B, at close %d B over %d looks", *sb.MeanEnd, sb.Max, sb.AtClose, sb.Looks)
+}
