@@ -49,9 +49,12 @@ func exitCode(err error, stderr io.Writer) int {
 
 const helpProse = `stackprobe reserves large coroutine stacks with mmap(MAP_NORESERVE), uses
 them to the depths you give while a workload runs, and measures how much
-physical memory each stack really holds: per page with mincore(2),
-cross-checked against /proc/self/smaps, with page tables (VmPTE) and VMA
-counts beside. It writes charts, raw data and an evidence.md for design notes.
+physical memory each stack really holds: per page from the page tables
+(PAGEMAP_SCAN on /proc/PID/pagemap), cross-checked against /proc/self/smaps
+and mincore(2), with page tables and VMA counts beside. It writes charts, raw
+data and an evidence.md whose first lines answer what a coroutine costs, how
+many fit and what binds. stackprobe watch points the same instruments at the
+thread and fiber stacks of another running program.
 
 The default workload is the two-thread epoll ping-pong: clients and their
 echoing peers are coroutines, each owning one reserved stack that it uses to
