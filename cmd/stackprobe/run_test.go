@@ -563,9 +563,14 @@ func TestCompareStackSizes(t *testing.T) {
 			if s.Steps[0].RSSBytesMean != 16<<10 {
 				t.Errorf("64 KiB stacks at 16 KiB: %d B resident", s.Steps[0].RSSBytesMean)
 			}
-			// Packed small stacks share PTE pages: 32 stacks per 2 MiB.
-			if pt > 256 {
-				t.Errorf("64 KiB stacks: %d B of page tables per stack, want at most 256", pt)
+			// Packed small stacks share PTE pages: up to 32 stacks per
+			// 2 MiB block, 128 B each, plus the PMD share. With 200
+			// stacks, and mappings of the runtime's among them, the
+			// shares are coarser (≈150 B here, ≈290 B under the race
+			// detector); at 1000 stacks they stay under 256 B. Either way
+			// far below the 4 KiB page a large stack needs.
+			if pt > 512 {
+				t.Errorf("64 KiB stacks: %d B of page tables per stack, want at most 512", pt)
 			}
 		case 100 << 20:
 			if s.Steps[1].Overflow || s.Steps[1].RSSBytesMean != 80<<10 {
