@@ -25,27 +25,44 @@ const (
 // folder. Rows go to temporary files as they come, so memory stays flat
 // however long the run; Close renames the files into place.
 type CSV struct {
-	files [3]*atomicfile.File // samples, totals, stacks
-	kinds []string            // per stack, from Begin
-	row   []byte
-	err   error
+	csvSet
+	kinds []string // per stack, from Begin
 }
 
 // NewCSV opens the temporary files in dir.
 func NewCSV(dir string) (*CSV, error) {
 	c := &CSV{}
+	if err := c.open(dir, samplesHeader, totalsHeader, stacksHeader); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// csvSet is samples.csv, totals.csv and stacks.csv being written: rows go
+// to temporary files as they come; close renames the files into place.
+type csvSet struct {
+	files [3]*atomicfile.File // samples, totals, stacks
+	row   []byte              // scratch for one row
+	err   error               // the first write error
+}
+
+// open creates the temporary files in dir and writes their headers.
+func (c *csvSet) open(dir string, headers ...string) error {
 	for i, name := range CSVFiles() {
 		f, err := atomicfile.Create(filepath.Join(dir, name))
 		if err != nil {
 			c.Abort()
-			return nil, err
+			return err
 		}
 		c.files[i] = f
 	}
-	c.write(0, []byte(samplesHeader))
-	c.write(1, []byte(totalsHeader))
-	c.write(2, []byte(stacksHeader))
-	return c, c.err
+	for i, h := range headers {
+		c.write(i, []byte(h))
+	}
+	if c.err != nil {
+		c.Abort()
+	}
+	return c.err
 }
 
 // Begin writes stacks.csv's rows.
@@ -130,7 +147,7 @@ func appendOptional(r []byte, v int64) []byte {
 	return strconv.AppendInt(r, v, 10)
 }
 
-func (c *CSV) write(i int, b []byte) {
+func (c *csvSet) write(i int, b []byte) {
 	if c.err != nil {
 		return
 	}
@@ -141,7 +158,7 @@ func (c *CSV) write(i int, b []byte) {
 
 // Close renames the files into place. Whatever was recorded is kept,
 // also after an error in the run.
-func (c *CSV) Close() error {
+func (c *csvSet) Close() error {
 	if c.err != nil {
 		c.Abort()
 		return c.err
@@ -157,7 +174,7 @@ func (c *CSV) Close() error {
 }
 
 // Abort removes the temporary files that were not committed.
-func (c *CSV) Abort() {
+func (c *csvSet) Abort() {
 	for i, f := range c.files {
 		f.Abort()
 		c.files[i] = nil

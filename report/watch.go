@@ -3,14 +3,12 @@ package report
 import (
 	"fmt"
 	"io"
-	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
 
-	"stackprobe/atomicfile"
 	"stackprobe/procread"
 	"stackprobe/sizes"
 	"stackprobe/stackfind"
@@ -369,27 +367,15 @@ const (
 // per sample) and totals.csv (one row per sample) into a folder as samples
 // come; Close writes stacks.csv (one row per stack) and renames the three
 // files into place.
-type WatchCSV struct {
-	files [3]*atomicfile.File // samples, totals, stacks
-	row   []byte
-	err   error
-}
+type WatchCSV struct{ csvSet }
 
 // NewWatchCSV opens the temporary files in dir.
 func NewWatchCSV(dir string) (*WatchCSV, error) {
 	c := &WatchCSV{}
-	for i, name := range CSVFiles() {
-		f, err := atomicfile.Create(filepath.Join(dir, name))
-		if err != nil {
-			c.Abort()
-			return nil, err
-		}
-		c.files[i] = f
+	if err := c.open(dir, watchSamplesHeader, watchTotalsHeader, watchStacksHeader); err != nil {
+		return nil, err
 	}
-	c.write(0, []byte(watchSamplesHeader))
-	c.write(1, []byte(watchTotalsHeader))
-	c.write(2, []byte(watchStacksHeader))
-	return c, c.err
+	return c, nil
 }
 
 // RecordSample implements watch.Recorder. Huge and zero-page cells are
@@ -485,33 +471,5 @@ func (c *WatchCSV) Close(stacks []watch.Stack) error {
 		c.row = r
 		c.write(2, r)
 	}
-	if c.err != nil {
-		c.Abort()
-		return c.err
-	}
-	for i, f := range c.files {
-		if err := f.Commit(); err != nil {
-			c.Abort()
-			return err
-		}
-		c.files[i] = nil
-	}
-	return nil
-}
-
-// Abort removes the temporary files that were not committed.
-func (c *WatchCSV) Abort() {
-	for i, f := range c.files {
-		f.Abort()
-		c.files[i] = nil
-	}
-}
-
-func (c *WatchCSV) write(i int, b []byte) {
-	if c.err != nil {
-		return
-	}
-	if _, err := c.files[i].Write(b); err != nil {
-		c.err = fmt.Errorf("write %s: %w", CSVFiles()[i], err)
-	}
+	return c.csvSet.Close()
 }
