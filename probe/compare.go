@@ -48,11 +48,11 @@ type Strategy struct {
 // Strategies are the stack strategies compare runs, in order.
 func Strategies() []Strategy {
 	return []Strategy{
-		{Name: StrategyLazy4K, Label: "lazy mmap, 4 KiB pages (MAP_STACK, MADV_NOHUGEPAGE)", THP: mmapstack.THPNever, MapStack: true},
-		{Name: StrategyLazyTHP, Label: "lazy mmap, THP eligible (MADV_HUGEPAGE, no MAP_STACK)", THP: mmapstack.THPAlways},
-		{Name: StrategyDontneed, Label: "lazy mmap, MADV_DONTNEED after each step", THP: mmapstack.THPNever, MapStack: true, Release: mmapstack.ReleaseDontneed},
-		{Name: StrategyFree, Label: "lazy mmap, MADV_FREE after each step", THP: mmapstack.THPNever, MapStack: true, Release: mmapstack.ReleaseFree},
-		{Name: StrategyEager, Label: "eager mmap (MAP_POPULATE)", THP: mmapstack.THPNever, MapStack: true, Populate: true},
+		{Name: StrategyLazy4K, Label: "lazy mmap, 4 KiB pages (MAP_STACK, MADV_NOHUGEPAGE)", THP: mmapstack.THPNoHuge, MapStack: true},
+		{Name: StrategyLazyTHP, Label: "lazy mmap, THP eligible (MADV_HUGEPAGE, no MAP_STACK)", THP: mmapstack.THPHuge},
+		{Name: StrategyDontneed, Label: "lazy mmap, MADV_DONTNEED after each step", THP: mmapstack.THPNoHuge, MapStack: true, Release: mmapstack.ReleaseDontneed},
+		{Name: StrategyFree, Label: "lazy mmap, MADV_FREE after each step", THP: mmapstack.THPNoHuge, MapStack: true, Release: mmapstack.ReleaseFree},
+		{Name: StrategyEager, Label: "eager mmap (MAP_POPULATE)", THP: mmapstack.THPNoHuge, MapStack: true, Populate: true},
 		{Name: StrategyGoroutines, Label: "Go goroutine stacks (copying, real frames)", GoStacks: true},
 	}
 }
@@ -194,7 +194,7 @@ func measureGuards(ctx context.Context, cfg Config, env Env) ([]GuardCost, error
 	var out []GuardCost
 	for _, g := range []mmapstack.Guard{mmapstack.GuardMprotect, mmapstack.GuardMadvise, mmapstack.GuardNone} {
 		c := cfg
-		c.Workload, c.Guard, c.THP, c.MapStack, c.Release, c.Populate = WorkloadTouch, g, mmapstack.THPNever, true, mmapstack.ReleaseNone, false
+		c.Workload, c.Guard, c.THP, c.MapStack, c.Release, c.Populate = WorkloadTouch, g, mmapstack.THPNoHuge, true, mmapstack.ReleaseNone, false
 		c.Depths = cfg.Depths[:1]
 		c.GuardBytes = 0
 		if g != mmapstack.GuardNone {

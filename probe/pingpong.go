@@ -118,7 +118,7 @@ func (r *Run) runPingPong(ctx context.Context) error {
 		}
 		s.sinceIdle.Store(0)
 		s.idled.Add(1)
-		if cfg.THP != mmapstack.THPNever {
+		if cfg.THP != mmapstack.THPNoHuge {
 			return // a huge page keeps its whole block: no page-exact figure to hold
 		}
 		pages, vec, err := procread.ResidentPages(st.Base(), uintptr(st.Size()), vecs[kind&1])

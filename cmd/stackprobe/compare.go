@@ -144,7 +144,7 @@ func runCompare(ctx context.Context, args []string, stdout, stderr io.Writer) er
 }
 
 func runCompareTouch(ctx context.Context, o options, args []string, stdout, stderr io.Writer) error {
-	cfg := probe.Config{Workload: probe.WorkloadTouch, THP: mmapstack.THPNever, MapStack: true}
+	cfg := probe.Config{Workload: probe.WorkloadTouch, THP: mmapstack.THPNoHuge, MapStack: true}
 	// --stack may list sizes to compare side by side; the depths are
 	// checked against the largest, and a smaller one that cannot hold a
 	// depth shows it as an overflow.
@@ -214,7 +214,7 @@ func stackList(s string) (stacks []int64, largest string, err error) {
 }
 
 func runComparePingPong(ctx context.Context, o compareOptions, args []string, stdout, stderr io.Writer) error {
-	cfg := probe.Config{Workload: probe.WorkloadPingPong, THP: mmapstack.THPNever, MapStack: true}
+	cfg := probe.Config{Workload: probe.WorkloadPingPong, THP: mmapstack.THPNoHuge, MapStack: true}
 	if err := o.stackConfig(&cfg); err != nil {
 		return err
 	}
@@ -235,7 +235,7 @@ func runComparePingPong(ctx context.Context, o compareOptions, args []string, st
 	// would not fit.
 	need := needsOf(cfg)
 	thp := cfg
-	thp.THP = mmapstack.THPAlways
+	thp.THP = mmapstack.THPHuge
 	need.usedBytes = needsOf(thp).usedBytes
 	if err := checkRun(need, o.options); err != nil {
 		return err
