@@ -28,25 +28,41 @@ func ParseGuard(s string) (Guard, error) {
 	return Guard(i), err
 }
 
-// THP selects the transparent-huge-page advice given to a stack.
+// THP selects the transparent-huge-page advice given to a stack. The advice
+// is per mapping and wins over the system-wide mode in
+// /sys/kernel/mm/transparent_hugepage/enabled, except that enabled=never
+// turns huge pages off whatever the advice. MAP_STACK (Options.MapStack)
+// sets VM_NOHUGEPAGE itself on Linux >= 6.7, as THPNoHuge does;
+// MADV_HUGEPAGE given after it clears that flag again.
 type THP int
 
 const (
-	// THPSystem gives no advice; /sys/kernel/mm/transparent_hugepage/enabled decides.
+	// THPSystem gives no advice: the system-wide mode decides, and on Linux
+	// >= 6.7 a MAP_STACK mapping is VM_NOHUGEPAGE (smaps VmFlags "nh").
 	THPSystem THP = iota
-	// THPNever applies MADV_NOHUGEPAGE: the stack is backed in base pages.
-	THPNever
-	// THPAlways applies MADV_HUGEPAGE: 2 MiB-aligned blocks may be backed by
-	// one huge page on first touch.
-	THPAlways
+	// THPNoHuge applies MADV_NOHUGEPAGE (VmFlags "nh"): the stack is
+	// backed in base pages even when the system-wide mode is always.
+	THPNoHuge
+	// THPHuge applies MADV_HUGEPAGE (VmFlags "hg"): 2 MiB-aligned blocks
+	// may be backed by one huge page on first touch, also with MAP_STACK,
+	// when the system-wide mode is always or madvise.
+	THPHuge
 )
 
-func thpNames() []string { return []string{"system", "never", "always"} }
+func thpNames() []string { return []string{"system", "nohuge", "huge"} }
+
+// thpAliases are the names ParseTHP also accepts: the advice named after
+// the system-wide modes it resembles.
+func thpAliases() map[string]THP { return map[string]THP{"never": THPNoHuge, "always": THPHuge} }
 
 func (t THP) String() string { return enumString(thpNames(), int(t)) }
 
-// ParseTHP parses "system", "never" or "always".
+// ParseTHP parses "system", "nohuge" or "huge", and the older names
+// "never" (nohuge) and "always" (huge).
 func ParseTHP(s string) (THP, error) {
+	if t, ok := thpAliases()[s]; ok {
+		return t, nil
+	}
 	i, err := enumParse(thpNames(), s)
 	return THP(i), err
 }

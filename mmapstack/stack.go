@@ -30,7 +30,8 @@ type Options struct {
 	Guard Guard
 	// THP selects transparent-huge-page advice for the mapping.
 	THP THP
-	// MapStack adds MAP_STACK (on Linux >= 6.7 it implies VM_NOHUGEPAGE).
+	// MapStack adds MAP_STACK (on Linux >= 6.7 it implies VM_NOHUGEPAGE,
+	// which THPHuge clears again).
 	MapStack bool
 	// Populate adds MAP_POPULATE: every page is backed at reservation, the
 	// cost an eager allocator pays.
@@ -126,11 +127,11 @@ func reserve(opts Options, at unsafe.Pointer, extra int) (s *Stack, err error) {
 		}
 	}()
 	switch opts.THP {
-	case THPNever:
+	case THPNoHuge:
 		if err := unix.Madvise(mem, unix.MADV_NOHUGEPAGE); err != nil {
 			return nil, syscallError("madvise(MADV_NOHUGEPAGE)", err)
 		}
-	case THPAlways:
+	case THPHuge:
 		if err := unix.Madvise(mem, unix.MADV_HUGEPAGE); err != nil {
 			return nil, syscallError("madvise(MADV_HUGEPAGE)", err)
 		}
@@ -207,13 +208,13 @@ func (s *Stack) Release() error {
 	// Without huge pages nothing below the kept top can be resident when
 	// the step stayed within it; with them, one byte may have made a whole
 	// 2 MiB block resident.
-	if s.release == ReleaseNone || s.deepest <= s.keep && s.thp == THPNever {
+	if s.release == ReleaseNone || s.deepest <= s.keep && s.thp == THPNoHuge {
 		s.deepest = 0
 		return nil
 	}
 	top := len(s.mem)
 	lo := top - RoundUp(s.deepest)
-	if s.thp != THPNever {
+	if s.thp != THPNoHuge {
 		// A huge page covers the whole 2 MiB block around the deepest
 		// touch: release down to that block's low edge, an address
 		// boundary (the top itself need not be aligned).

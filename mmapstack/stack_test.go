@@ -4,11 +4,14 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"slices"
 	"strings"
 	"testing"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
+
+	"stackprobe/procread"
 )
 
 const mib = 1 << 20
@@ -51,7 +54,7 @@ func TestTouchExactPages(t *testing.T) {
 	}
 	for _, mapStack := range []bool{false, true} {
 		for _, c := range cases {
-			s := mustReserve(t, Options{Size: 100 * mib, THP: THPNever, MapStack: mapStack})
+			s := mustReserve(t, Options{Size: 100 * mib, THP: THPNoHuge, MapStack: mapStack})
 			if err := s.Touch(c.depth); err != nil {
 				t.Fatal(err)
 			}
@@ -106,7 +109,7 @@ func TestRelease(t *testing.T) {
 		{ReleaseDontneed, 0, 1},
 		{ReleaseDontneed, 64 << 10, 16},
 	} {
-		s := mustReserve(t, Options{Size: 100 * mib, THP: THPNever, Release: c.release, KeepTop: c.keep})
+		s := mustReserve(t, Options{Size: 100 * mib, THP: THPNoHuge, Release: c.release, KeepTop: c.keep})
 		if err := s.Touch(mib); err != nil {
 			t.Fatal(err)
 		}
@@ -122,7 +125,7 @@ func TestRelease(t *testing.T) {
 // MADV_FREE pages stay mapped until the kernel needs the memory, so right
 // after Release they still count as resident.
 func TestReleaseFreeStaysResident(t *testing.T) {
-	s := mustReserve(t, Options{Size: 100 * mib, THP: THPNever, Release: ReleaseFree})
+	s := mustReserve(t, Options{Size: 100 * mib, THP: THPNoHuge, Release: ReleaseFree})
 	if err := s.Touch(mib); err != nil {
 		t.Fatal(err)
 	}
@@ -157,7 +160,8 @@ func TestGuardFaultIsCaught(t *testing.T) {
 }
 
 // A 1-byte touch of a MADV_HUGEPAGE stack whose size is a multiple of 2 MiB
-// makes a whole 2 MiB block resident.
+// makes a whole 2 MiB block resident, with MAP_STACK too: the advice clears
+// the VM_NOHUGEPAGE that MAP_STACK sets.
 func TestHugePageStep(t *testing.T) {
 	enabled, err := os.ReadFile("/sys/kernel/mm/transparent_hugepage/enabled")
 	if err != nil {
@@ -166,15 +170,87 @@ func TestHugePageStep(t *testing.T) {
 	if strings.Contains(string(enabled), "[never]") {
 		t.Skip("THP disabled system-wide (enabled=never)")
 	}
-	s := mustReserve(t, Options{Size: 100 * mib, THP: THPAlways})
-	if s.Top()%HugeBlock != 0 {
-		t.Skipf("mapping top %#x not 2 MiB aligned", s.Top())
+	for _, mapStack := range []bool{false, true} {
+		t.Run(fmt.Sprintf("map_stack=%v", mapStack), func(t *testing.T) {
+			s := mustReserve(t, Options{Size: 100 * mib, THP: THPHuge, MapStack: mapStack})
+			if s.Top()%HugeBlock != 0 {
+				t.Skipf("mapping top %#x not 2 MiB aligned", s.Top())
+			}
+			if err := s.Touch(1); err != nil {
+				t.Fatal(err)
+			}
+			if got := resident(t, s); got != HugeBlock/PageSize() {
+				t.Errorf("1-byte touch with MADV_HUGEPAGE: %d pages resident, want %d", got, HugeBlock/PageSize())
+			}
+			if v := smapsOf(t, s.Top()-1); v.AnonHugePages != HugeBlock {
+				t.Errorf("AnonHugePages %d, want %d", v.AnonHugePages, HugeBlock)
+			}
+		})
 	}
-	if err := s.Touch(1); err != nil {
+}
+
+// smapsOf reads the /proc/self/smaps entry of the mapping holding addr.
+func smapsOf(t *testing.T, addr uintptr) procread.VMA {
+	t.Helper()
+	var found *procread.VMA
+	err := procread.ReadSmaps("/proc/self/smaps", func(v *procread.VMA) error {
+		if v.Contains(uint64(addr)) {
+			c := *v
+			c.VmFlags = slices.Clone(v.VmFlags)
+			found = &c
+		}
+		return nil
+	})
+	if err != nil {
 		t.Fatal(err)
 	}
-	if got := resident(t, s); got != HugeBlock/PageSize() {
-		t.Errorf("1-byte touch with MADV_HUGEPAGE: %d pages resident, want %d", got, HugeBlock/PageSize())
+	if found == nil {
+		t.Fatalf("no mapping in /proc/self/smaps holds %#x", addr)
+	}
+	return *found
+}
+
+// kernelAtLeast reports whether the running kernel's release is at least
+// major.minor.
+func kernelAtLeast(t *testing.T, major, minor int) bool {
+	t.Helper()
+	var u unix.Utsname
+	if err := unix.Uname(&u); err != nil {
+		t.Fatal(os.NewSyscallError("uname", err))
+	}
+	var maj, min int
+	if _, err := fmt.Sscanf(unix.ByteSliceToString(u.Release[:]), "%d.%d", &maj, &min); err != nil {
+		t.Fatalf("kernel release %q: %v", unix.ByteSliceToString(u.Release[:]), err)
+	}
+	return maj > major || maj == major && min >= minor
+}
+
+// Each --thp value and MAP_STACK leave the smaps VmFlags the help text
+// promises: nohuge sets "nh", huge sets "hg" and clears the "nh" MAP_STACK
+// implies (Linux >= 6.7), system leaves MAP_STACK's "nh" or nothing.
+func TestTHPVmFlags(t *testing.T) {
+	if _, err := os.Stat("/sys/kernel/mm/transparent_hugepage"); err != nil {
+		t.Skipf("no THP on this kernel (MADV_HUGEPAGE fails): %v", err)
+	}
+	stackNH := kernelAtLeast(t, 6, 7)
+	cases := []struct {
+		thp      THP
+		mapStack bool
+		nh, hg   bool
+	}{
+		{THPSystem, false, false, false},
+		{THPNoHuge, false, true, false},
+		{THPHuge, false, false, true},
+		{THPSystem, true, stackNH, false},
+		{THPNoHuge, true, true, false},
+		{THPHuge, true, false, true},
+	}
+	for _, c := range cases {
+		s := mustReserve(t, Options{Size: 4 * mib, THP: c.thp, MapStack: c.mapStack})
+		v := smapsOf(t, s.Top()-1)
+		if v.Has("nh") != c.nh || v.Has("hg") != c.hg {
+			t.Errorf("thp=%v map_stack=%v: VmFlags %q, want nh=%v hg=%v", c.thp, c.mapStack, v.VmFlags, c.nh, c.hg)
+		}
 	}
 }
 
@@ -183,6 +259,16 @@ func TestParseModes(t *testing.T) {
 		g, err := ParseGuard(name)
 		if err != nil || g.String() != name {
 			t.Errorf("ParseGuard(%q) = %v, %v", name, g, err)
+		}
+	}
+	for name, want := range map[string]THP{"system": THPSystem, "nohuge": THPNoHuge, "huge": THPHuge, "never": THPNoHuge, "always": THPHuge} {
+		if got, err := ParseTHP(name); err != nil || got != want {
+			t.Errorf("ParseTHP(%q) = %v, %v; want %v", name, got, err, want)
+		}
+	}
+	for thp, want := range map[THP]string{THPSystem: "system", THPNoHuge: "nohuge", THPHuge: "huge"} {
+		if b, err := thp.MarshalText(); err != nil || string(b) != want {
+			t.Errorf("%d.MarshalText() = %q, %v; want %q", int(thp), b, err, want)
 		}
 	}
 	if _, err := ParseTHP("sometimes"); err == nil {
@@ -195,7 +281,7 @@ func TestParseModes(t *testing.T) {
 
 func BenchmarkTouch(b *testing.B) {
 	const depth = 8 * mib
-	s, err := Reserve(Options{Size: 16 * mib, THP: THPNever, Release: ReleaseDontneed})
+	s, err := Reserve(Options{Size: 16 * mib, THP: THPNoHuge, Release: ReleaseDontneed})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -273,7 +359,7 @@ func TestReleaseHugePagesUnalignedTop(t *testing.T) {
 		t.Skip("transparent huge pages unavailable or disabled")
 	}
 	for _, extra := range []int{0, 3 * PageSize(), 300 * PageSize()} {
-		s := mustReserve(t, Options{Size: 16*mib + extra, THP: THPAlways, Release: ReleaseDontneed})
+		s := mustReserve(t, Options{Size: 16*mib + extra, THP: THPHuge, Release: ReleaseDontneed})
 		for _, d := range []int{1 * mib, 3 * mib} {
 			if err := s.Touch(d); err != nil {
 				t.Fatal(err)

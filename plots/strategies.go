@@ -118,7 +118,7 @@ func strategySeries(c *probe.Comparison) strategiesData {
 		}
 		d.lines = append(d.lines, l)
 		ran = append(ran, st)
-		d.mayHuge = d.mayHuge || (!st.GoStacks && st.THP != mmapstack.THPNever)
+		d.mayHuge = d.mayHuge || (!st.GoStacks && st.THP != mmapstack.THPNoHuge)
 	}
 	for i, name := range legendNames(ran) {
 		d.lines[i].legend = name

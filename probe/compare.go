@@ -48,11 +48,11 @@ type Strategy struct {
 // Strategies are the stack strategies compare runs, in order.
 func Strategies() []Strategy {
 	return []Strategy{
-		{Name: StrategyLazy4K, Label: "lazy mmap, 4 KiB pages (MAP_STACK, MADV_NOHUGEPAGE)", THP: mmapstack.THPNever, MapStack: true},
-		{Name: StrategyLazyTHP, Label: "lazy mmap, THP eligible (MADV_HUGEPAGE, no MAP_STACK)", THP: mmapstack.THPAlways},
-		{Name: StrategyDontneed, Label: "lazy mmap, MADV_DONTNEED after each step", THP: mmapstack.THPNever, MapStack: true, Release: mmapstack.ReleaseDontneed},
-		{Name: StrategyFree, Label: "lazy mmap, MADV_FREE after each step", THP: mmapstack.THPNever, MapStack: true, Release: mmapstack.ReleaseFree},
-		{Name: StrategyEager, Label: "eager mmap (MAP_POPULATE)", THP: mmapstack.THPNever, MapStack: true, Populate: true},
+		{Name: StrategyLazy4K, Label: "lazy mmap, 4 KiB pages (MAP_STACK, MADV_NOHUGEPAGE)", THP: mmapstack.THPNoHuge, MapStack: true},
+		{Name: StrategyLazyTHP, Label: "lazy mmap, THP eligible (MADV_HUGEPAGE, no MAP_STACK)", THP: mmapstack.THPHuge},
+		{Name: StrategyDontneed, Label: "lazy mmap, MADV_DONTNEED after each step", THP: mmapstack.THPNoHuge, MapStack: true, Release: mmapstack.ReleaseDontneed},
+		{Name: StrategyFree, Label: "lazy mmap, MADV_FREE after each step", THP: mmapstack.THPNoHuge, MapStack: true, Release: mmapstack.ReleaseFree},
+		{Name: StrategyEager, Label: "eager mmap (MAP_POPULATE)", THP: mmapstack.THPNoHuge, MapStack: true, Populate: true},
 		{Name: StrategyGoroutines, Label: "Go goroutine stacks (copying, real frames)", GoStacks: true},
 	}
 }
@@ -194,7 +194,7 @@ func measureGuards(ctx context.Context, cfg Config, env Env) ([]GuardCost, error
 	var out []GuardCost
 	for _, g := range []mmapstack.Guard{mmapstack.GuardMprotect, mmapstack.GuardMadvise, mmapstack.GuardNone} {
 		c := cfg
-		c.Workload, c.Guard, c.THP, c.MapStack, c.Release, c.Populate = WorkloadTouch, g, mmapstack.THPNever, true, mmapstack.ReleaseNone, false
+		c.Workload, c.Guard, c.THP, c.MapStack, c.Release, c.Populate = WorkloadTouch, g, mmapstack.THPNoHuge, true, mmapstack.ReleaseNone, false
 		c.Depths = cfg.Depths[:1]
 		c.GuardBytes = 0
 		if g != mmapstack.GuardNone {
@@ -232,7 +232,62 @@ type CompareRun struct {
 	cfg   Config
 	sizes []int64
 	env   Env
+	// keepLast keeps each size's last mmap strategy's run open; kept
+	// holds those runs and their stacks until Close.
+	keepLast bool
+	kept     []keptRun
 	progress
+}
+
+// keptRun is one strategy's run left mapped and what its stacks held.
+type keptRun struct {
+	run    *Run
+	stacks []KeptStack
+}
+
+// KeptStack is one stack a comparison kept mapped after measuring it
+// (KeepLast), for an outside tool such as pmap -X to look at.
+type KeptStack struct {
+	Strategy StrategyName
+	// StackBytes is the stack size the strategy ran with, guard included.
+	StackBytes int64
+	// Index is the stack's place in its run's stack order.
+	Index int
+	// Base is the lowest address of the stack's mapping, guard included,
+	// and Size the mapping's length in bytes.
+	Base uintptr
+	Size int
+	// RSSBytes is what the stack held after the strategy's last step, by
+	// the run's residency method (page tables: equal to smaps Rss), bytes.
+	// Nothing touches a kept stack afterwards.
+	RSSBytes int64
+}
+
+// KeepLast makes Measure keep the stacks of the last mmap strategy that
+// runs for each stack size mapped, with their measured residency, until
+// Close; call it before Measure. Nothing runs after that strategy but the
+// next size's strategies and the guard comparison, and with a PROT_NONE
+// guard (mprotect) the kept stacks never merge with their VMAs.
+func (cr *CompareRun) KeepLast() { cr.keepLast = true }
+
+// Kept are the stacks KeepLast kept mapped, size by size, in stack order.
+func (cr *CompareRun) Kept() []KeptStack {
+	var out []KeptStack
+	for _, k := range cr.kept {
+		out = append(out, k.stacks...)
+	}
+	return out
+}
+
+// Close unmaps the stacks KeepLast kept. It is safe to call more than
+// once, and without KeepLast.
+func (cr *CompareRun) Close() error {
+	var errs []error
+	for _, k := range cr.kept {
+		errs = append(errs, k.run.Close())
+	}
+	cr.kept = nil
+	return errors.Join(errs...)
 }
 
 // NewCompare prepares a comparison of cfg's schedule under every strategy.
@@ -298,7 +353,8 @@ func withOverflows(sr StrategyResult, depths []int64, overflow []bool) StrategyR
 }
 
 // Measure runs cfg's touch schedule under every strategy, one after the
-// other; each strategy's stacks are unmapped before the next starts. It
+// other; each strategy's stacks are unmapped before the next starts (but
+// for those KeepLast keeps). It
 // returns what was measured also together with an error (then Partial).
 func (cr *CompareRun) Measure(ctx context.Context) (*Comparison, error) {
 	cfg, env := cr.cfg, cr.env
@@ -323,7 +379,11 @@ func (cr *CompareRun) Measure(ctx context.Context) (*Comparison, error) {
 sizes:
 	for si, size := range cr.sizes {
 		sized, overflow := fitting(cfg, size)
-		for _, st := range strategies {
+		last := -1 // the last mmap strategy that will run for this size
+		if cr.keepLast {
+			last = lastMmapStrategy(strategies, sized, env)
+		}
+		for k, st := range strategies {
 			if err := ctx.Err(); err != nil {
 				c.Partial, c.Error = true, fmt.Sprintf("interrupted before %s: %v", st.Name, context.Cause(ctx))
 				break sizes
@@ -344,7 +404,11 @@ sizes:
 					Skipped: fmt.Sprintf("no depth of the schedule fits in a %d-byte stack", size)}
 				c.Strategies = append(c.Strategies, withOverflows(sr, cfg.Depths, overflow))
 			default:
-				sr, err = runMmapStrategy(ctx, sized, st, env)
+				var kept *Run
+				sr, kept, err = runMmapStrategy(ctx, sized, st, env, k == last)
+				if kept != nil {
+					cr.keep(kept, st.Name, size)
+				}
 				sr.StackBytes = size
 				if len(cr.sizes) > 1 {
 					// Charts and tables tell the sizes apart by label.
@@ -415,22 +479,76 @@ func memoryBound(env Env) (procread.MemoryLimit, bool) {
 	return b.Binding, ok
 }
 
-func runMmapStrategy(ctx context.Context, base Config, st Strategy, env Env) (StrategyResult, error) {
-	sr := StrategyResult{Strategy: st, Stacks: base.Tasks}
+// keep records run, the last mmap strategy of its size, as kept mapped,
+// with each stack's residency after the last step.
+func (cr *CompareRun) keep(run *Run, name StrategyName, size int64) {
+	k := keptRun{run: run}
+	var rss []int64
+	if rows := run.res.Series.PerStackRSS; len(rows) > 0 {
+		rss = rows[len(rows)-1]
+	}
+	for _, info := range stackInfos(run.stacks, func(int) string { return "task" }) {
+		if info.Index >= len(rss) {
+			break // not measured: left out, not shown as 0
+		}
+		k.stacks = append(k.stacks, KeptStack{Strategy: name, StackBytes: size, Index: info.Index,
+			Base: info.Base, Size: info.Size, RSSBytes: rss[info.Index]})
+	}
+	cr.kept = append(cr.kept, k)
+}
+
+// lastMmapStrategy is the index in strategies of the last mmap strategy
+// that runs with cfg (eager is skipped where it would not fit), or -1.
+func lastMmapStrategy(strategies []Strategy, cfg Config, env Env) int {
+	if len(cfg.Depths) == 0 {
+		return -1
+	}
+	for k := len(strategies) - 1; k >= 0; k-- {
+		st := strategies[k]
+		if st.GoStacks || st.Populate && eagerUnfit(cfg, env) != "" {
+			continue
+		}
+		return k
+	}
+	return -1
+}
+
+// eagerUnfit says why cfg's stacks cannot all be populated here, or "".
+func eagerUnfit(cfg Config, env Env) string {
+	if b, ok := memoryBound(env); ok && float64(cfg.StackBytes)*float64(cfg.Tasks) > maxEagerFraction*float64(b.Bytes) {
+		return fmt.Sprintf("%d populated stacks of %d bytes would need more than half of the %d bytes %s allows",
+			cfg.Tasks, cfg.StackBytes, b.Bytes, b.Source)
+	}
+	return ""
+}
+
+// runMmapStrategy runs base's touch schedule under st. With keep, a run
+// that measured every step is returned open (kept), its stacks still
+// mapped, for the caller to Close; otherwise kept is nil.
+func runMmapStrategy(ctx context.Context, base Config, st Strategy, env Env, keep bool) (sr StrategyResult, kept *Run, err error) {
+	sr = StrategyResult{Strategy: st, Stacks: base.Tasks}
 	cfg := base
 	cfg.Workload = WorkloadTouch
 	cfg.THP, cfg.MapStack, cfg.Release, cfg.Populate = st.THP, st.MapStack, st.Release, st.Populate
 	cfg.CheckGuard = false
 	if st.Populate {
-		if b, ok := memoryBound(env); ok && float64(cfg.StackBytes)*float64(cfg.Tasks) > maxEagerFraction*float64(b.Bytes) {
-			sr.Skipped = fmt.Sprintf("%d populated stacks of %d bytes would need more than half of the %d bytes %s allows",
-				cfg.Tasks, cfg.StackBytes, b.Bytes, b.Source)
-			return sr, nil
+		if sr.Skipped = eagerUnfit(cfg, env); sr.Skipped != "" {
+			return sr, nil, nil
 		}
 	}
-	res, err := runOnce(ctx, cfg, Env{ProcRoot: env.ProcRoot, SysRoot: env.SysRoot})
+	run, err := Start(ctx, cfg, Env{ProcRoot: env.ProcRoot, SysRoot: env.SysRoot})
+	if err != nil {
+		return sr, nil, err
+	}
+	res, err := run.Measure(ctx)
+	_, _ = run.Cost()
+	if keep && err == nil {
+		kept = run
+	} else {
+		err = errors.Join(err, run.Close())
+	}
 	if res == nil {
-		return sr, err
+		return sr, kept, err
 	}
 	sr.Cost = res.Cost
 	// The map after the first step shows laziness best: the touched pages
@@ -471,7 +589,7 @@ func runMmapStrategy(ctx context.Context, base Config, st Strategy, env Env) (St
 		prevFaults = d.MinorFaults
 		sr.Steps = append(sr.Steps, step)
 	}
-	return sr, err
+	return sr, kept, err
 }
 
 // perStackGrowth is (now - from) / stacks, or nil when now < from: a

@@ -27,13 +27,13 @@ const (
 // MADV_NOHUGEPAGE) so that only the release differs from lazy-4k.
 func PingPongStrategies() []Strategy {
 	return []Strategy{
-		{Name: StrategyLazy4K, Label: "lazy mmap, 4 KiB pages, no release", THP: mmapstack.THPNever, MapStack: true},
-		{Name: StrategyLazyTHP, Label: "lazy mmap, THP eligible (MADV_HUGEPAGE, no MAP_STACK), no release", THP: mmapstack.THPAlways},
-		{Name: StrategyDontneedEach, Label: "MADV_DONTNEED after every message", THP: mmapstack.THPNever, MapStack: true, Release: mmapstack.ReleaseDontneed},
-		{Name: StrategyFreeEach, Label: "MADV_FREE after every message", THP: mmapstack.THPNever, MapStack: true, Release: mmapstack.ReleaseFree},
-		{Name: StrategyIdleDontneed, Label: "MADV_DONTNEED when a task has been idle for --idle", THP: mmapstack.THPNever, MapStack: true, Release: mmapstack.ReleaseIdle},
-		{Name: StrategyEager, Label: "eager mmap (MAP_POPULATE), no release", THP: mmapstack.THPNever, MapStack: true, Populate: true},
-		{Name: StrategyNoTouch, Label: "stacks reserved but never used (baseline)", THP: mmapstack.THPNever, MapStack: true, NoTouch: true},
+		{Name: StrategyLazy4K, Label: "lazy mmap, 4 KiB pages, no release", THP: mmapstack.THPNoHuge, MapStack: true},
+		{Name: StrategyLazyTHP, Label: "lazy mmap, THP eligible (MADV_HUGEPAGE, no MAP_STACK), no release", THP: mmapstack.THPHuge},
+		{Name: StrategyDontneedEach, Label: "MADV_DONTNEED after every message", THP: mmapstack.THPNoHuge, MapStack: true, Release: mmapstack.ReleaseDontneed},
+		{Name: StrategyFreeEach, Label: "MADV_FREE after every message", THP: mmapstack.THPNoHuge, MapStack: true, Release: mmapstack.ReleaseFree},
+		{Name: StrategyIdleDontneed, Label: "MADV_DONTNEED when a task has been idle for --idle", THP: mmapstack.THPNoHuge, MapStack: true, Release: mmapstack.ReleaseIdle},
+		{Name: StrategyEager, Label: "eager mmap (MAP_POPULATE), no release", THP: mmapstack.THPNoHuge, MapStack: true, Populate: true},
+		{Name: StrategyNoTouch, Label: "stacks reserved but never used (baseline)", THP: mmapstack.THPNoHuge, MapStack: true, NoTouch: true},
 	}
 }
 

@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"stackprobe/mmapstack"
+	"stackprobe/procread"
 )
 
 func TestCompareStrategies(t *testing.T) {
@@ -80,5 +81,84 @@ func TestCompareStrategies(t *testing.T) {
 		case g.RSSBytesPerStack != page:
 			t.Errorf("guard %s: %d resident bytes per stack after a 1-byte touch", g.Guard, g.RSSBytesPerStack)
 		}
+	}
+}
+
+// KeepLast keeps each size's last mmap strategy's stacks mapped until
+// Close, and what it lists for them is what smaps shows there.
+func TestCompareKeepLast(t *testing.T) {
+	cfg := touchConfig(2, 4096, 64<<10)
+	sizes := []int64{4 * mib, 8 * mib}
+	cr := NewCompareSizes(cfg, sizes, Env{})
+	cr.KeepLast()
+	defer cr.Close()
+	c, err := cr.Measure(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	last := map[int64]StrategyResult{} // per size, the last mmap strategy that ran
+	for _, s := range c.Strategies {
+		if !s.Strategy.GoStacks && s.Skipped == "" {
+			last[s.StackBytes] = s
+		}
+	}
+	kept := cr.Kept()
+	if len(kept) != len(sizes)*cfg.Tasks {
+		t.Fatalf("%d stacks kept, want %d (%d per size)", len(kept), len(sizes)*cfg.Tasks, cfg.Tasks)
+	}
+	rss := smapsRSSByRange(t)
+	for i, k := range kept {
+		want := last[k.StackBytes]
+		step := want.Steps[len(want.Steps)-1]
+		if k.Strategy != want.Strategy.Name || k.StackBytes != sizes[i/cfg.Tasks] || k.Index != i%cfg.Tasks || int64(k.Size) != k.StackBytes {
+			t.Errorf("kept %d: %+v; want strategy %s, stack %d of size %d", i, k, want.Strategy.Name, i%cfg.Tasks, sizes[i/cfg.Tasks])
+		}
+		if k.RSSBytes < step.RSSBytesMin || k.RSSBytes > step.RSSBytesMax {
+			t.Errorf("kept %d: %d resident bytes, outside the last step's %d..%d", i, k.RSSBytes, step.RSSBytesMin, step.RSSBytesMax)
+		}
+		if got, vmas := rss(k.Base, k.Size); vmas == 0 || got != k.RSSBytes {
+			t.Errorf("kept %d at %#x: smaps holds %d bytes in %d VMAs, Kept lists %d", i, k.Base, got, vmas, k.RSSBytes)
+		}
+	}
+	if err := cr.Close(); err != nil {
+		t.Fatal(err)
+	}
+	rss = smapsRSSByRange(t)
+	for _, k := range kept {
+		if _, vmas := rss(k.Base, k.Size); vmas != 0 {
+			t.Errorf("stack at %#x still mapped after Close (%d VMAs)", k.Base, vmas)
+		}
+	}
+	if len(cr.Kept()) != 0 {
+		t.Errorf("Kept after Close lists %d stacks", len(cr.Kept()))
+	}
+}
+
+// smapsRSSByRange reads /proc/self/smaps once and returns a function that
+// sums the Rss of the VMAs inside [base, base+size) and counts them.
+func smapsRSSByRange(t *testing.T) func(base uintptr, size int) (rss int64, vmas int) {
+	t.Helper()
+	type vma struct{ start, end, rss uint64 }
+	var all []vma
+	err := procread.ReadSmaps("/proc/self/smaps", func(v *procread.VMA) error {
+		all = append(all, vma{v.Start, v.End, v.Rss})
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return func(base uintptr, size int) (int64, int) {
+		lo, hi := uint64(base), uint64(base)+uint64(size)
+		var sum int64
+		n := 0
+		for _, v := range all {
+			if v.start >= lo && v.end <= hi {
+				sum += int64(v.rss)
+				n++
+			} else if v.start < hi && v.end > lo {
+				t.Errorf("VMA %#x-%#x straddles the stack %#x-%#x", v.start, v.end, lo, hi)
+			}
+		}
+		return sum, n
 	}
 }

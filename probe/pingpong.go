@@ -118,7 +118,7 @@ func (r *Run) runPingPong(ctx context.Context) error {
 		}
 		s.sinceIdle.Store(0)
 		s.idled.Add(1)
-		if cfg.THP != mmapstack.THPNever {
+		if cfg.THP != mmapstack.THPNoHuge {
 			return // a huge page keeps its whole block: no page-exact figure to hold
 		}
 		pages, vec, err := procread.ResidentPages(st.Base(), uintptr(st.Size()), vecs[kind&1])
@@ -138,7 +138,7 @@ func (r *Run) runPingPong(ctx context.Context) error {
 	var sockets pingpong.SocketMemory
 
 	sctx, stopSampler := context.WithCancel(ctx)
-	smp := &sampler{cfg: cfg, env: env, m: m, states: states, sched: sched, page: page, start: r.start, progress: r.set, sockets: &sockets, clients: clients}
+	smp := &sampler{cfg: cfg, env: env, m: m, states: states, sched: sched, page: page, start: r.start, progress: r.set, sockets: &sockets, clients: clients, live: &r.live}
 	var wg sync.WaitGroup
 	wg.Go(func() {
 		if err := smp.run(sctx); err != nil {
@@ -280,6 +280,8 @@ type sampler struct {
 	// of connections.
 	sockets *pingpong.SocketMemory
 	clients int
+	// live publishes the cost so far to Run.SamplerCost.
+	live *samplerCost
 
 	peak        int64 // the most StackRSS any sample found
 	socketEnd   int64 // socket bytes at the last look with every connection open
@@ -336,6 +338,7 @@ func (s *sampler) take() error {
 	}
 	s.costSum += s.sample.Cost
 	s.costMax = max(s.costMax, s.sample.Cost)
+	s.live.publish(s.costSum, s.seq+1)
 	s.peak = max(s.peak, s.sample.StackRSS)
 	if bytes, n := s.sockets.Now(); n == 2*int64(s.clients) {
 		s.socketEnd = bytes

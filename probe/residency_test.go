@@ -90,13 +90,13 @@ func TestResidencyExactEverywhere(t *testing.T) {
 		touch   TouchMode
 	}
 	modes := []mode{
-		{"4k", mmapstack.THPNever, mmapstack.ReleaseNone, TouchPages},
-		{"thp", mmapstack.THPAlways, mmapstack.ReleaseNone, TouchPages},
-		{"dontneed", mmapstack.THPNever, mmapstack.ReleaseDontneed, TouchPages},
-		{"free", mmapstack.THPNever, mmapstack.ReleaseFree, TouchPages},
+		{"4k", mmapstack.THPNoHuge, mmapstack.ReleaseNone, TouchPages},
+		{"thp", mmapstack.THPHuge, mmapstack.ReleaseNone, TouchPages},
+		{"dontneed", mmapstack.THPNoHuge, mmapstack.ReleaseDontneed, TouchPages},
+		{"free", mmapstack.THPNoHuge, mmapstack.ReleaseFree, TouchPages},
 	}
 	if runtime.GOARCH == "amd64" {
-		modes = append(modes, mode{"frames", mmapstack.THPNever, mmapstack.ReleaseNone, TouchFrames})
+		modes = append(modes, mode{"frames", mmapstack.THPNoHuge, mmapstack.ReleaseNone, TouchFrames})
 	}
 	page := int64(mmapstack.PageSize())
 	for _, method := range []procread.Method{procread.MethodScan, procread.MethodPagemap, procread.MethodMincore} {
@@ -109,14 +109,14 @@ func TestResidencyExactEverywhere(t *testing.T) {
 					if guard == mmapstack.GuardMadvise {
 						skipUnlessGuardMadvise(t)
 					}
-					if md.thp == mmapstack.THPAlways && !thp {
+					if md.thp == mmapstack.THPHuge && !thp {
 						t.Skip("transparent huge pages unavailable or disabled (enabled=never)")
 					}
 					// 8 MiB and 3 pages: tops not 2 MiB aligned, so with
 					// huge pages and no guard a huge page straddles stacks.
 					cfg := touchConfig(6, 300<<10, 3*mib, 64<<10)
 					cfg.StackBytes = 8*mib + 3*page
-					cfg.Guard, cfg.THP, cfg.MapStack, cfg.Release, cfg.TouchMode, cfg.Residency = guard, md.thp, md.thp != mmapstack.THPAlways, md.release, md.touch, method
+					cfg.Guard, cfg.THP, cfg.MapStack, cfg.Release, cfg.TouchMode, cfg.Residency = guard, md.thp, md.thp != mmapstack.THPHuge, md.release, md.touch, method
 					if guard == mmapstack.GuardNone {
 						cfg.GuardBytes = 0
 					}
@@ -147,8 +147,8 @@ func TestResidencyExactEverywhere(t *testing.T) {
 						if guard == mmapstack.GuardMprotect && d.Smaps.OwnVMAStacks != 6 {
 							t.Errorf("depth %d: %d own-VMA stacks, want 6", d.DepthBytes, d.Smaps.OwnVMAStacks)
 						}
-						if md.thp == mmapstack.THPNever && d.HugeBytesTotal != nil && *d.HugeBytesTotal != 0 {
-							t.Errorf("depth %d: %d huge bytes with thp never", d.DepthBytes, *d.HugeBytesTotal)
+						if md.thp == mmapstack.THPNoHuge && d.HugeBytesTotal != nil && *d.HugeBytesTotal != 0 {
+							t.Errorf("depth %d: %d huge bytes with thp nohuge", d.DepthBytes, *d.HugeBytesTotal)
 						}
 						// The scan sees huge pages: its figure equals smaps AnonHugePages.
 						if method == procread.MethodScan && d.AnonHugeBytesTotal >= 0 && (d.HugeBytesTotal == nil || *d.HugeBytesTotal != d.AnonHugeBytesTotal) {
@@ -212,7 +212,7 @@ func TestPingPongLiveSamplesEqualFinal(t *testing.T) {
 	cfg := pingpongConfig("unix", 10, 200, PatternRandom, 4096, 64<<10, 1*mib)
 	cfg.Seed = 7
 	cfg.StackBytes = 100_003_840 // --stack=100MB, rounded up to pages
-	cfg.Guard, cfg.GuardBytes, cfg.THP, cfg.MapStack = mmapstack.GuardNone, 0, mmapstack.THPAlways, false
+	cfg.Guard, cfg.GuardBytes, cfg.THP, cfg.MapStack = mmapstack.GuardNone, 0, mmapstack.THPHuge, false
 	rec := &finalRecorder{}
 	r, err := Start(context.Background(), cfg, Env{Recorder: rec})
 	if err != nil {

@@ -41,6 +41,8 @@ type Run struct {
 	start time.Time
 	// finalStackRSS is the stacks' summed residency at the last sample.
 	finalStackRSS int64
+	// live is the ping-pong sampler's cost so far (SamplerCost).
+	live samplerCost
 	progress
 }
 

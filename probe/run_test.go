@@ -20,7 +20,7 @@ func touchConfig(tasks int, depths ...int64) Config {
 		Depths:       depths,
 		Tasks:        tasks,
 		Guard:        mmapstack.GuardMprotect,
-		THP:          mmapstack.THPNever,
+		THP:          mmapstack.THPNoHuge,
 		MapStack:     true,
 		KeepTopBytes: int64(mmapstack.PageSize()),
 	}
@@ -63,7 +63,7 @@ func TestTouchExactPages(t *testing.T) {
 					t.Errorf("depth %d: smaps check %+v", d.DepthBytes, d.Smaps)
 				}
 				if d.AnonHugeBytesTotal != 0 {
-					t.Errorf("depth %d: %d bytes of huge pages with thp=never", d.DepthBytes, d.AnonHugeBytesTotal)
+					t.Errorf("depth %d: %d bytes of huge pages with thp=nohuge", d.DepthBytes, d.AnonHugeBytesTotal)
 				}
 			}
 			last := res.Rows()[len(res.Rows())-1]
@@ -111,7 +111,7 @@ func TestHugePagesShowTwoMiB(t *testing.T) {
 		t.Skipf("the page is %d bytes, not 4096: a huge page is not 512 pages here", p)
 	}
 	cfg := touchConfig(4, 1)
-	cfg.THP, cfg.MapStack = mmapstack.THPAlways, false
+	cfg.THP, cfg.MapStack = mmapstack.THPHuge, false
 	res, err := runOnce(context.Background(), cfg, Env{})
 	if err != nil {
 		t.Fatal(err)

@@ -118,7 +118,7 @@ func releaseVerdicts(r *probe.Result) []string {
 	}
 	what := "the kept top (--keep-top), MADV_DONTNEED having dropped the rest"
 	switch {
-	case !deeper && r.Config.THP == mmapstack.THPNever:
+	case !deeper && r.Config.THP == mmapstack.THPNoHuge:
 		what = "what it touched: no step went below the kept top (--keep-top), so nothing was released"
 	case r.Config.Release == mmapstack.ReleaseFree:
 		what = "the high-water mark: pages given MADV_FREE stay counted in Rss until memory pressure makes the kernel take them"
@@ -162,7 +162,7 @@ func commonVerdicts(r *probe.Result) []string {
 		out = append(out, fmt.Sprintf("%s at their low end part of a 2 MiB page that begins in the stack below (%s in all): adjacent stacks share one VMA, so the huge page around a stack's top reaches into the stack mapped above it; every page counts for the stack whose range holds its address",
 			pluralVerb(lowStacks, "stack", "holds", "hold"), sizes.IEC(lowBytes)))
 	}
-	if r.Config.THP == mmapstack.THPAlways && !r.Config.MapStack && r.TopsAligned2M < r.Config.Stacks() {
+	if r.Config.THP == mmapstack.THPHuge && r.TopsAligned2M < r.Config.Stacks() {
 		aligned := fmt.Sprintf("only %d of %d stack tops are 2 MiB aligned (the kernel aligns anonymous mappings whose size is a multiple of 2 MiB; %d bytes is %s)",
 			r.TopsAligned2M, r.Config.Stacks(), r.Config.StackBytes, multipleOf2M(r.Config.StackBytes))
 		switch huge, from := hugeBytes(r); {

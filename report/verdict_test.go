@@ -47,7 +47,7 @@ func touchResult(n int, release mmapstack.Release, steps ...probe.DepthResult) *
 	r.Environment.MaxMapCount = &mmc
 	r.Environment.THPEnabled = "madvise"
 	r.Config = probe.Config{Workload: probe.WorkloadTouch, StackBytes: 100 * mib, Tasks: n, Guard: mmapstack.GuardNone,
-		THP: mmapstack.THPNever, MapStack: true, Release: release, KeepTopBytes: 4096, TouchMode: probe.TouchPages}
+		THP: mmapstack.THPNoHuge, MapStack: true, Release: release, KeepTopBytes: 4096, TouchMode: probe.TouchPages}
 	r.Baseline.VmPTE = 100 * uint64(kib)
 	r.Reserved.VmPTE = 100 * uint64(kib)
 	r.Residency = probe.ResidencyInfo{Requested: "scan", Method: "scan",
@@ -122,7 +122,7 @@ func TestVerdicts(t *testing.T) {
 				d := step(4, 1, 1, 2*mib, 2*mib, 4*kib)
 				d.AnonHugeBytesTotal = 8 * mib
 				r := touchResult(4, mmapstack.ReleaseNone, d)
-				r.Config.THP, r.Config.MapStack, r.TopsAligned2M = mmapstack.THPAlways, false, 3
+				r.Config.THP, r.Config.MapStack, r.TopsAligned2M = mmapstack.THPHuge, false, 3
 				return r
 			}(),
 			want: [][]string{
@@ -142,7 +142,7 @@ func TestVerdicts(t *testing.T) {
 				c := step(4, 4*kib, 8*mib, 10*mib, 10*mib, 8*mib)
 				c.AnonHugeBytesTotal = 4 * 10 * mib
 				r := touchResult(4, mmapstack.ReleaseNone, a, b, c)
-				r.Config.THP, r.Config.MapStack, r.TopsAligned2M = mmapstack.THPAlways, false, 4
+				r.Config.THP, r.Config.MapStack, r.TopsAligned2M = mmapstack.THPHuge, false, 4
 				return r
 			}(),
 			want: [][]string{
@@ -409,7 +409,7 @@ func TestStraddleAndAlignmentVerdicts(t *testing.T) {
 		d.AnonHugeBytesTotal = -1
 	}
 	r := pingPongResult(50, mmapstack.ReleaseNone, a, b)
-	r.Config.THP, r.Config.MapStack, r.TopsAligned2M = mmapstack.THPAlways, false, 1
+	r.Config.THP, r.Config.MapStack, r.TopsAligned2M = mmapstack.THPHuge, false, 1
 	v := Verdicts(r)
 	has(t, v, "49 stacks hold at their low end part of a 2 MiB page that begins in the stack below (73.5 MiB in all)", "every page counts for the stack whose range holds its address")
 	has(t, v, "huge pages were asked for and 298 MiB of the stacks' memory is in transparent huge pages (page tables), though only 1 of 100 stack tops are 2 MiB aligned", "here the blocks straddle stack boundaries")

@@ -44,7 +44,7 @@ func needsOf(cfg probe.Config) runNeeds {
 		deepest = max(deepest, d)
 	}
 	used := probe.ExpectedPages(deepest, int(page)) * page
-	if cfg.THP == mmapstack.THPAlways {
+	if cfg.THP == mmapstack.THPHuge {
 		used = (used + mmapstack.HugeBlock - 1) / mmapstack.HugeBlock * mmapstack.HugeBlock
 	}
 	if cfg.Populate {

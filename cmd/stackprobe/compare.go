@@ -48,7 +48,11 @@ summary.json and evidence.md. Its defaults differ where not given:
 --tasks=%d, --depth=%s, --stack=%s, --messages=100. Releasing after every message at
 deep depths costs a TLB shootdown per call: size --messages accordingly.
 
-The strategies set --thp, --map-stack and --release themselves.
+The strategies set --thp, --map-stack and --release themselves. With
+--linger=D (touch only), the last mmap strategy that runs for each stack size
+keeps its stacks mapped; stacks.csv lists them (strategy, size, base address,
+resident bytes at the end) and compare waits D after writing before it
+unmaps them, for pmap -X PID.
 
 Usage:
   stackprobe compare [flags]
@@ -98,6 +102,7 @@ func compareFlags(o *compareOptions) *flagSet {
 	o.pingpongFlags(fs)
 	fs.Var(decimal{&o.rounds}, "rounds", "pingpong: runs of each strategy, interleaved; figures are medians over them")
 	o.outputFlags(fs, false)
+	fs.Var(duration{&o.linger}, "linger", "touch: after writing, keep each stack size's last mmap strategy's stacks mapped this long, listed in stacks.csv (for pmap -X PID)")
 	return fs
 }
 
@@ -125,6 +130,9 @@ func runCompare(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		}
 		return runCompareTouch(ctx, o.options, args, stdout, stderr)
 	case probe.WorkloadPingPong:
+		if fs.given("linger") {
+			return usagef("--linger: only compare --workload=touch takes it")
+		}
 		if !fs.given("tasks") {
 			o.tasks = pingpongCompareTasks
 		}
@@ -144,7 +152,7 @@ func runCompare(ctx context.Context, args []string, stdout, stderr io.Writer) er
 }
 
 func runCompareTouch(ctx context.Context, o options, args []string, stdout, stderr io.Writer) error {
-	cfg := probe.Config{Workload: probe.WorkloadTouch, THP: mmapstack.THPNever, MapStack: true}
+	cfg := probe.Config{Workload: probe.WorkloadTouch, THP: mmapstack.THPNoHuge, MapStack: true}
 	// --stack may list sizes to compare side by side; the depths are
 	// checked against the largest, and a smaller one that cannot hold a
 	// depth shows it as an overflow.
@@ -181,13 +189,20 @@ func runCompareTouch(ctx context.Context, o options, args []string, stdout, stde
 	}
 	defer ss.Close()
 	cr := probe.NewCompareSizes(cfg, stacks, probe.Env{Command: commandLine(append([]string{"compare"}, args...))})
+	if o.linger > 0 {
+		cr.KeepLast()
+	}
+	defer cr.Close()
 	stopProgress := showProgress(stderr, o.quiet, "strategies", cr, 0)
 	c, runErr := cr.Measure(ss.ctx)
 	stopProgress()
 	if c == nil {
 		return withHint(runErr)
 	}
-	writeCompare(ss, c)
+	writeCompare(ss, c, cr.Kept())
+	// As the main command does: the outputs are in place, and the kept
+	// stacks still mapped, while it lingers.
+	ss.linger()
 	return ss.conclude(stdout, c, func(w io.Writer) error { return report.WriteCompareText(w, c, ss.folder.Out()) }, withHint(runErr))
 }
 
@@ -214,7 +229,7 @@ func stackList(s string) (stacks []int64, largest string, err error) {
 }
 
 func runComparePingPong(ctx context.Context, o compareOptions, args []string, stdout, stderr io.Writer) error {
-	cfg := probe.Config{Workload: probe.WorkloadPingPong, THP: mmapstack.THPNever, MapStack: true}
+	cfg := probe.Config{Workload: probe.WorkloadPingPong, THP: mmapstack.THPNoHuge, MapStack: true}
 	if err := o.stackConfig(&cfg); err != nil {
 		return err
 	}
@@ -235,7 +250,7 @@ func runComparePingPong(ctx context.Context, o compareOptions, args []string, st
 	// would not fit.
 	need := needsOf(cfg)
 	thp := cfg
-	thp.THP = mmapstack.THPAlways
+	thp.THP = mmapstack.THPHuge
 	need.usedBytes = needsOf(thp).usedBytes
 	if err := checkRun(need, o.options); err != nil {
 		return err
@@ -263,7 +278,9 @@ func runComparePingPong(ctx context.Context, o compareOptions, args []string, st
 	return ss.conclude(stdout, c, func(w io.Writer) error { return report.WritePingPongCompareText(w, c, ss.folder.Out()) }, withHint(runErr))
 }
 
-func writeCompare(ss *session, c *probe.Comparison) {
+// writeCompare writes the touch comparison's outputs, with stacks.csv when
+// stacks were kept mapped, and commits them.
+func writeCompare(ss *session, c *probe.Comparison, kept []probe.KeptStack) {
 	ss.chart(report.ChartStrategies, func() (*plot.Plot, error) { return plots.Strategies(c) })
 	ss.chart(report.ChartResidency, func() (*plot.Plot, error) { return plots.ResidencyCompare(c) })
 	if err := ss.writeErr(); err != nil && !c.Partial {
@@ -271,5 +288,8 @@ func writeCompare(ss *session, c *probe.Comparison) {
 	}
 	ss.file(report.SummaryFile, func(w io.Writer) error { return report.WriteJSON(w, c) })
 	ss.file(report.EvidenceFile, func(w io.Writer) error { return report.WriteCompareEvidence(w, c, ss.charts) })
+	if len(kept) > 0 {
+		ss.file(report.CompareStacksFile, func(w io.Writer) error { return report.WriteCompareStacks(w, kept) })
+	}
 	ss.commit(c.Partial, func(w io.Writer, links []string) error { return report.WriteCompareEvidence(w, c, links) })
 }

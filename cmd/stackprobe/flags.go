@@ -78,8 +78,8 @@ func (o *options) stackFlags(fs *flagSet) {
 // them itself, once per strategy.
 func (o *options) modeFlags(fs *flagSet) {
 	fs.StringVar(&o.workload, "workload", o.workload, "what runs on the stacks: pingpong or touch")
-	fs.StringVar(&o.thp, "thp", o.thp, "transparent huge pages: system (no advice), never (MADV_NOHUGEPAGE) or always (MADV_HUGEPAGE)")
-	fs.BoolVar(&o.mapStack, "map-stack", o.mapStack, "map with MAP_STACK (implies no huge pages on Linux >= 6.7)")
+	fs.StringVar(&o.thp, "thp", o.thp, "transparent huge page advice for each stack: system (none: the system-wide mode and --map-stack decide), nohuge (MADV_NOHUGEPAGE) or huge (MADV_HUGEPAGE, wins over --map-stack); never and always still mean nohuge and huge. The system-wide mode is not changed: enabled=never keeps huge pages off whatever the advice, and enabled=always can only be set by root in /sys/kernel/mm/transparent_hugepage/enabled")
+	fs.BoolVar(&o.mapStack, "map-stack", o.mapStack, "map with MAP_STACK: on Linux >= 6.7 that marks each stack no-huge-page (VM_NOHUGEPAGE, smaps VmFlags nh), also under enabled=always, unless --thp=huge")
 	fs.StringVar(&o.release, "release", o.release, "after each step: none, dontneed (MADV_DONTNEED) or free (MADV_FREE) below the kept top; idle (pingpong: MADV_DONTNEED once a task has waited --idle)")
 	fs.StringVar(&o.keepTop, "keep-top", o.keepTop, "bytes at the top of a stack that a release keeps")
 	fs.BoolVar(&o.checkGuard, "check-guard", o.checkGuard, "also write one byte past a stack under each guard mode and report what happened")

@@ -76,8 +76,8 @@ Depth lists: 4KB,64KB,1MB   4KiB..1MiB/16 (16 evenly spaced)   4KiB..64MiB*2 (do
 
 Examples:
   stackprobe --stack=100MB --depth=4KB,64KB,1MB
-  stackprobe --workload=touch --stack=100MiB --depth=1B,4KiB,4097B,64KiB,1MiB,8MiB --tasks=1000 --thp=never
-  stackprobe --workload=touch --stack=100MiB --depth=1B --thp=always --map-stack=false
+  stackprobe --workload=touch --stack=100MiB --depth=1B,4KiB,4097B,64KiB,1MiB,8MiB --tasks=1000 --thp=nohuge
+  stackprobe --workload=touch --stack=100MiB --depth=1B --thp=huge --map-stack=false
   stackprobe --workload=touch --depth=8MiB,4KiB --release=dontneed --out=hwm --force
   stackprobe --workload=touch --touch=frames --depth=4KiB,64KiB,1MiB,8MiB --tasks=16
   stackprobe --workload=touch --depth=1MiB --check-guard --notes=docs/stacks.md

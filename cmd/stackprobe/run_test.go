@@ -175,13 +175,16 @@ func checkPNG(t *testing.T, path string) {
 func TestTouchEndToEnd(t *testing.T) {
 	out := filepath.Join(t.TempDir(), "run")
 	code, stdout, stderr := invoke(t, "--workload=touch", "--stack=100MiB", "--depth=1B,4KiB,4097B,64KiB,1MiB,8MiB",
-		"--tasks=16", "--thp=never", "--out="+out)
+		"--tasks=16", "--thp=never", "--out="+out) // the older name of nohuge
 	if code != 0 {
 		t.Fatalf("exit %d: %s", code, stderr)
 	}
+	if !strings.Contains(stdout, ", thp nohuge, ") {
+		t.Errorf("stdout does not name --thp=never by its new name nohuge:\n%s", stdout)
+	}
 	s := readSummary(t, out)
 	if s.Partial || s.Config.StackBytes != 100<<20 || s.Config.GuardBytes != 4096 || s.Config.Tasks != 16 ||
-		s.Config.Guard != "mprotect" || s.Config.THP != "never" || !s.Config.MapStack || s.Config.Release != "none" || s.Config.Workload != "touch" {
+		s.Config.Guard != "mprotect" || s.Config.THP != "nohuge" || !s.Config.MapStack || s.Config.Release != "none" || s.Config.Workload != "touch" {
 		t.Errorf("config %+v partial %v", s.Config, s.Partial)
 	}
 	if s.Environment.Kernel == "" || s.Environment.PageSize != 4096 || s.Environment.MaxMapCount == nil || s.Environment.OvercommitMemory == nil {
@@ -233,11 +236,14 @@ func TestHugePagesExplained(t *testing.T) {
 		t.Skip("transparent huge pages unavailable or disabled")
 	}
 	out := filepath.Join(t.TempDir(), "thp")
-	code, _, stderr := invoke(t, "--workload=touch", "--stack=100MiB", "--depth=1B", "--tasks=4", "--thp=always", "--map-stack=false", "--out="+out)
+	code, _, stderr := invoke(t, "--workload=touch", "--stack=100MiB", "--depth=1B", "--tasks=4", "--thp=huge", "--map-stack=false", "--out="+out)
 	if code != 0 {
 		t.Fatalf("exit %d: %s", code, stderr)
 	}
 	s := readSummary(t, out)
+	if s.Config.THP != "huge" {
+		t.Errorf("summary.json config.thp = %q, want huge", s.Config.THP)
+	}
 	if os.Getpagesize() != 4096 {
 		t.Skipf("the page is %d bytes, not 4096", os.Getpagesize())
 	}
@@ -257,7 +263,7 @@ func TestHugePagesExplained(t *testing.T) {
 func TestPingPongEndToEnd(t *testing.T) {
 	out := filepath.Join(t.TempDir(), "pp")
 	code, _, stderr := invoke(t, "--stack=100MB", "--depth=4KB,64KB,1MB", "--tasks=5", "--messages=200",
-		"--transport=unix", "--interval=2ms", "--thp=never", "--out="+out)
+		"--transport=unix", "--interval=2ms", "--thp=nohuge", "--out="+out)
 	if code != 0 {
 		t.Fatalf("exit %d: %s", code, stderr)
 	}
@@ -434,7 +440,7 @@ func TestFramesMatchPages(t *testing.T) {
 	var got [2][]int64
 	for i, mode := range []string{"pages", "frames"} {
 		out := filepath.Join(dir, mode)
-		code, _, stderr := invoke(t, "--workload=touch", "--stack=16MiB", depths, "--tasks=4", "--thp=never", "--touch="+mode, "--out="+out)
+		code, _, stderr := invoke(t, "--workload=touch", "--stack=16MiB", depths, "--tasks=4", "--thp=nohuge", "--touch="+mode, "--out="+out)
 		if code != 0 {
 			t.Fatalf("%s: exit %d: %s", mode, code, stderr)
 		}

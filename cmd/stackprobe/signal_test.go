@@ -124,7 +124,7 @@ func TestInterruptDuringTouchStep(t *testing.T) {
 		t.Skip("-short: a 4 GiB touch step")
 	}
 	out := filepath.Join(t.TempDir(), "run")
-	cmd, started := startWatched(t, "--workload=touch", "--tasks=1000", "--depth=4KiB,4MiB,8KiB", "--thp=never", "--out="+out)
+	cmd, started := startWatched(t, "--workload=touch", "--tasks=1000", "--depth=4KiB,4MiB,8KiB", "--thp=nohuge", "--out="+out)
 	awaitStart(t, started)
 	time.Sleep(time.Second)
 	sent := time.Now()
