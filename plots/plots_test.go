@@ -661,3 +661,85 @@ func TestEvenlySpaced(t *testing.T) {
 		}
 	}
 }
+
+// liveResult is a ping-pong ramp over 4 KiB, 64 KiB, 1 MiB and 8 MiB for 4
+// stacks whose live samples caught 4 KiB and 64 KiB in clean steps, and
+// neither 1 MiB (every stack ended there: its high-water group stands in)
+// nor 8 MiB (never used).
+func liveResult() *probe.Result {
+	r := newResult([]int64{mib}, 4, asClaimed)
+	r.Config.Workload = probe.WorkloadPingPong
+	r.Config.Depths = []int64{4 * kib, 64 * kib, mib, 8 * mib}
+	r.HighWaterGroups, r.Steps = r.Steps, nil
+	r.PingPong = &probe.PingPongResult{
+		LiveSteps: []probe.LiveStep{
+			{DepthBytes: 4 * kib, ExpectedBytes: 4 * kib, Stacks: 4, Samples: 3, Observations: 10, Matched: 9,
+				RSSBytesMin: 4 * kib, RSSBytesMax: 8 * kib, RSSBytesTotal: 9*4*kib + 8*kib},
+			{DepthBytes: 64 * kib, ExpectedBytes: 64 * kib, Stacks: 4, Samples: 5, Observations: 4, Matched: 4,
+				RSSBytesMin: 64 * kib, RSSBytesMax: 64 * kib, RSSBytesTotal: 4 * 64 * kib},
+		},
+		LiveStepsMissing: []int64{mib, 8 * mib},
+	}
+	return r
+}
+
+// The ping-pong's chart draws the live steps, one bar per depth with its
+// exact min, mean and max, the high-water group where no live sample was
+// clean, and notes saying which is which.
+func TestDepthSeriesLive(t *testing.T) {
+	r := liveResult()
+	d := depthSeries(r, maxScatterPoints)
+	if !d.live || d.stacks != nil || d.highWater != nil || d.afterRelease != nil {
+		t.Fatalf("live=%v stacks=%v highWater=%v afterRelease=%v; want live ranges alone", d.live, d.stacks, d.highWater, d.afterRelease)
+	}
+	wantRanges := []stackRange{
+		{depth: 4 * kib, min: 4 * kib, mean: (9*4*kib + 8*kib) / 10.0, max: 8 * kib},
+		{depth: 64 * kib, min: 64 * kib, mean: 64 * kib, max: 64 * kib},
+	}
+	if !slices.Equal(d.ranges, wantRanges) {
+		t.Errorf("ranges %+v, want %+v", d.ranges, wantRanges)
+	}
+	if want := []stackRange{{depth: mib, min: mib, mean: mib, max: mib}}; !slices.Equal(d.fallback, want) {
+		t.Errorf("fallback %+v, want %+v", d.fallback, want)
+	}
+	if !slices.Equal(d.depths, []float64{4 * kib, 64 * kib, mib}) || d.stackCount != 4 {
+		t.Errorf("depths %v stacks %d, want 4 KiB, 64 KiB, 1 MiB and 4", d.depths, d.stackCount)
+	}
+	notes := strings.Join(d.notes, "\n")
+	for _, want := range []string{"3–5 samples per depth", "No clean live sample at 1 MiB", "Not drawn (no clean live sample, no stack ended there): 8 MiB."} {
+		if !strings.Contains(notes, want) {
+			t.Errorf("notes %q lack %q", notes, want)
+		}
+	}
+	p, err := RSSVsDepth(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(p.X.Label.Text, "No clean live sample at 1 MiB") {
+		t.Errorf("caption %q does not name the fallback", p.X.Label.Text)
+	}
+	for _, l := range strings.Split(p.X.Label.Text, "\n") {
+		if len([]rune(l)) > captionWidth {
+			t.Errorf("caption line of %d characters: %q", len([]rune(l)), l)
+		}
+	}
+	if lo, hi, _ := byteRange(p.Y); lo > 4*kib || hi < mib {
+		t.Errorf("y axis [%v, %v] does not hold 4 KiB..1 MiB", lo, hi)
+	}
+	savePNG(t, p)
+
+	// dontneed keeping one page: the live steps' expectation is drawn.
+	for i := range r.PingPong.LiveSteps {
+		r.PingPong.LiveSteps[i].ExpectedBytes = page
+	}
+	d = depthSeries(r, maxScatterPoints)
+	if want := (plotter.XYs{{X: 4 * kib, Y: page}, {X: 64 * kib, Y: page}}); !slices.Equal(d.afterRelease, want) {
+		t.Errorf("after release %v, want %v", d.afterRelease, want)
+	}
+
+	// Without live steps the ping-pong chart is the high-water groups'.
+	r.PingPong.LiveSteps = nil
+	if d := depthSeries(r, maxScatterPoints); d.live || len(d.stacks) != 4 {
+		t.Errorf("no live steps: live=%v, %d points; want the 4 stacks of the 1 MiB group", d.live, len(d.stacks))
+	}
+}
