@@ -743,3 +743,52 @@ func TestDepthSeriesLive(t *testing.T) {
 		t.Errorf("no live steps: live=%v, %d points; want the 4 stacks of the 1 MiB group", d.live, len(d.stacks))
 	}
 }
+
+// A long run whose stacks stop changing early is cut a tenth past the last
+// change; the caption gives the cut part's figures. The ramp, whose flat
+// end is shorter than what came before, is not cut.
+func TestRSSOverTimeFlatTail(t *testing.T) {
+	if d := timelineSeries(rampTimeline()); d.tail != nil {
+		t.Errorf("ramp: cut %+v, want none (its flat end, 0.2 s, is shorter than the 0.7 s before it)", d.tail)
+	}
+	// Stacks rise at 0.1 s and 0.2 s, then hold 128 KiB to 10 s while
+	// VmRSS wobbles; one sample every 100 ms.
+	var tl []probe.TimelinePoint
+	for i := range 101 {
+		rss := min(int64(i), 2) * 64 * kib
+		tl = append(tl, probe.TimelinePoint{
+			Elapsed: time.Duration(i) * 100 * time.Millisecond, StackRSS: rss, Expected: rss,
+			VmRSS: uint64(8*mib + rss + int64(i%3)*page), VmPTE: 64 * kib,
+		})
+	}
+	d := timelineSeries(tl)
+	want := flatTail{from: 0.2, end: 10, cut: 0.22, samples: 98, stackRSS: 128 * kib,
+		vmRSSMin: 8*mib + 128*kib, vmRSSMax: 8*mib + 128*kib + 2*page, vmPTEMin: 64 * kib, vmPTEMax: 64 * kib}
+	if d.tail == nil {
+		t.Fatal("no cut")
+	}
+	got := *d.tail
+	if math.Abs(got.from-want.from) > 1e-9 || math.Abs(got.end-want.end) > 1e-9 || math.Abs(got.cut-want.cut) > 1e-9 {
+		t.Errorf("cut %+v, want %+v", got, want)
+	}
+	got.from, got.end, got.cut = want.from, want.end, want.cut
+	if got != want {
+		t.Errorf("cut %+v, want %+v", got, want)
+	}
+
+	r := newResult(seedDepths, 2, asClaimed)
+	r.Config.Workload = probe.WorkloadPingPong
+	r.Series.Timeline = tl
+	p, err := RSSOverTime(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.X.Min != 0 || math.Abs(p.X.Max-0.22) > 1e-9 {
+		t.Errorf("x range [%v, %v], want [0, 0.22] s", p.X.Min, p.X.Max)
+	}
+	const note = "Cut at 0.22 s: from 0.2 s to the end at 10 s (98 more samples) the stacks held 128 KiB throughout, VmRSS 8.125 MiB–8.133 MiB, VmPTE 64 KiB."
+	if text := strings.Join(strings.Fields(p.X.Label.Text), " "); !strings.Contains(text, note) {
+		t.Errorf("caption %q lacks %q", p.X.Label.Text, note)
+	}
+	savePNG(t, p)
+}
