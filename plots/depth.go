@@ -139,6 +139,7 @@ func liveDepthSeries(r *probe.Result) depthData {
 	var after plotter.XYs
 	afterDiffers := false
 	minSamples, maxSamples := math.MaxInt, 0
+	var observed, matched int64
 	for _, ls := range r.PingPong.LiveSteps {
 		x := float64(ls.DepthBytes)
 		live[ls.DepthBytes] = true
@@ -148,6 +149,7 @@ func liveDepthSeries(r *probe.Result) depthData {
 		after = append(after, plotter.XY{X: x, Y: float64(ls.ExpectedBytes)})
 		afterDiffers = afterDiffers || ls.ExpectedBytes != probe.ExpectedPages(ls.DepthBytes, int(page))*page
 		minSamples, maxSamples = min(minSamples, ls.Samples), max(maxSamples, ls.Samples)
+		observed, matched = observed+ls.Observations, matched+ls.Matched
 	}
 	if afterDiffers {
 		d.afterRelease = after
@@ -157,7 +159,8 @@ func liveDepthSeries(r *probe.Result) depthData {
 		samples = fmt.Sprintf("%d–%d", minSamples, maxSamples)
 	}
 	d.notes = append(d.notes, fmt.Sprintf("Live samples: each bar spans the stacks caught in a clean step of that depth "+
-		"(latest depth = deepest so far, no step during the sample), %s samples per depth.", samples))
+		"(latest depth = deepest so far, no step during the sample), %s samples per depth; "+
+		"%d of %d observations held exactly what a step of their depth leaves.", samples, matched, observed))
 
 	rows := r.Rows()
 	var fellBack, notDrawn []string
@@ -174,11 +177,11 @@ func liveDepthSeries(r *probe.Result) depthData {
 		d.fallback = append(d.fallback, rangeOf(dr, per))
 		d.depths = append(d.depths, x)
 		drawn[dr.DepthBytes] = true
-		fellBack = append(fellBack, iecLabel(x))
+		fellBack = append(fellBack, unbroken(iecLabel(x)))
 	}
 	for _, m := range r.PingPong.LiveStepsMissing {
 		if !drawn[m] {
-			notDrawn = append(notDrawn, iecLabel(float64(m)))
+			notDrawn = append(notDrawn, unbroken(iecLabel(float64(m))))
 		}
 	}
 	if len(fellBack) > 0 {
@@ -429,10 +432,14 @@ func addMarks(p *plot.Plot, xys plotter.XYs, xa, ya byteAxis, c color.Color, g d
 // wrapped at captionWidth on its own lines.
 func notesCaption(caption string, notes []string) string {
 	for _, n := range notes {
-		caption += "\n" + wrap(strings.Fields(n), " ", captionWidth)
+		caption += "\n" + wrap(strings.Split(n, " "), " ", captionWidth)
 	}
 	return caption
 }
+
+// unbroken joins a size's number and unit with a no-break space, so that
+// wrapping a note never parts them.
+func unbroken(s string) string { return strings.ReplaceAll(s, " ", "\u00a0") }
 
 // plotXYs maps points from bytes to plot coordinates (see byteAxis.pos).
 func plotXYs(xys plotter.XYs, xa, ya byteAxis) plotter.XYs {

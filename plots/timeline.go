@@ -80,12 +80,12 @@ func flatTailOf(tl []probe.TimelinePoint) *flatTail {
 func (t *flatTail) note() string {
 	span := func(lo, hi uint64) string {
 		if lo == hi {
-			return iecLabel(float64(lo))
+			return unbroken(iecLabel(float64(lo)))
 		}
-		return iecLabel(float64(lo)) + "–" + iecLabel(float64(hi))
+		return unbroken(iecLabel(float64(lo)) + "–" + iecLabel(float64(hi)))
 	}
 	return fmt.Sprintf("Cut at %.3g s: from %.3g s to the end at %.3g s (%d more samples) the stacks held %s throughout, "+
-		"VmRSS %s, VmPTE %s.", t.cut, t.from, t.end, t.samples, iecLabel(float64(t.stackRSS)),
+		"VmRSS %s, VmPTE %s.", t.cut, t.from, t.end, t.samples, unbroken(iecLabel(float64(t.stackRSS))),
 		span(t.vmRSSMin, t.vmRSSMax), span(t.vmPTEMin, t.vmPTEMax))
 }
 
