@@ -6,6 +6,7 @@ import (
 	"image/color"
 	"math"
 	"slices"
+	"strings"
 
 	"gonum.org/v1/plot"
 	"gonum.org/v1/plot/plotter"
@@ -53,11 +54,22 @@ type depthData struct {
 	depths []float64
 	// stackCount is the largest number of stacks measured at one depth.
 	stackCount int
+	// live is set when ranges are the ping-pong's live steps
+	// (probe.LiveStep) rather than stacks measured once per depth.
+	live bool
+	// fallback (live only) are depths no live sample caught in a clean
+	// step, drawn from the high-water groups measured after the IO.
+	fallback []stackRange
+	// notes are sentences for the caption saying what the data are.
+	notes []string
 }
 
 // depthSeries extracts the chart's series from r. Depths with no stack
 // measured are skipped.
 func depthSeries(r *probe.Result, maxPoints int) depthData {
+	if r.Config.Workload == probe.WorkloadPingPong && r.PingPong != nil && len(r.PingPong.LiveSteps) > 0 {
+		return liveDepthSeries(r)
+	}
 	var d depthData
 	rows := r.Rows()
 	perStack := func(i int) []int64 {
@@ -108,6 +120,76 @@ func depthSeries(r *probe.Result, maxPoints int) depthData {
 	d.highWaterIsAfter = hwDiffers && afterIsHW
 	if afterDiffers && !d.highWaterIsAfter {
 		d.afterRelease = after
+	}
+	return d
+}
+
+// liveDepthSeries draws the ping-pong's live steps: for each depth of the
+// list, the spread of what the stacks held in the live samples that caught
+// them in a clean step (probe.LiveStep). A depth no sample caught falls back
+// to its high-water group measured after the IO, drawn apart and named in
+// the notes; a depth with neither is named as not drawn.
+func liveDepthSeries(r *probe.Result) depthData {
+	d := depthData{live: true}
+	page := int64(r.PageSize)
+	if page <= 0 {
+		page = defaultPage
+	}
+	live := map[int64]bool{}
+	var after plotter.XYs
+	afterDiffers := false
+	minSamples, maxSamples := math.MaxInt, 0
+	var observed, matched int64
+	for _, ls := range r.PingPong.LiveSteps {
+		x := float64(ls.DepthBytes)
+		live[ls.DepthBytes] = true
+		d.depths = append(d.depths, x)
+		d.ranges = append(d.ranges, stackRange{depth: x, min: float64(ls.RSSBytesMin), mean: ls.RSSBytesMean(), max: float64(ls.RSSBytesMax)})
+		d.stackCount = max(d.stackCount, ls.Stacks)
+		after = append(after, plotter.XY{X: x, Y: float64(ls.ExpectedBytes)})
+		afterDiffers = afterDiffers || ls.ExpectedBytes != probe.ExpectedPages(ls.DepthBytes, int(page))*page
+		minSamples, maxSamples = min(minSamples, ls.Samples), max(maxSamples, ls.Samples)
+		observed, matched = observed+ls.Observations, matched+ls.Matched
+	}
+	if afterDiffers {
+		d.afterRelease = after
+	}
+	samples := fmt.Sprintf("%d", minSamples)
+	if maxSamples != minSamples {
+		samples = fmt.Sprintf("%d–%d", minSamples, maxSamples)
+	}
+	d.notes = append(d.notes, fmt.Sprintf("Live samples: each bar spans the stacks caught in a clean step of that depth "+
+		"(latest depth = deepest so far, no step during the sample), %s samples per depth; "+
+		"%d of %d observations held exactly what a step of their depth leaves.", samples, matched, observed))
+
+	rows := r.Rows()
+	var fellBack, notDrawn []string
+	drawn := map[int64]bool{}
+	for i, dr := range rows {
+		if live[dr.DepthBytes] || dr.Stacks == 0 {
+			continue
+		}
+		var per []int64
+		if i < len(r.Series.PerStackRSS) {
+			per = r.Series.PerStackRSS[i]
+		}
+		x := float64(dr.DepthBytes)
+		d.fallback = append(d.fallback, rangeOf(dr, per))
+		d.depths = append(d.depths, x)
+		drawn[dr.DepthBytes] = true
+		fellBack = append(fellBack, unbroken(iecLabel(x)))
+	}
+	for _, m := range r.PingPong.LiveStepsMissing {
+		if !drawn[m] {
+			notDrawn = append(notDrawn, unbroken(iecLabel(float64(m))))
+		}
+	}
+	if len(fellBack) > 0 {
+		d.notes = append(d.notes, fmt.Sprintf("No clean live sample at %s: drawn from the stacks whose deepest depth it was, "+
+			"measured after the IO.", strings.Join(fellBack, ", ")))
+	}
+	if len(notDrawn) > 0 {
+		d.notes = append(d.notes, fmt.Sprintf("Not drawn (no clean live sample, no stack ended there): %s.", strings.Join(notDrawn, ", ")))
 	}
 	return d
 }
@@ -172,6 +254,7 @@ var (
 	colVmRSS    = color.NRGBA{R: 148, G: 103, B: 189, A: 255}
 	colVmPTE    = color.NRGBA{R: 140, G: 86, B: 75, A: 255}
 	colStepMark = color.NRGBA{R: 127, G: 127, B: 127, A: 255}
+	colFallback = color.NRGBA{R: 214, G: 39, B: 40, A: 255}
 )
 
 // RSSVsDepth charts each stack's resident bytes against the depth it was used
@@ -180,6 +263,12 @@ var (
 // that keeps its pages, or what the release mode leaves), that expectation is
 // drawn too. With more than maxScatterPoints per-stack values, or when they
 // are missing, each depth is a min–max bar with its mean marked.
+//
+// A ping-pong run with live steps draws them instead of the groups measured
+// after the IO (where a ramp leaves every stack at its last depth): each
+// depth's bar spans what the stacks held while the IO ran, in the live
+// samples that caught them in a clean step. A depth no sample caught falls
+// back to its high-water group, in its own colour, and the caption says so.
 func RSSVsDepth(r *probe.Result) (*plot.Plot, error) {
 	if r == nil {
 		return nil, errors.New("rss vs depth: no result")
@@ -212,7 +301,7 @@ func RSSVsDepth(r *probe.Result) (*plot.Plot, error) {
 	claim := claimSteps(lo, hi, page, xa.log)
 
 	ySeries := [][]float64{yValues(claim), yValues(d.stacks), yValues(d.highWater), yValues(d.afterRelease)}
-	for _, sr := range d.ranges {
+	for _, sr := range slices.Concat(d.ranges, d.fallback) {
 		ySeries = append(ySeries, []float64{sr.min, sr.max})
 	}
 	// A log y axis only helps beside a log x axis: on a linear one the claim
@@ -224,7 +313,7 @@ func RSSVsDepth(r *probe.Result) (*plot.Plot, error) {
 
 	p := plot.New()
 	p.Title.Text = titled("Resident stack memory vs depth", r)
-	setLabel(&p.X, "depth used per stack", caption(r))
+	setLabel(&p.X, "depth used per stack", notesCaption(caption(r), d.notes))
 	setLabel(&p.Y, "resident bytes per stack ("+methodWords(r.Residency.Method)+")", "")
 	legendOutside(p)
 	p.Add(plotter.NewGrid())
@@ -246,14 +335,27 @@ func RSSVsDepth(r *probe.Result) (*plot.Plot, error) {
 		sc.GlyphStyle = draw.GlyphStyle{Color: colStacks, Radius: vg.Points(3), Shape: draw.CircleGlyph{}}
 		p.Add(sc)
 		p.Legend.Add(fmt.Sprintf("measured, %d stack%s", d.stackCount, plural(d.stackCount)), sc)
-	} else {
-		bars, mean, err := rangePlotters(d.ranges, xa, ya)
+	} else if len(d.ranges) > 0 {
+		bars, mean, err := rangePlotters(d.ranges, xa, ya, colStacks, draw.CircleGlyph{})
 		if err != nil {
 			return nil, fmt.Errorf("rss vs depth: stacks: %w", err)
 		}
 		p.Add(bars, mean)
-		p.Legend.Add(fmt.Sprintf("min–max of %d stacks", d.stackCount), barThumb{bars.LineStyle})
-		p.Legend.Add("mean of the stacks", mean)
+		if d.live {
+			p.Legend.Add("live samples, min–max", barThumb{bars.LineStyle})
+			p.Legend.Add("live samples, mean", mean)
+		} else {
+			p.Legend.Add(fmt.Sprintf("min–max of %d stacks", d.stackCount), barThumb{bars.LineStyle})
+			p.Legend.Add("mean of the stacks", mean)
+		}
+	}
+	if len(d.fallback) > 0 {
+		bars, mean, err := rangePlotters(d.fallback, xa, ya, colFallback, draw.SquareGlyph{})
+		if err != nil {
+			return nil, fmt.Errorf("rss vs depth: high-water fallback: %w", err)
+		}
+		p.Add(bars, mean)
+		p.Legend.Add("after the IO, by deepest depth", mean)
 	}
 
 	if d.highWater != nil {
@@ -279,7 +381,7 @@ func RSSVsDepth(r *probe.Result) (*plot.Plot, error) {
 
 // rangePlotters draws each depth's min–max as an error bar around a mark at
 // its mean, in plot coordinates.
-func rangePlotters(rs []stackRange, xa, ya byteAxis) (*plotter.YErrorBars, *plotter.Scatter, error) {
+func rangePlotters(rs []stackRange, xa, ya byteAxis, c color.Color, g draw.GlyphDrawer) (*plotter.YErrorBars, *plotter.Scatter, error) {
 	type barData struct {
 		plotter.XYs
 		plotter.YErrors
@@ -294,12 +396,12 @@ func rangePlotters(rs []stackRange, xa, ya byteAxis) (*plotter.YErrorBars, *plot
 	if err != nil {
 		return nil, nil, err
 	}
-	bars.LineStyle = draw.LineStyle{Color: colStacks, Width: vg.Points(1.5)}
+	bars.LineStyle = draw.LineStyle{Color: c, Width: vg.Points(1.5)}
 	mean, err := plotter.NewScatter(b.XYs)
 	if err != nil {
 		return nil, nil, err
 	}
-	mean.GlyphStyle = draw.GlyphStyle{Color: colStacks, Radius: vg.Points(3), Shape: draw.CircleGlyph{}}
+	mean.GlyphStyle = draw.GlyphStyle{Color: c, Radius: vg.Points(3), Shape: g}
 	return bars, mean, nil
 }
 
@@ -325,6 +427,19 @@ func addMarks(p *plot.Plot, xys plotter.XYs, xa, ya byteAxis, c color.Color, g d
 	p.Legend.Add(name, s)
 	return nil
 }
+
+// notesCaption is a chart's caption followed by notes on its data, each
+// wrapped at captionWidth on its own lines.
+func notesCaption(caption string, notes []string) string {
+	for _, n := range notes {
+		caption += "\n" + wrap(strings.Split(n, " "), " ", captionWidth)
+	}
+	return caption
+}
+
+// unbroken joins a size's number and unit with a no-break space, so that
+// wrapping a note never parts them.
+func unbroken(s string) string { return strings.ReplaceAll(s, " ", "\u00a0") }
 
 // plotXYs maps points from bytes to plot coordinates (see byteAxis.pos).
 func plotXYs(xys plotter.XYs, xa, ya byteAxis) plotter.XYs {

@@ -661,3 +661,134 @@ func TestEvenlySpaced(t *testing.T) {
 		}
 	}
 }
+
+// liveResult is a ping-pong ramp over 4 KiB, 64 KiB, 1 MiB and 8 MiB for 4
+// stacks whose live samples caught 4 KiB and 64 KiB in clean steps, and
+// neither 1 MiB (every stack ended there: its high-water group stands in)
+// nor 8 MiB (never used).
+func liveResult() *probe.Result {
+	r := newResult([]int64{mib}, 4, asClaimed)
+	r.Config.Workload = probe.WorkloadPingPong
+	r.Config.Depths = []int64{4 * kib, 64 * kib, mib, 8 * mib}
+	r.HighWaterGroups, r.Steps = r.Steps, nil
+	r.PingPong = &probe.PingPongResult{
+		LiveSteps: []probe.LiveStep{
+			{DepthBytes: 4 * kib, ExpectedBytes: 4 * kib, Stacks: 4, Samples: 3, Observations: 10, Matched: 9,
+				RSSBytesMin: 4 * kib, RSSBytesMax: 8 * kib, RSSBytesTotal: 9*4*kib + 8*kib},
+			{DepthBytes: 64 * kib, ExpectedBytes: 64 * kib, Stacks: 4, Samples: 5, Observations: 4, Matched: 4,
+				RSSBytesMin: 64 * kib, RSSBytesMax: 64 * kib, RSSBytesTotal: 4 * 64 * kib},
+		},
+		LiveStepsMissing: []int64{mib, 8 * mib},
+	}
+	return r
+}
+
+// The ping-pong's chart draws the live steps, one bar per depth with its
+// exact min, mean and max, the high-water group where no live sample was
+// clean, and notes saying which is which.
+func TestDepthSeriesLive(t *testing.T) {
+	r := liveResult()
+	d := depthSeries(r, maxScatterPoints)
+	if !d.live || d.stacks != nil || d.highWater != nil || d.afterRelease != nil {
+		t.Fatalf("live=%v stacks=%v highWater=%v afterRelease=%v; want live ranges alone", d.live, d.stacks, d.highWater, d.afterRelease)
+	}
+	wantRanges := []stackRange{
+		{depth: 4 * kib, min: 4 * kib, mean: (9*4*kib + 8*kib) / 10.0, max: 8 * kib},
+		{depth: 64 * kib, min: 64 * kib, mean: 64 * kib, max: 64 * kib},
+	}
+	if !slices.Equal(d.ranges, wantRanges) {
+		t.Errorf("ranges %+v, want %+v", d.ranges, wantRanges)
+	}
+	if want := []stackRange{{depth: mib, min: mib, mean: mib, max: mib}}; !slices.Equal(d.fallback, want) {
+		t.Errorf("fallback %+v, want %+v", d.fallback, want)
+	}
+	if !slices.Equal(d.depths, []float64{4 * kib, 64 * kib, mib}) || d.stackCount != 4 {
+		t.Errorf("depths %v stacks %d, want 4 KiB, 64 KiB, 1 MiB and 4", d.depths, d.stackCount)
+	}
+	notes := strings.Join(strings.Fields(strings.Join(d.notes, " ")), " ")
+	for _, want := range []string{"3–5 samples per depth; 13 of 14 observations held exactly", "No clean live sample at 1 MiB", "Not drawn (no clean live sample, no stack ended there): 8 MiB."} {
+		if !strings.Contains(notes, want) {
+			t.Errorf("notes %q lack %q", notes, want)
+		}
+	}
+	p, err := RSSVsDepth(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(strings.Join(strings.Fields(p.X.Label.Text), " "), "No clean live sample at 1 MiB") {
+		t.Errorf("caption %q does not name the fallback", p.X.Label.Text)
+	}
+	for _, l := range strings.Split(p.X.Label.Text, "\n") {
+		if len([]rune(l)) > captionWidth {
+			t.Errorf("caption line of %d characters: %q", len([]rune(l)), l)
+		}
+	}
+	if lo, hi, _ := byteRange(p.Y); lo > 4*kib || hi < mib {
+		t.Errorf("y axis [%v, %v] does not hold 4 KiB..1 MiB", lo, hi)
+	}
+	savePNG(t, p)
+
+	// dontneed keeping one page: the live steps' expectation is drawn.
+	for i := range r.PingPong.LiveSteps {
+		r.PingPong.LiveSteps[i].ExpectedBytes = page
+	}
+	d = depthSeries(r, maxScatterPoints)
+	if want := (plotter.XYs{{X: 4 * kib, Y: page}, {X: 64 * kib, Y: page}}); !slices.Equal(d.afterRelease, want) {
+		t.Errorf("after release %v, want %v", d.afterRelease, want)
+	}
+
+	// Without live steps the ping-pong chart is the high-water groups'.
+	r.PingPong.LiveSteps = nil
+	if d := depthSeries(r, maxScatterPoints); d.live || len(d.stacks) != 4 {
+		t.Errorf("no live steps: live=%v, %d points; want the 4 stacks of the 1 MiB group", d.live, len(d.stacks))
+	}
+}
+
+// A long run whose stacks stop changing early is cut a tenth past the last
+// change; the caption gives the cut part's figures. The ramp, whose flat
+// end is shorter than what came before, is not cut.
+func TestRSSOverTimeFlatTail(t *testing.T) {
+	if d := timelineSeries(rampTimeline()); d.tail != nil {
+		t.Errorf("ramp: cut %+v, want none (its flat end, 0.2 s, is shorter than the 0.7 s before it)", d.tail)
+	}
+	// Stacks rise at 0.1 s and 0.2 s, then hold 128 KiB to 10 s while
+	// VmRSS wobbles; one sample every 100 ms.
+	var tl []probe.TimelinePoint
+	for i := range 101 {
+		rss := min(int64(i), 2) * 64 * kib
+		tl = append(tl, probe.TimelinePoint{
+			Elapsed: time.Duration(i) * 100 * time.Millisecond, StackRSS: rss, Expected: rss,
+			VmRSS: uint64(8*mib + rss + int64(i%3)*page), VmPTE: 64 * kib,
+		})
+	}
+	d := timelineSeries(tl)
+	want := flatTail{from: 0.2, end: 10, cut: 0.22, samples: 98, stackRSS: 128 * kib,
+		vmRSSMin: 8*mib + 128*kib, vmRSSMax: 8*mib + 128*kib + 2*page, vmPTEMin: 64 * kib, vmPTEMax: 64 * kib}
+	if d.tail == nil {
+		t.Fatal("no cut")
+	}
+	got := *d.tail
+	if math.Abs(got.from-want.from) > 1e-9 || math.Abs(got.end-want.end) > 1e-9 || math.Abs(got.cut-want.cut) > 1e-9 {
+		t.Errorf("cut %+v, want %+v", got, want)
+	}
+	got.from, got.end, got.cut = want.from, want.end, want.cut
+	if got != want {
+		t.Errorf("cut %+v, want %+v", got, want)
+	}
+
+	r := newResult(seedDepths, 2, asClaimed)
+	r.Config.Workload = probe.WorkloadPingPong
+	r.Series.Timeline = tl
+	p, err := RSSOverTime(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.X.Min != 0 || math.Abs(p.X.Max-0.22) > 1e-9 {
+		t.Errorf("x range [%v, %v], want [0, 0.22] s", p.X.Min, p.X.Max)
+	}
+	const note = "Cut at 0.22 s: from 0.2 s to the end at 10 s (98 more samples) the stacks held 128 KiB throughout, VmRSS 8.125 MiB–8.133 MiB, VmPTE 64 KiB."
+	if text := strings.Join(strings.Fields(p.X.Label.Text), " "); !strings.Contains(text, note) {
+		t.Errorf("caption %q lacks %q", p.X.Label.Text, note)
+	}
+	savePNG(t, p)
+}

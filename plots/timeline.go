@@ -27,14 +27,75 @@ type depthStep struct {
 type timelineData struct {
 	stacks, expected, vmRSS, vmPTE plotter.XYs
 	steps                          []depthStep
+	// tail is set when the chart is cut short of a long flat end.
+	tail *flatTail
+}
+
+// flatTail is the end of a timeline in which the stacks no longer change:
+// from the sample that first held the final stack residency, prediction
+// and ramp depth, to the last sample.
+type flatTail struct {
+	// from and end are seconds since the run started; cut is where the
+	// chart's x axis ends, a little past from.
+	from, end, cut float64
+	// samples counts the kept points after from.
+	samples int
+	// stackRSS is what the stacks held throughout; vmRSS and vmPTE are
+	// the process figures' least and most over the tail.
+	stackRSS           int64
+	vmRSSMin, vmRSSMax uint64
+	vmPTEMin, vmPTEMax uint64
+}
+
+// flatTailOf finds a flat end of tl worth cutting: one longer than all that
+// comes before it, after at least one change. The x axis then ends a tenth
+// of the active part past the last change, so the flat line still shows.
+func flatTailOf(tl []probe.TimelinePoint) *flatTail {
+	if len(tl) < 2 {
+		return nil
+	}
+	last := tl[len(tl)-1]
+	k := len(tl) - 1
+	for k > 0 {
+		p := tl[k-1]
+		if p.StackRSS != last.StackRSS || p.Expected != last.Expected || p.Depth != last.Depth {
+			break
+		}
+		k--
+	}
+	from, end := tl[k].Elapsed.Seconds(), last.Elapsed.Seconds()
+	if k == 0 || end-from <= from {
+		return nil
+	}
+	t := &flatTail{from: from, end: end, cut: math.Min(end, 1.1*from), samples: len(tl) - 1 - k, stackRSS: last.StackRSS,
+		vmRSSMin: tl[k].VmRSS, vmRSSMax: tl[k].VmRSS, vmPTEMin: tl[k].VmPTE, vmPTEMax: tl[k].VmPTE}
+	for _, p := range tl[k:] {
+		t.vmRSSMin, t.vmRSSMax = min(t.vmRSSMin, p.VmRSS), max(t.vmRSSMax, p.VmRSS)
+		t.vmPTEMin, t.vmPTEMax = min(t.vmPTEMin, p.VmPTE), max(t.vmPTEMax, p.VmPTE)
+	}
+	return t
+}
+
+// note is the caption's sentence on the part of the run not drawn.
+func (t *flatTail) note() string {
+	span := func(lo, hi uint64) string {
+		if lo == hi {
+			return unbroken(iecLabel(float64(lo)))
+		}
+		return unbroken(iecLabel(float64(lo)) + "–" + iecLabel(float64(hi)))
+	}
+	return fmt.Sprintf("Cut at %.3g s: from %.3g s to the end at %.3g s (%d more samples) the stacks held %s throughout, "+
+		"VmRSS %s, VmPTE %s.", t.cut, t.from, t.end, t.samples, unbroken(iecLabel(float64(t.stackRSS))),
+		span(t.vmRSSMin, t.vmRSSMax), span(t.vmPTEMin, t.vmPTEMax))
 }
 
 // timelineSeries extracts the chart's series from the timeline. A step is
 // recorded at the first sample when it already has a depth, and wherever the
 // depth changes; patterns other than the ramp record depth 0 throughout and
-// get no steps.
+// get no steps. A long flat end (see flatTailOf) is noted in tail.
 func timelineSeries(tl []probe.TimelinePoint) timelineData {
 	d := timelineData{
+		tail:     flatTailOf(tl),
 		stacks:   make(plotter.XYs, len(tl)),
 		expected: make(plotter.XYs, len(tl)),
 		vmRSS:    make(plotter.XYs, len(tl)),
@@ -57,7 +118,9 @@ func timelineSeries(tl []probe.TimelinePoint) timelineData {
 // all stacks together (as the run's residency method read them), the schedule's prediction for them, the
 // process's VmRSS and its page tables (VmPTE), against seconds since the run
 // started. Each depth step of a ramp is a dashed vertical line labelled with
-// the new depth. It fails when the Result has no timeline.
+// the new depth. When the stacks stop changing early in a long run, the time
+// axis ends shortly after their last change and the caption says what the
+// cut part held. It fails when the Result has no timeline.
 func RSSOverTime(r *probe.Result) (*plot.Plot, error) {
 	if r == nil {
 		return nil, errors.New("rss over time: no result")
@@ -70,7 +133,11 @@ func RSSOverTime(r *probe.Result) (*plot.Plot, error) {
 
 	p := plot.New()
 	p.Title.Text = titled("Stack and process memory over time", r)
-	setLabel(&p.X, "seconds since the run started", workloadCaption(r))
+	var notes []string
+	if d.tail != nil {
+		notes = append(notes, d.tail.note())
+	}
+	setLabel(&p.X, "seconds since the run started", notesCaption(workloadCaption(r), notes))
 	setLabel(&p.Y, "resident bytes", "")
 	legendOutside(p)
 	p.Add(plotter.NewGrid())
@@ -107,6 +174,9 @@ func RSSOverTime(r *probe.Result) (*plot.Plot, error) {
 	t1 := 0.0
 	for _, pt := range d.stacks {
 		t1 = math.Max(t1, pt.X)
+	}
+	if d.tail != nil {
+		t1 = d.tail.cut
 	}
 	p.X.Min, p.X.Max = 0, t1
 	if !(t1 > 0) {

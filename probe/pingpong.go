@@ -34,6 +34,10 @@ type taskState struct {
 	// for being idle, and idled counts those releases (--release=idle).
 	sinceIdle atomic.Int64
 	idled     atomic.Int64
+	// changes is odd while the task's stack is being changed (a step or
+	// an idle release) and counts up by two per change: the sampler
+	// reads it around its walk to tell a clean step (a seqlock).
+	changes atomic.Int64
 }
 
 // expected is what the stack of a task in state s should hold now, bytes:
@@ -71,6 +75,9 @@ func (r *Run) runPingPong(ctx context.Context) error {
 	var touchErr atomic.Pointer[error]
 	used := make([]atomic.Bool, len(cfg.Depths))
 	onStep := func(task int, _ pingpong.Kind, step int) {
+		s := &states[task]
+		s.changes.Add(1)
+		defer s.changes.Add(1)
 		i := sched.index(task, step)
 		if !used[i].Load() {
 			used[i].Store(true)
@@ -78,7 +85,6 @@ func (r *Run) runPingPong(ctx context.Context) error {
 		d := cfg.Depths[i]
 		// Published before the touch, so that the sampler's prediction
 		// already counts the pages the task is about to make resident.
-		s := &states[task]
 		s.depth.Store(d)
 		if d > s.highWater.Load() {
 			s.highWater.Store(d)
@@ -109,15 +115,20 @@ func (r *Run) runPingPong(ctx context.Context) error {
 	onIdle := func(task int, kind pingpong.Kind) {
 		s := &states[task]
 		st := m.stacks[task]
-		if err := st.Release(); err != nil {
+		s.changes.Add(1)
+		err := st.Release()
+		if err == nil {
+			s.sinceIdle.Store(0)
+			s.idled.Add(1)
+		}
+		s.changes.Add(1)
+		if err != nil {
 			e := fmt.Errorf("task %d idle release: %w", task, err)
 			if touchErr.CompareAndSwap(nil, &e) {
 				stopIO(e)
 			}
 			return
 		}
-		s.sinceIdle.Store(0)
-		s.idled.Add(1)
 		if cfg.THP != mmapstack.THPNoHuge {
 			return // a huge page keeps its whole block: no page-exact figure to hold
 		}
@@ -138,7 +149,8 @@ func (r *Run) runPingPong(ctx context.Context) error {
 	var sockets pingpong.SocketMemory
 
 	sctx, stopSampler := context.WithCancel(ctx)
-	smp := &sampler{cfg: cfg, env: env, m: m, states: states, sched: sched, page: page, start: r.start, progress: r.set, sockets: &sockets, clients: clients, live: &r.live}
+	smp := &sampler{cfg: cfg, env: env, m: m, states: states, sched: sched, page: page, start: r.start, progress: r.set, sockets: &sockets, clients: clients,
+		cost: &r.live, live: newLiveSteps(cfg, page, len(m.stacks))}
 	var wg sync.WaitGroup
 	wg.Go(func() {
 		if err := smp.run(sctx); err != nil {
@@ -193,6 +205,7 @@ func (r *Run) runPingPong(ctx context.Context) error {
 		p.MadviseCallsPerRoundTrip = float64(madvises) / float64(pr.RoundTrips)
 	}
 	p.PeakStackRSSBytes = smp.peak
+	p.LiveSteps, p.LiveStepsMissing = smp.live.result()
 	conns := int64(clients)
 	if smp.socketLooks > 0 {
 		mean := smp.socketEnd / conns
@@ -280,8 +293,10 @@ type sampler struct {
 	// of connections.
 	sockets *pingpong.SocketMemory
 	clients int
-	// live publishes the cost so far to Run.SamplerCost.
-	live *samplerCost
+	// cost publishes the cost so far to Run.SamplerCost.
+	cost *samplerCost
+	// live summarises each depth's clean steps over the live samples.
+	live *liveSteps
 
 	peak        int64 // the most StackRSS any sample found
 	socketEnd   int64 // socket bytes at the last look with every connection open
@@ -333,12 +348,14 @@ func (s *sampler) run(ctx context.Context) error {
 
 func (s *sampler) take() error {
 	s.sample.Seq = s.seq
+	s.live.begin(s.states)
 	if err := s.measure(&s.sample, false); err != nil {
 		return err
 	}
+	s.live.end(s.states, &s.sample)
 	s.costSum += s.sample.Cost
 	s.costMax = max(s.costMax, s.sample.Cost)
-	s.live.publish(s.costSum, s.seq+1)
+	s.cost.publish(s.costSum, s.seq+1)
 	s.peak = max(s.peak, s.sample.StackRSS)
 	if bytes, n := s.sockets.Now(); n == 2*int64(s.clients) {
 		s.socketEnd = bytes

@@ -293,10 +293,55 @@ type PingPongResult struct {
 	// PeakStackRSSBytes is the stacks' summed residency at the live
 	// sample that found the most.
 	PeakStackRSSBytes int64 `json:"peak_stack_rss_bytes"`
+	// LiveSteps is what the stacks held at each depth of the list while
+	// the IO ran, from the live samples' clean steps (see LiveStep); one
+	// entry per distinct depth that some sample caught, in list order.
+	LiveSteps []LiveStep `json:"live_steps,omitempty"`
+	// LiveStepsMissing are the distinct depths of the list that no live
+	// sample caught in a clean step (never used, or used only between
+	// samples): the chart falls back to the high-water groups for them.
+	LiveStepsMissing []int64 `json:"live_steps_missing,omitempty"`
 	// SocketBytesPerConnection is the kernel memory of each connection's
 	// two sockets (SO_MEMINFO receive and send allocations, forward
 	// allocation and write queue), per connection.
 	SocketBytesPerConnection SocketBytes `json:"socket_bytes_per_connection"`
+}
+
+// LiveStep is what the stacks held at one depth of the list while the
+// ping-pong ran. A stack counts in a live sample (one observation) when its
+// task's latest step and its deepest step so far were both this depth, and
+// no step or release of that task ran while the sample walked the page
+// tables: then the stack holds exactly what a step of this depth leaves,
+// with no earlier deeper step or half-done touch mixed in.
+type LiveStep struct {
+	DepthBytes int64 `json:"depth_bytes"`
+	// ExpectedBytes is what one step of this depth leaves under the run's
+	// release mode: ceil(depth/page)·page, or the kept top with
+	// --release=dontneed.
+	ExpectedBytes int64 `json:"expected_bytes"`
+	// Stacks counts the distinct stacks observed at this depth, Samples
+	// the live samples with at least one observation, Observations the
+	// (stack, sample) pairs, and Matched the observations equal to
+	// ExpectedBytes.
+	Stacks       int   `json:"stacks"`
+	Samples      int   `json:"samples"`
+	Observations int64 `json:"observations"`
+	Matched      int64 `json:"matched"`
+	// RSSBytesMin, RSSBytesMax and RSSBytesTotal are the least, the most
+	// and the sum of the observed stacks' resident bytes (the run's
+	// residency method, shared zero page excluded), over every observation.
+	RSSBytesMin   int64 `json:"rss_bytes_min"`
+	RSSBytesMax   int64 `json:"rss_bytes_max"`
+	RSSBytesTotal int64 `json:"rss_bytes_total"`
+}
+
+// RSSBytesMean is the mean resident bytes of one observation; 0 when there
+// was none.
+func (l LiveStep) RSSBytesMean() float64 {
+	if l.Observations == 0 {
+		return 0
+	}
+	return float64(l.RSSBytesTotal) / float64(l.Observations)
 }
 
 // SocketBytes is socket memory per connection, bytes.
