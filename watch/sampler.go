@@ -41,7 +41,8 @@ type sampler struct {
 	pending  *pending
 	spare    *pending
 	stacks   []Stack
-	live     map[uint64]int // End -> index in stacks, for stacks in the last recorded sample
+	live     []liveStack // the stacks of the last recorded sample, by End
+	nextLive []liveStack // the next sample's, built by confirm
 	last     *Totals
 	timeline timeline
 	out      Sample
@@ -49,6 +50,13 @@ type sampler struct {
 	measured int // completed
 	costSum  time.Duration
 	costMax  time.Duration
+}
+
+// liveStack ties a stack of the last recorded sample, by its End, to its
+// index in sampler.stacks.
+type liveStack struct {
+	end uint64
+	idx int
 }
 
 // pending is a measured sample waiting for the next maps read.
@@ -78,7 +86,6 @@ func newSampler(dir *procread.ProcDir, pm *procread.Pagemap, find stackfind.Opti
 		rec:      rec,
 		checked:  make(map[procread.PageRange]int),
 		marked:   make(map[procread.PageRange]bool),
-		live:     make(map[uint64]int),
 		timeline: timeline{max: timelineLen},
 	}
 }
@@ -117,8 +124,10 @@ func (s *sampler) sample() (alive bool, err error) {
 	}
 	s.spare = nil
 	p.timeNS, p.totals, p.vmas = timeNS, tot, len(s.maps)
-	p.found = append(p.found[:0], s.found...)
-	p.counts = append(p.counts[:0], s.counts...)
+	// The pending sample takes this sample's buffers; the next scan fills
+	// the ones it held.
+	p.found, s.found = s.found, p.found[:0]
+	p.counts, s.counts = s.counts, p.counts[:0]
 	p.cost = time.Since(t0)
 	s.pending = p
 	s.measured++
@@ -215,7 +224,9 @@ func cmpUint(a, b uint64) int {
 }
 
 // confirm records the pending sample, keeping the stacks that s.found (from
-// the maps just read) shows still mapped.
+// the maps just read) shows still mapped. p.found, s.found and s.live are
+// all sorted by End (stacks do not overlap), so one merge pass over them
+// ties each stack to its index and finds the stacks that are gone.
 func (s *sampler) confirm() error {
 	p := s.pending
 	if p == nil {
@@ -225,35 +236,48 @@ func (s *sampler) confirm() error {
 	out := &s.out
 	out.Index, out.CostNS, out.HugeKnown = s.samples, int64(p.cost), s.knowHuge
 	out.Stacks = out.Stacks[:0]
-	seen := make(map[uint64]bool, len(p.found))
+	next := s.nextLive[:0]
 	var rssSum int64
+	j, k := 0, 0 // in s.found and s.live
 	for i := range p.found {
 		f := &p.found[i]
-		if !s.stillMapped(f) {
-			continue
+		for j < len(s.found) && s.found[j].End < f.End {
+			j++
 		}
-		c := &p.counts[i]
-		idx, ok := s.live[f.End]
-		if !ok || (s.stacks[idx].Start != f.Start && f.FoundBy&stackfind.Main == 0) {
+		if j == len(s.found) || s.found[j].End != f.End ||
+			(s.found[j].Start != f.Start && f.FoundBy&stackfind.Main == 0) {
+			continue // unmapped (or replaced) since it was measured
+		}
+		for k < len(s.live) && s.live[k].end < f.End {
+			s.stacks[s.live[k].idx].Gone = true
+			k++
+		}
+		idx := -1
+		if k < len(s.live) && s.live[k].end == f.End {
+			idx = s.live[k].idx
+			k++
+			if s.stacks[idx].Start != f.Start && f.FoundBy&stackfind.Main == 0 {
+				s.stacks[idx].Gone = true // a new mapping ends where it ended
+				idx = -1
+			}
+		}
+		if idx < 0 {
 			idx = len(s.stacks)
 			s.stacks = append(s.stacks, Stack{Index: idx, FirstSeenNS: p.timeNS})
-			s.live[f.End] = idx
 		}
-		seen[f.End] = true
-		st := &s.stacks[idx]
-		s.update(st, f, c, p.timeNS)
+		next = append(next, liveStack{end: f.End, idx: idx})
+		c := &p.counts[i]
+		s.update(&s.stacks[idx], f, c, p.timeNS)
 		rssSum += c.ResidentBytes
 		out.Stacks = append(out.Stacks, StackSample{
 			Index: idx, RSSBytes: c.ResidentBytes, DeepestBytes: deepest(f.End, c),
 			HugeBytes: c.HugeBytes, ZeroPageBytes: c.ZeroPageBytes, SwappedBytes: c.SwappedBytes, Runs: c.Runs,
 		})
 	}
-	for end, idx := range s.live {
-		if !seen[end] {
-			s.stacks[idx].Gone = true
-			delete(s.live, end)
-		}
+	for _, l := range s.live[k:] {
+		s.stacks[l.idx].Gone = true
 	}
+	s.live, s.nextLive = next, s.live
 	out.Totals = Totals{
 		TimeNS: p.timeNS, VmRSSBytes: p.totals.VmRSS, VmPTEBytes: p.totals.VmPTE,
 		MinorFaults: p.totals.MinorFaults, VMAs: p.vmas, Threads: p.totals.Threads,
@@ -269,20 +293,6 @@ func (s *sampler) confirm() error {
 		}
 	}
 	return nil
-}
-
-// stillMapped reports whether stack f of the pending sample is in s.found.
-func (s *sampler) stillMapped(f *stackfind.Stack) bool {
-	i, ok := slices.BinarySearchFunc(s.found, f.End, func(g stackfind.Stack, end uint64) int {
-		switch {
-		case g.End < end:
-			return -1
-		case g.End > end:
-			return 1
-		}
-		return 0
-	})
-	return ok && (s.found[i].Start == f.Start || f.FoundBy&stackfind.Main != 0)
 }
 
 func deepest(end uint64, c *procread.PageCounts) int64 {
@@ -315,8 +325,10 @@ func (s *sampler) update(st *Stack, f *stackfind.Stack, c *procread.PageCounts, 
 	st.RSSBytesMax = max(st.RSSBytesMax, c.ResidentBytes)
 	st.DeepestBytes = max(st.DeepestBytes, deepest(f.End, c))
 	if s.knowHuge {
-		h, z := c.HugeBytes, c.ZeroPageBytes
-		st.HugeBytes, st.ZeroPageBytes = &h, &z
+		if st.HugeBytes == nil {
+			st.HugeBytes, st.ZeroPageBytes = new(int64), new(int64)
+		}
+		*st.HugeBytes, *st.ZeroPageBytes = c.HugeBytes, c.ZeroPageBytes
 	}
 	st.SwappedBytes = c.SwappedBytes
 	st.GuardMarkerBytes = c.GuardBytes
