@@ -30,6 +30,7 @@ func BenchmarkSample10kStacks(b *testing.B) {
 		}
 		defer pm.Close()
 		s := newSampler(dir, pm, stackfind.Options{Main: true, Guard: true, Size: size}, nil, DefaultTimelineLen)
+		s.mapStacks = DefaultPageMapStacks // as the CLI does
 		for b.Loop() {
 			if _, err := s.sample(); err != nil {
 				b.Fatal(err)

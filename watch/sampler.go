@@ -38,6 +38,10 @@ type sampler struct {
 	checked map[procread.PageRange]int  // lowest pages looked at for guard markers, and how often
 	marked  map[procread.PageRange]bool // lowest pages that held guard markers
 
+	mapStacks int     // stacks to map each sample (Options.PageMapStacks)
+	pageMap   PageMap // of the last recorded sample
+	nextMap   PageMap // the next one, built by confirm
+
 	pending  *pending
 	spare    *pending
 	stacks   []Stack
@@ -67,6 +71,8 @@ type pending struct {
 	counts []procread.PageCounts
 	totals procread.ProcTotals
 	vmas   int
+	mapAt  []int       // indexes in found of the stacks mapped, ascending
+	rows   [][]PageRun // their runs of present pages, top first
 }
 
 // markerLooks is how many samples look at the lowest page of a read-write
@@ -123,6 +129,9 @@ func (s *sampler) sample() (alive bool, err error) {
 		p = new(pending)
 	}
 	s.spare = nil
+	if err := s.readPageMap(p); err != nil {
+		return gone(err)
+	}
 	p.timeNS, p.totals, p.vmas = timeNS, tot, len(s.maps)
 	// The pending sample takes this sample's buffers; the next scan fills
 	// the ones it held.
@@ -134,6 +143,32 @@ func (s *sampler) sample() (alive bool, err error) {
 	s.costSum += p.cost
 	s.costMax = max(s.costMax, p.cost)
 	return true, nil
+}
+
+// readPageMap reads into p the runs of present pages of up to s.mapStacks
+// stacks of s.found, evenly spread over them.
+func (s *sampler) readPageMap(p *pending) error {
+	n := min(s.mapStacks, len(s.found))
+	p.mapAt = p.mapAt[:0]
+	p.rows = slices.Grow(p.rows[:0], n)[:n]
+	for k := range n {
+		i := k * len(s.found) / n
+		f := &s.found[i]
+		row := p.rows[k][:0]
+		err := s.pm.Runs(f.Range(), func(start, end uint64, c procread.PageClass) {
+			if c&(procread.ClassResident|procread.ClassZeroPage) != 0 {
+				row = append(row, PageRun{From: int64(f.End - end), To: int64(f.End - start), Class: c})
+			}
+		})
+		if err != nil {
+			return fmt.Errorf("page map of stack %#x-%#x: %w", f.Start, f.End, err)
+		}
+		// Runs come in address order; rows read from the top down.
+		slices.Reverse(row)
+		p.rows[k] = row
+		p.mapAt = append(p.mapAt, i)
+	}
+	return nil
 }
 
 // gone turns an ErrGone into the end of the watch.
@@ -237,10 +272,16 @@ func (s *sampler) confirm() error {
 	out.Index, out.CostNS, out.HugeKnown = s.samples, int64(p.cost), s.knowHuge
 	out.Stacks = out.Stacks[:0]
 	next := s.nextLive[:0]
+	nm := &s.nextMap
+	nm.Stacks, nm.Rows = nm.Stacks[:0], nm.Rows[:0]
 	var rssSum int64
-	j, k := 0, 0 // in s.found and s.live
+	j, k, m := 0, 0, 0 // in s.found, s.live and p.mapAt
 	for i := range p.found {
 		f := &p.found[i]
+		mapped := m < len(p.mapAt) && p.mapAt[m] == i
+		if mapped {
+			m++
+		}
 		for j < len(s.found) && s.found[j].End < f.End {
 			j++
 		}
@@ -266,6 +307,9 @@ func (s *sampler) confirm() error {
 			s.stacks = append(s.stacks, Stack{Index: idx, FirstSeenNS: p.timeNS})
 		}
 		next = append(next, liveStack{end: f.End, idx: idx})
+		if mapped {
+			nm.add(idx, p.rows[m-1])
+		}
 		c := &p.counts[i]
 		s.update(&s.stacks[idx], f, c, p.timeNS)
 		rssSum += c.ResidentBytes
@@ -278,6 +322,8 @@ func (s *sampler) confirm() error {
 		s.stacks[l.idx].Gone = true
 	}
 	s.live, s.nextLive = next, s.live
+	nm.TimeNS, nm.Found = p.timeNS, len(out.Stacks)
+	s.pageMap, s.nextMap = s.nextMap, s.pageMap
 	out.Totals = Totals{
 		TimeNS: p.timeNS, VmRSSBytes: p.totals.VmRSS, VmPTEBytes: p.totals.VmPTE,
 		MinorFaults: p.totals.MinorFaults, VMAs: p.vmas, Threads: p.totals.Threads,
@@ -293,6 +339,29 @@ func (s *sampler) confirm() error {
 		}
 	}
 	return nil
+}
+
+// add appends a row for stack idx holding a copy of runs, reusing the
+// buffers of earlier rows.
+func (pm *PageMap) add(idx int, runs []PageRun) {
+	pm.Stacks = append(pm.Stacks, idx)
+	if r := len(pm.Rows); r < cap(pm.Rows) {
+		pm.Rows = pm.Rows[:r+1]
+		pm.Rows[r] = append(pm.Rows[r][:0], runs...)
+		return
+	}
+	pm.Rows = append(pm.Rows, append([]PageRun(nil), runs...))
+}
+
+// clone returns a deep copy of pm.
+func (pm *PageMap) clone() *PageMap {
+	c := *pm
+	c.Stacks = append([]int{}, pm.Stacks...)
+	c.Rows = make([][]PageRun, len(pm.Rows))
+	for i, r := range pm.Rows {
+		c.Rows[i] = append([]PageRun{}, r...)
+	}
+	return &c
 }
 
 func deepest(end uint64, c *procread.PageCounts) int64 {

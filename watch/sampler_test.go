@@ -61,7 +61,13 @@ func TestConfirm(t *testing.T) {
 		for i, b := range st.rss {
 			counts[i] = procread.PageCounts{ResidentBytes: b, Lowest: st.measured[i].End - uint64(b), Runs: 1}
 		}
-		s.pending = &pending{timeNS: int64(n) * 1000, found: st.measured, counts: counts}
+		// Every stack's row is mapped: one run from its top.
+		p := &pending{timeNS: int64(n) * 1000, found: st.measured, counts: counts}
+		for i, b := range st.rss {
+			p.mapAt = append(p.mapAt, i)
+			p.rows = append(p.rows, []PageRun{{From: 0, To: b, Class: procread.ClassResident}})
+		}
+		s.pending = p
 		s.found = st.next
 		if err := s.confirm(); err != nil {
 			t.Fatal(err)
@@ -70,6 +76,16 @@ func TestConfirm(t *testing.T) {
 		var idx []int
 		for _, ss := range got.Stacks {
 			idx = append(idx, ss.Index)
+		}
+		// The page map holds the rows of the stacks recorded, not those
+		// unmapped since.
+		if !equalInts(s.pageMap.Stacks, want[n].indexes) || s.pageMap.TimeNS != int64(n)*1000 || s.pageMap.Found != len(want[n].indexes) {
+			t.Errorf("sample %d: page map of stacks %v at %d ns (%d found), want %v", n, s.pageMap.Stacks, s.pageMap.TimeNS, s.pageMap.Found, want[n].indexes)
+		}
+		for r, row := range s.pageMap.Rows {
+			if len(row) != 1 || row[0].To != got.Stacks[r].RSSBytes {
+				t.Errorf("sample %d: page map row %d = %v, want one run of %d bytes", n, r, row, got.Stacks[r].RSSBytes)
+			}
 		}
 		if !equalInts(idx, want[n].indexes) || got.Totals.StacksRSSBytes != want[n].rssSum || got.Totals.Stacks != len(want[n].indexes) {
 			t.Errorf("sample %d: indexes %v, stacks rss %d, want %v and %d", n, idx, got.Totals.StacksRSSBytes, want[n].indexes, want[n].rssSum)
