@@ -11,6 +11,8 @@ import (
 	"gonum.org/v1/plot/vg"
 	"gonum.org/v1/plot/vg/draw"
 
+	"stackprobe/probe"
+	"stackprobe/procread"
 	"stackprobe/watch"
 )
 
@@ -178,4 +180,77 @@ func WatchRSSOverTime(r *watch.Result, title string) (*plot.Plot, error) {
 	p.X.Tick.Marker = plot.DefaultTicks{}
 	ya.apply(&p.Y)
 	return p, nil
+}
+
+// watchResidencyMap turns a watch's page map into the map Residency
+// draws, with the window chosen as for a run: the smallest power of two at
+// least twice the deepest present byte below any row's top, at least 16
+// pages (so one page is a sixteenth of it), at most the largest stack
+// mapped.
+func watchResidencyMap(r *watch.Result) (*probe.ResidencyMap, error) {
+	pm := r.PageMap
+	if pm == nil || len(pm.Rows) == 0 {
+		return nil, errors.New("watch residency: no page map was recorded")
+	}
+	if len(pm.Stacks) != len(pm.Rows) {
+		return nil, fmt.Errorf("watch residency: %d rows for %d stacks", len(pm.Rows), len(pm.Stacks))
+	}
+	page := int64(pm.PageSize)
+	if page <= 0 {
+		page = defaultPage
+	}
+	var deepest, size int64
+	for i, row := range pm.Rows {
+		if n := len(row); n > 0 {
+			deepest = max(deepest, row[n-1].To)
+		}
+		if idx := pm.Stacks[i]; idx >= 0 && idx < len(r.Stacks) {
+			size = max(size, int64(r.Stacks[idx].SizeBytes))
+		}
+	}
+	window := 16 * page
+	for window < 2*deepest && (size == 0 || window < size) {
+		window *= 2
+	}
+	if size > 0 {
+		window = min(window, size)
+	}
+	rm := &probe.ResidencyMap{WindowBytes: window, PageSize: int(page), Method: pm.Method, Stacks: append([]int(nil), pm.Stacks...)}
+	for _, row := range pm.Rows {
+		out := []probe.ResidentRun{}
+		for _, run := range row {
+			if run.From >= window {
+				continue
+			}
+			out = append(out, probe.ResidentRun{
+				From: run.From, To: min(run.To, window),
+				Huge: run.Class&procread.ClassHuge != 0, ZeroPage: run.Class&procread.ClassZeroPage != 0,
+			})
+		}
+		rm.Rows = append(rm.Rows, out)
+	}
+	return rm, nil
+}
+
+// WatchResidency draws residency.png for a watch: which pages at the top
+// of up to watch.DefaultPageMapStacks of the stacks (evenly spread over
+// those found) were present at the last recorded sample, one row per stack
+// labelled with its index in Result.Stacks, as Residency draws a run's
+// stacks: base pages, huge pages and zero-page mappings in their own
+// colours, in a window chosen from the data. An empty title gets a default
+// naming the sample's time and how many stacks it found. Stacks gone before
+// that sample have no row. It fails when no page map was recorded.
+func WatchResidency(r *watch.Result, title string) (*plot.Plot, error) {
+	if r == nil {
+		return nil, errors.New("watch residency: no result")
+	}
+	rm, err := watchResidencyMap(r)
+	if err != nil {
+		return nil, err
+	}
+	if title == "" {
+		title = fmt.Sprintf("Resident pages at the top of %d of the %d stacks of pid %d at %.2f s (the last sample)",
+			len(rm.Rows), r.PageMap.Found, r.Target.PID, float64(r.PageMap.TimeNS)/1e9)
+	}
+	return Residency(rm, title)
 }

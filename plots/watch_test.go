@@ -1,8 +1,12 @@
 package plots
 
 import (
+	"slices"
+	"strings"
 	"testing"
 
+	"stackprobe/probe"
+	"stackprobe/procread"
 	"stackprobe/watch"
 )
 
@@ -77,5 +81,72 @@ func TestWatchRSSOverTime(t *testing.T) {
 	savePNG(t, p)
 	if _, err := WatchRSSOverTime(&watch.Result{}, "t"); err == nil {
 		t.Error("no timeline: no error")
+	}
+}
+
+func TestWatchResidencyMap(t *testing.T) {
+	res := procread.ClassResident
+	r := &watch.Result{
+		Stacks: []watch.Stack{{Index: 0, SizeBytes: 100 << 20}, {Index: 1, SizeBytes: 100 << 20}, {Index: 2, SizeBytes: 100 << 20}, {Index: 3, SizeBytes: 8 << 20}},
+		PageMap: &watch.PageMap{
+			PageSize: page, Method: "scan", Found: 4, Stacks: []int{0, 2, 3},
+			Rows: [][]watch.PageRun{
+				{{From: 0, To: 3 * page, Class: res}},
+				{{From: 0, To: 2 * mib, Class: res | procread.ClassHuge}},
+				{{From: 0, To: page, Class: procread.ClassZeroPage}, {From: 2 * page, To: 4 * page, Class: res}},
+			},
+		},
+	}
+	rm, err := watchResidencyMap(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The deepest present byte is 2 MiB below a top: the window is the
+	// smallest power of two at least twice that.
+	if rm.WindowBytes != 4*mib || rm.PageSize != page || rm.Method != "scan" || !slices.Equal(rm.Stacks, []int{0, 2, 3}) {
+		t.Errorf("window %d page %d method %q stacks %v, want 4 MiB, 4 KiB, scan, [0 2 3]", rm.WindowBytes, rm.PageSize, rm.Method, rm.Stacks)
+	}
+	want := [][]probe.ResidentRun{
+		{{From: 0, To: 3 * page}},
+		{{From: 0, To: 2 * mib, Huge: true}},
+		{{From: 0, To: page, ZeroPage: true}, {From: 2 * page, To: 4 * page}},
+	}
+	for i := range want {
+		if !slices.Equal(rm.Rows[i], want[i]) {
+			t.Errorf("row %d = %v, want %v", i, rm.Rows[i], want[i])
+		}
+	}
+
+	// Stacks of 64 KiB used to 60 KiB: the window stops at their size;
+	// a stack with nothing present keeps an empty row.
+	small := &watch.Result{
+		Stacks: []watch.Stack{{Index: 0, SizeBytes: 16 * page}, {Index: 1, SizeBytes: 16 * page}},
+		PageMap: &watch.PageMap{PageSize: page, Found: 2, Stacks: []int{0, 1},
+			Rows: [][]watch.PageRun{{{From: 0, To: 15 * page, Class: res}}, {}}},
+	}
+	if rm, err = watchResidencyMap(small); err != nil {
+		t.Fatal(err)
+	}
+	if rm.WindowBytes != 16*page || len(rm.Rows) != 2 || len(rm.Rows[1]) != 0 || !slices.Equal(rm.Rows[0], []probe.ResidentRun{{From: 0, To: 15 * page}}) {
+		t.Errorf("window %d rows %v, want 64 KiB, [[0, 60 KiB)] []", rm.WindowBytes, rm.Rows)
+	}
+	// Nothing present anywhere: 16 pages.
+	empty := &watch.Result{Stacks: []watch.Stack{{SizeBytes: 100 << 20}}, PageMap: &watch.PageMap{PageSize: page, Found: 1, Stacks: []int{0}, Rows: [][]watch.PageRun{{}}}}
+	if rm, err = watchResidencyMap(empty); err != nil || rm.WindowBytes != 16*page {
+		t.Errorf("empty map: window %v, err %v; want 64 KiB", rm, err)
+	}
+
+	p, err := WatchResidency(r, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.X.Min != 0 || p.X.Max != 4*mib || !strings.Contains(p.Title.Text, "3 of the 4 stacks") {
+		t.Errorf("x %v..%v title %q", p.X.Min, p.X.Max, p.Title.Text)
+	}
+	savePNG(t, p)
+	for _, bad := range []*watch.Result{nil, {}, {PageMap: &watch.PageMap{}}, {PageMap: &watch.PageMap{Stacks: []int{0}}}} {
+		if _, err := WatchResidency(bad, "t"); err == nil {
+			t.Errorf("WatchResidency(%+v): no error", bad)
+		}
 	}
 }

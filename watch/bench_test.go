@@ -13,6 +13,7 @@ import (
 // BenchmarkSample10kStacks compares one sample of a target holding 10,000
 // guarded stacks of 100 MiB (64 KiB touched in each) with one read of that
 // target's /proc/PID/smaps. The issue asks for a sample <= 0.2x smaps.
+// maps and measure time the two kernel reads a sample makes, alone.
 func BenchmarkSample10kStacks(b *testing.B) {
 	bin := buildFixture(b)
 	const n, size = 10000, 100 << 20
@@ -29,13 +30,54 @@ func BenchmarkSample10kStacks(b *testing.B) {
 		}
 		defer pm.Close()
 		s := newSampler(dir, pm, stackfind.Options{Main: true, Guard: true, Size: size}, nil, DefaultTimelineLen)
+		s.mapStacks = DefaultPageMapStacks // as the CLI does
 		for b.Loop() {
 			if _, err := s.sample(); err != nil {
 				b.Fatal(err)
 			}
 		}
-		b.ReportMetric(float64(len(s.found)), "stacks")
+		b.ReportMetric(float64(len(s.pending.found)), "stacks")
 		b.Logf("method %s", methodName(pm.Method()))
+	})
+	// The two reads every sample makes, alone: what the kernel costs.
+	b.Run("maps", func(b *testing.B) {
+		dir, err := procread.OpenProcDir("", pid)
+		if err != nil {
+			b.Fatal(err)
+		}
+		var maps []procread.Mapping
+		for b.Loop() {
+			if maps, err = dir.Maps(maps); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("measure", func(b *testing.B) {
+		dir, err := procread.OpenProcDir("", pid)
+		if err != nil {
+			b.Fatal(err)
+		}
+		maps, err := dir.Maps(nil)
+		if err != nil {
+			b.Fatal(err)
+		}
+		found := stackfind.Find(maps, nil, stackfind.Options{Main: true, Guard: true, Size: size}, nil)
+		ranges := make([]procread.PageRange, len(found))
+		for i := range found {
+			ranges[i] = found[i].Range()
+		}
+		counts := make([]procread.PageCounts, len(ranges))
+		pm, err := procread.OpenPagemap("", pid, procread.MethodScan)
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer pm.Close()
+		for b.Loop() {
+			if err := pm.Measure(ranges, counts); err != nil {
+				b.Fatal(err)
+			}
+		}
+		b.ReportMetric(float64(len(ranges)), "stacks")
 	})
 	b.Run("smaps", func(b *testing.B) {
 		for b.Loop() {

@@ -1,6 +1,9 @@
 package watch
 
-import "stackprobe/stackfind"
+import (
+	"stackprobe/procread"
+	"stackprobe/stackfind"
+)
 
 // Result is what a watch found and measured: the summary.json of
 // `stackprobe watch`. Sizes are bytes, times are nanoseconds since the
@@ -25,6 +28,40 @@ type Result struct {
 	// Timeline is the bounded series of per-sample totals for charts (see
 	// Options.TimelineLen); not part of summary.json.
 	Timeline []Point `json:"-"`
+	// PageMap is the runs of present pages of up to Options.PageMapStacks
+	// stacks at the last recorded sample, for charts; nil when no sample
+	// was recorded or PageMapStacks is negative. Not part of summary.json.
+	PageMap *PageMap `json:"-"`
+}
+
+// PageMap is which pages of some stacks were present at one recorded
+// sample, read from the page tables (procread.Pagemap.Runs) right after
+// that sample's residency measurement.
+type PageMap struct {
+	// TimeNS is when that sample began.
+	TimeNS int64
+	// PageSize is the base page size, bytes.
+	PageSize int
+	// Method is the residency method that read it: "scan" or "pagemap".
+	Method string
+	// Found is how many stacks the sample recorded; the rows are up to
+	// Options.PageMapStacks of them, evenly spread by address.
+	Found int
+	// Stacks are the Result.Stacks indexes of the rows' stacks, by address.
+	Stacks []int
+	// Rows[i] are the runs of present pages of stack Stacks[i], top first.
+	Rows [][]PageRun
+}
+
+// PageRun is a run of present pages of one class in a PageMap row.
+type PageRun struct {
+	// From and To bound it in bytes below the stack's End, [From, To):
+	// From 0 is the topmost page.
+	From, To int64
+	// Class is procread.ClassResident (with ClassHuge for the pages of a
+	// transparent huge page) or procread.ClassZeroPage (present, not
+	// memory). Swapped pages and guard markers are not in a PageMap.
+	Class procread.PageClass
 }
 
 // TargetInfo identifies the watched process and how it ended.

@@ -38,10 +38,15 @@ type sampler struct {
 	checked map[procread.PageRange]int  // lowest pages looked at for guard markers, and how often
 	marked  map[procread.PageRange]bool // lowest pages that held guard markers
 
+	mapStacks int     // stacks to map each sample (Options.PageMapStacks)
+	pageMap   PageMap // of the last recorded sample
+	nextMap   PageMap // the next one, built by confirm
+
 	pending  *pending
 	spare    *pending
 	stacks   []Stack
-	live     map[uint64]int // End -> index in stacks, for stacks in the last recorded sample
+	live     []liveStack // the stacks of the last recorded sample, by End
+	nextLive []liveStack // the next sample's, built by confirm
 	last     *Totals
 	timeline timeline
 	out      Sample
@@ -49,6 +54,13 @@ type sampler struct {
 	measured int // completed
 	costSum  time.Duration
 	costMax  time.Duration
+}
+
+// liveStack ties a stack of the last recorded sample, by its End, to its
+// index in sampler.stacks.
+type liveStack struct {
+	end uint64
+	idx int
 }
 
 // pending is a measured sample waiting for the next maps read.
@@ -59,6 +71,8 @@ type pending struct {
 	counts []procread.PageCounts
 	totals procread.ProcTotals
 	vmas   int
+	mapAt  []int       // indexes in found of the stacks mapped, ascending
+	rows   [][]PageRun // their runs of present pages, top first
 }
 
 // markerLooks is how many samples look at the lowest page of a read-write
@@ -78,7 +92,6 @@ func newSampler(dir *procread.ProcDir, pm *procread.Pagemap, find stackfind.Opti
 		rec:      rec,
 		checked:  make(map[procread.PageRange]int),
 		marked:   make(map[procread.PageRange]bool),
-		live:     make(map[uint64]int),
 		timeline: timeline{max: timelineLen},
 	}
 }
@@ -116,15 +129,46 @@ func (s *sampler) sample() (alive bool, err error) {
 		p = new(pending)
 	}
 	s.spare = nil
+	if err := s.readPageMap(p); err != nil {
+		return gone(err)
+	}
 	p.timeNS, p.totals, p.vmas = timeNS, tot, len(s.maps)
-	p.found = append(p.found[:0], s.found...)
-	p.counts = append(p.counts[:0], s.counts...)
+	// The pending sample takes this sample's buffers; the next scan fills
+	// the ones it held.
+	p.found, s.found = s.found, p.found[:0]
+	p.counts, s.counts = s.counts, p.counts[:0]
 	p.cost = time.Since(t0)
 	s.pending = p
 	s.measured++
 	s.costSum += p.cost
 	s.costMax = max(s.costMax, p.cost)
 	return true, nil
+}
+
+// readPageMap reads into p the runs of present pages of up to s.mapStacks
+// stacks of s.found, evenly spread over them.
+func (s *sampler) readPageMap(p *pending) error {
+	n := min(s.mapStacks, len(s.found))
+	p.mapAt = p.mapAt[:0]
+	p.rows = slices.Grow(p.rows[:0], n)[:n]
+	for k := range n {
+		i := k * len(s.found) / n
+		f := &s.found[i]
+		row := p.rows[k][:0]
+		err := s.pm.Runs(f.Range(), func(start, end uint64, c procread.PageClass) {
+			if c&(procread.ClassResident|procread.ClassZeroPage) != 0 {
+				row = append(row, PageRun{From: int64(f.End - end), To: int64(f.End - start), Class: c})
+			}
+		})
+		if err != nil {
+			return fmt.Errorf("page map of stack %#x-%#x: %w", f.Start, f.End, err)
+		}
+		// Runs come in address order; rows read from the top down.
+		slices.Reverse(row)
+		p.rows[k] = row
+		p.mapAt = append(p.mapAt, i)
+	}
+	return nil
 }
 
 // gone turns an ErrGone into the end of the watch.
@@ -215,7 +259,9 @@ func cmpUint(a, b uint64) int {
 }
 
 // confirm records the pending sample, keeping the stacks that s.found (from
-// the maps just read) shows still mapped.
+// the maps just read) shows still mapped. p.found, s.found and s.live are
+// all sorted by End (stacks do not overlap), so one merge pass over them
+// ties each stack to its index and finds the stacks that are gone.
 func (s *sampler) confirm() error {
 	p := s.pending
 	if p == nil {
@@ -225,35 +271,59 @@ func (s *sampler) confirm() error {
 	out := &s.out
 	out.Index, out.CostNS, out.HugeKnown = s.samples, int64(p.cost), s.knowHuge
 	out.Stacks = out.Stacks[:0]
-	seen := make(map[uint64]bool, len(p.found))
+	next := s.nextLive[:0]
+	nm := &s.nextMap
+	nm.Stacks, nm.Rows = nm.Stacks[:0], nm.Rows[:0]
 	var rssSum int64
+	j, k, m := 0, 0, 0 // in s.found, s.live and p.mapAt
 	for i := range p.found {
 		f := &p.found[i]
-		if !s.stillMapped(f) {
-			continue
+		mapped := m < len(p.mapAt) && p.mapAt[m] == i
+		if mapped {
+			m++
 		}
-		c := &p.counts[i]
-		idx, ok := s.live[f.End]
-		if !ok || (s.stacks[idx].Start != f.Start && f.FoundBy&stackfind.Main == 0) {
+		for j < len(s.found) && s.found[j].End < f.End {
+			j++
+		}
+		if j == len(s.found) || s.found[j].End != f.End ||
+			(s.found[j].Start != f.Start && f.FoundBy&stackfind.Main == 0) {
+			continue // unmapped (or replaced) since it was measured
+		}
+		for k < len(s.live) && s.live[k].end < f.End {
+			s.stacks[s.live[k].idx].Gone = true
+			k++
+		}
+		idx := -1
+		if k < len(s.live) && s.live[k].end == f.End {
+			idx = s.live[k].idx
+			k++
+			if s.stacks[idx].Start != f.Start && f.FoundBy&stackfind.Main == 0 {
+				s.stacks[idx].Gone = true // a new mapping ends where it ended
+				idx = -1
+			}
+		}
+		if idx < 0 {
 			idx = len(s.stacks)
 			s.stacks = append(s.stacks, Stack{Index: idx, FirstSeenNS: p.timeNS})
-			s.live[f.End] = idx
 		}
-		seen[f.End] = true
-		st := &s.stacks[idx]
-		s.update(st, f, c, p.timeNS)
+		next = append(next, liveStack{end: f.End, idx: idx})
+		if mapped {
+			nm.add(idx, p.rows[m-1])
+		}
+		c := &p.counts[i]
+		s.update(&s.stacks[idx], f, c, p.timeNS)
 		rssSum += c.ResidentBytes
 		out.Stacks = append(out.Stacks, StackSample{
 			Index: idx, RSSBytes: c.ResidentBytes, DeepestBytes: deepest(f.End, c),
 			HugeBytes: c.HugeBytes, ZeroPageBytes: c.ZeroPageBytes, SwappedBytes: c.SwappedBytes, Runs: c.Runs,
 		})
 	}
-	for end, idx := range s.live {
-		if !seen[end] {
-			s.stacks[idx].Gone = true
-			delete(s.live, end)
-		}
+	for _, l := range s.live[k:] {
+		s.stacks[l.idx].Gone = true
 	}
+	s.live, s.nextLive = next, s.live
+	nm.TimeNS, nm.Found = p.timeNS, len(out.Stacks)
+	s.pageMap, s.nextMap = s.nextMap, s.pageMap
 	out.Totals = Totals{
 		TimeNS: p.timeNS, VmRSSBytes: p.totals.VmRSS, VmPTEBytes: p.totals.VmPTE,
 		MinorFaults: p.totals.MinorFaults, VMAs: p.vmas, Threads: p.totals.Threads,
@@ -271,18 +341,27 @@ func (s *sampler) confirm() error {
 	return nil
 }
 
-// stillMapped reports whether stack f of the pending sample is in s.found.
-func (s *sampler) stillMapped(f *stackfind.Stack) bool {
-	i, ok := slices.BinarySearchFunc(s.found, f.End, func(g stackfind.Stack, end uint64) int {
-		switch {
-		case g.End < end:
-			return -1
-		case g.End > end:
-			return 1
-		}
-		return 0
-	})
-	return ok && (s.found[i].Start == f.Start || f.FoundBy&stackfind.Main != 0)
+// add appends a row for stack idx holding a copy of runs, reusing the
+// buffers of earlier rows.
+func (pm *PageMap) add(idx int, runs []PageRun) {
+	pm.Stacks = append(pm.Stacks, idx)
+	if r := len(pm.Rows); r < cap(pm.Rows) {
+		pm.Rows = pm.Rows[:r+1]
+		pm.Rows[r] = append(pm.Rows[r][:0], runs...)
+		return
+	}
+	pm.Rows = append(pm.Rows, append([]PageRun(nil), runs...))
+}
+
+// clone returns a deep copy of pm.
+func (pm *PageMap) clone() *PageMap {
+	c := *pm
+	c.Stacks = append([]int{}, pm.Stacks...)
+	c.Rows = make([][]PageRun, len(pm.Rows))
+	for i, r := range pm.Rows {
+		c.Rows[i] = append([]PageRun{}, r...)
+	}
+	return &c
 }
 
 func deepest(end uint64, c *procread.PageCounts) int64 {
@@ -315,8 +394,10 @@ func (s *sampler) update(st *Stack, f *stackfind.Stack, c *procread.PageCounts, 
 	st.RSSBytesMax = max(st.RSSBytesMax, c.ResidentBytes)
 	st.DeepestBytes = max(st.DeepestBytes, deepest(f.End, c))
 	if s.knowHuge {
-		h, z := c.HugeBytes, c.ZeroPageBytes
-		st.HugeBytes, st.ZeroPageBytes = &h, &z
+		if st.HugeBytes == nil {
+			st.HugeBytes, st.ZeroPageBytes = new(int64), new(int64)
+		}
+		*st.HugeBytes, *st.ZeroPageBytes = c.HugeBytes, c.ZeroPageBytes
 	}
 	st.SwappedBytes = c.SwappedBytes
 	st.GuardMarkerBytes = c.GuardBytes

@@ -35,6 +35,10 @@ const DefaultInterval = 10 * time.Millisecond
 // DefaultTimelineLen is the timeline's bound when Options.TimelineLen is 0.
 const DefaultTimelineLen = 4096
 
+// DefaultPageMapStacks is Result.PageMap's number of stacks when
+// Options.PageMapStacks is 0.
+const DefaultPageMapStacks = 32
+
 // Target is the process to watch: a running one by PID, or a command to
 // start as a child.
 type Target struct {
@@ -65,6 +69,10 @@ type Options struct {
 	Recorder Recorder
 	// TimelineLen bounds Result.Timeline; 0 means DefaultTimelineLen.
 	TimelineLen int
+	// PageMapStacks is how many stacks Result.PageMap maps, evenly spread
+	// over those found; 0 means DefaultPageMapStacks, negative none. Each
+	// costs one more page-table walk of its range every sample.
+	PageMapStacks int
 	// Stdin, Stdout and Stderr are a started command's; nil means this
 	// process's own.
 	Stdin          io.Reader
@@ -109,6 +117,12 @@ func Start(ctx context.Context, opts Options) (w *Watch, err error) {
 	if opts.TimelineLen <= 0 {
 		opts.TimelineLen = DefaultTimelineLen
 	}
+	switch {
+	case opts.PageMapStacks == 0:
+		opts.PageMapStacks = DefaultPageMapStacks
+	case opts.PageMapStacks < 0:
+		opts.PageMapStacks = 0
+	}
 	w = &Watch{opts: opts, stop: make(chan struct{}), done: make(chan struct{})}
 	pid := opts.Target.PID
 	if len(opts.Target.Argv) > 0 {
@@ -132,6 +146,7 @@ func Start(ctx context.Context, opts Options) (w *Watch, err error) {
 		return nil, fmt.Errorf("watch: %w", err)
 	}
 	w.s = newSampler(dir, pm, opts.Find, opts.Recorder, opts.TimelineLen)
+	w.s.mapStacks = opts.PageMapStacks
 	alive, err := w.s.sample()
 	if err != nil {
 		pm.Close()
@@ -322,6 +337,10 @@ func (w *Watch) Result() Result {
 	if s.last != nil {
 		t := *s.last
 		r.Totals = &t
+	}
+	if s.samples > 0 && s.mapStacks > 0 {
+		r.PageMap = s.pageMap.clone()
+		r.PageMap.PageSize, r.PageMap.Method = int(s.pageSize), r.Sampler.Method
 	}
 	if !s.knowHuge {
 		r.Missing = append(r.Missing, "huge_bytes", "zero_page_bytes")

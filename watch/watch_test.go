@@ -290,6 +290,32 @@ func TestWatchFibers(t *testing.T) {
 	if got != n {
 		t.Errorf("found %d of %d fibers", got, n)
 	}
+	// The page map of the last recorded sample: every stack it found (at
+	// most DefaultPageMapStacks of them), each fiber one run of base pages
+	// from its top.
+	pm := r.PageMap
+	if pm == nil {
+		t.Fatal("no page map")
+	}
+	if pm.Found != r.Totals.Stacks || len(pm.Stacks) != min(pm.Found, DefaultPageMapStacks) || len(pm.Rows) != len(pm.Stacks) ||
+		pm.PageSize != page || pm.Method != r.Sampler.Method || pm.TimeNS != r.Totals.TimeNS {
+		t.Fatalf("page map of %d stacks (%d found) at %d ns, page %d, method %q; last sample %d stacks at %d ns",
+			len(pm.Stacks), pm.Found, pm.TimeNS, pm.PageSize, pm.Method, r.Totals.Stacks, r.Totals.TimeNS)
+	}
+	fibers := 0
+	for i, idx := range pm.Stacks {
+		if !bases[r.Stacks[idx].Start] {
+			continue
+		}
+		fibers++
+		want := []PageRun{{From: 0, To: kib << 10, Class: procread.ClassResident}}
+		if !slices.Equal(pm.Rows[i], want) {
+			t.Errorf("fiber %d page map row %v, want %v", idx, pm.Rows[i], want)
+		}
+	}
+	if fibers != n {
+		t.Errorf("page map holds %d of the %d fibers", fibers, n)
+	}
 }
 
 func TestStartNoSuchPID(t *testing.T) {

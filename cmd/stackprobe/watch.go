@@ -48,7 +48,8 @@ goroutine stacks live inside the Go heap, not in mappings of their own:
 watch finds a Go program's heap arenas, not its goroutines.
 
 Writes summary.json, samples.csv, totals.csv, stacks.csv, evidence.md,
-rss-over-time.png and stack-depths.png. The exit status is watch's own
+rss-over-time.png, stack-depths.png and residency.png (the present pages
+at the top of up to 32 stacks at the last sample). The exit status is watch's own
 (0 when it watched successfully); the child's is recorded in summary.json
 (target.exit_code or target.signal).
 
@@ -296,6 +297,9 @@ func writeWatch(ss *session, sum *report.WatchSummary, rec *report.WatchCSV) {
 		ss.chart(report.ChartRSSOverTime, func() (*plot.Plot, error) {
 			return plots.WatchRSSOverTime(r, fmt.Sprintf("Stacks and process memory of pid %d over time", r.Target.PID))
 		})
+	}
+	if r.PageMap != nil && len(r.PageMap.Rows) > 0 {
+		ss.chart(report.ChartResidency, func() (*plot.Plot, error) { return plots.WatchResidency(r, "") })
 	}
 	if len(r.Stacks) > 0 {
 		ss.chart(report.ChartStackDepths, func() (*plot.Plot, error) {

@@ -299,8 +299,9 @@ func TestWatchCommand(t *testing.T) {
 	}
 	checkPNG(t, filepath.Join(out, "rss-over-time.png"))
 	checkPNG(t, filepath.Join(out, "stack-depths.png"))
+	checkPNG(t, filepath.Join(out, "residency.png"))
 	ev, _ := os.ReadFile(filepath.Join(out, "evidence.md"))
-	for _, want := range []string{"| stack | found by |", "exited with status 3", "## Verdict", "![stack-depths](stack-depths.png)"} {
+	for _, want := range []string{"| stack | found by |", "exited with status 3", "## Verdict", "![stack-depths](stack-depths.png)", "![residency](residency.png)"} {
 		if !bytes.Contains(ev, []byte(want)) {
 			t.Errorf("evidence.md lacks %q", want)
 		}

@@ -1,0 +1,144 @@
+package watch
+
+import (
+	"testing"
+
+	"stackprobe/procread"
+	"stackprobe/stackfind"
+)
+
+// confirmStep is one pending sample and the maps read that confirms it.
+type confirmStep struct {
+	measured []stackfind.Stack // the pending sample's stacks, by address
+	rss      []int64           // their resident bytes
+	next     []stackfind.Stack // what the next maps read finds
+}
+
+func fs(start, end uint64, by stackfind.FoundBy) stackfind.Stack {
+	return stackfind.Stack{Start: start, End: end, FoundBy: by}
+}
+
+// TestConfirm checks which stacks a confirmed sample records, the indexes
+// they keep across samples, and which are marked gone: a stack unmapped
+// between its measurement and the next maps read is dropped from that
+// sample; a mapping that ends where an earlier one ended but starts
+// elsewhere is a new stack (the old one gone), except the main stack,
+// which grows down.
+func TestConfirm(t *testing.T) {
+	g, m := stackfind.Guard, stackfind.Main
+	steps := []confirmStep{
+		{
+			measured: []stackfind.Stack{fs(0x10000, 0x20000, g), fs(0x30000, 0x40000, g), fs(0x50000, 0x60000, g), fs(0x70000, 0x80000, m)},
+			rss:      []int64{4096, 8192, 12288, 4096},
+			// 0x30000 is replaced by a mapping ending at the same address.
+			next: []stackfind.Stack{fs(0x10000, 0x20000, g), fs(0x38000, 0x40000, g), fs(0x50000, 0x60000, g), fs(0x70000, 0x80000, m)},
+		},
+		{
+			measured: []stackfind.Stack{fs(0x10000, 0x20000, g), fs(0x38000, 0x40000, g), fs(0x50000, 0x60000, g), fs(0x70000, 0x80000, m)},
+			rss:      []int64{8192, 4096, 12288, 8192},
+			// 0x50000 is unmapped; the main stack grew again.
+			next: []stackfind.Stack{fs(0x10000, 0x20000, g), fs(0x38000, 0x40000, g), fs(0x6e000, 0x80000, m), fs(0x90000, 0xa0000, g)},
+		},
+		{
+			measured: []stackfind.Stack{fs(0x10000, 0x20000, g), fs(0x38000, 0x40000, g), fs(0x6e000, 0x80000, m), fs(0x90000, 0xa0000, g)},
+			rss:      []int64{8192, 4096, 8192, 4096},
+			// 0x38000 is replaced by a mapping ending where it ended.
+			next: []stackfind.Stack{fs(0x10000, 0x20000, g), fs(0x30000, 0x40000, g), fs(0x6e000, 0x80000, m), fs(0x90000, 0xa0000, g)},
+		},
+	}
+	want := []struct {
+		indexes []int
+		rssSum  int64
+	}{
+		{[]int{0, 1, 2}, 4096 + 12288 + 4096},
+		{[]int{0, 3, 2}, 8192 + 4096 + 8192},
+		{[]int{0, 2, 4}, 8192 + 8192 + 4096},
+	}
+	rec := &recordAll{}
+	s := &sampler{knowHuge: true, rec: rec, timeline: timeline{max: 16}}
+	for n, st := range steps {
+		counts := make([]procread.PageCounts, len(st.rss))
+		for i, b := range st.rss {
+			counts[i] = procread.PageCounts{ResidentBytes: b, Lowest: st.measured[i].End - uint64(b), Runs: 1}
+		}
+		// Every stack's row is mapped: one run from its top.
+		p := &pending{timeNS: int64(n) * 1000, found: st.measured, counts: counts}
+		for i, b := range st.rss {
+			p.mapAt = append(p.mapAt, i)
+			p.rows = append(p.rows, []PageRun{{From: 0, To: b, Class: procread.ClassResident}})
+		}
+		s.pending = p
+		s.found = st.next
+		if err := s.confirm(); err != nil {
+			t.Fatal(err)
+		}
+		got := rec.samples[n]
+		var idx []int
+		for _, ss := range got.Stacks {
+			idx = append(idx, ss.Index)
+		}
+		// The page map holds the rows of the stacks recorded, not those
+		// unmapped since.
+		if !equalInts(s.pageMap.Stacks, want[n].indexes) || s.pageMap.TimeNS != int64(n)*1000 || s.pageMap.Found != len(want[n].indexes) {
+			t.Errorf("sample %d: page map of stacks %v at %d ns (%d found), want %v", n, s.pageMap.Stacks, s.pageMap.TimeNS, s.pageMap.Found, want[n].indexes)
+		}
+		for r, row := range s.pageMap.Rows {
+			if len(row) != 1 || row[0].To != got.Stacks[r].RSSBytes {
+				t.Errorf("sample %d: page map row %d = %v, want one run of %d bytes", n, r, row, got.Stacks[r].RSSBytes)
+			}
+		}
+		if !equalInts(idx, want[n].indexes) || got.Totals.StacksRSSBytes != want[n].rssSum || got.Totals.Stacks != len(want[n].indexes) {
+			t.Errorf("sample %d: indexes %v, stacks rss %d, want %v and %d", n, idx, got.Totals.StacksRSSBytes, want[n].indexes, want[n].rssSum)
+		}
+	}
+	// Index: start, end, gone, samples, first and last seen.
+	wantStacks := []struct {
+		start, end  uint64
+		gone        bool
+		samples     int
+		first, last int64
+		rss, rssMax int64
+		foundByMain bool
+	}{
+		{0x10000, 0x20000, false, 3, 0, 2000, 8192, 8192, false},
+		{0x50000, 0x60000, true, 1, 0, 0, 12288, 12288, false},
+		{0x6e000, 0x80000, false, 3, 0, 2000, 8192, 8192, true},
+		{0x38000, 0x40000, true, 1, 1000, 1000, 4096, 4096, false},
+		{0x90000, 0xa0000, false, 1, 2000, 2000, 4096, 4096, false},
+	}
+	if len(s.stacks) != len(wantStacks) {
+		t.Fatalf("%d stacks, want %d: %+v", len(s.stacks), len(wantStacks), s.stacks)
+	}
+	for i, w := range wantStacks {
+		st := s.stacks[i]
+		if st.Index != i || st.Start != w.start || st.End != w.end || st.Gone != w.gone || st.Samples != w.samples ||
+			st.FirstSeenNS != w.first || st.LastSeenNS != w.last || st.RSSBytes != w.rss || st.RSSBytesMax != w.rssMax ||
+			(st.FoundBy&stackfind.Main != 0) != w.foundByMain {
+			t.Errorf("stack %d = %+v, want %+v", i, st, w)
+		}
+		if st.HugeBytes == nil || *st.HugeBytes != 0 || st.ZeroPageBytes == nil || *st.ZeroPageBytes != 0 {
+			t.Errorf("stack %d: huge %v zero page %v, want measured 0", i, st.HugeBytes, st.ZeroPageBytes)
+		}
+	}
+}
+
+type recordAll struct{ samples []Sample }
+
+func (r *recordAll) RecordSample(s *Sample) error {
+	c := *s
+	c.Stacks = append([]StackSample(nil), s.Stacks...)
+	r.samples = append(r.samples, c)
+	return nil
+}
+
+func equalInts(a, b []int) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}
