@@ -187,8 +187,20 @@ func (o *once) Set(s string) error {
 	return o.Value.Set(s)
 }
 
+// String is the wrapped value's; the flag package also calls it on a zero
+// once, to tell a default from the zero value.
+func (o *once) String() string {
+	if o == nil || o.Value == nil {
+		return ""
+	}
+	return o.Value.String()
+}
+
 // IsBoolFlag lets a wrapped boolean flag go without a value.
 func (o *once) IsBoolFlag() bool {
+	if o == nil || o.Value == nil {
+		return false
+	}
 	b, ok := o.Value.(interface{ IsBoolFlag() bool })
 	return ok && b.IsBoolFlag()
 }

@@ -299,7 +299,7 @@ func TestHelpAndVersion(t *testing.T) {
 func TestHelpListsExactlyTheFlags(t *testing.T) {
 	flagRE := regexp.MustCompile(`(?m)^  -([a-z-]+)`)
 	listed := map[string][]string{}
-	for _, cmd := range []string{"", "compare", "limits"} {
+	for _, cmd := range []string{"", "compare", "limits", "watch"} {
 		args := []string{"--help"}
 		if cmd != "" {
 			args = []string{cmd, "--help"}
@@ -308,6 +308,9 @@ func TestHelpListsExactlyTheFlags(t *testing.T) {
 		if code != 0 {
 			t.Fatalf("%s --help: exit %d", cmd, code)
 		}
+		if strings.Contains(stdout, "panic") {
+			t.Errorf("%q --help reports a panic:\n%s", cmd, stdout)
+		}
 		for _, m := range flagRE.FindAllStringSubmatch(stdout, -1) {
 			listed[cmd] = append(listed[cmd], m[1])
 		}
@@ -315,7 +318,7 @@ func TestHelpListsExactlyTheFlags(t *testing.T) {
 			t.Fatalf("%q --help lists no flags:\n%s", cmd, stdout)
 		}
 	}
-	for _, cmd := range []string{"compare", "limits"} {
+	for _, cmd := range []string{"compare", "limits", "watch"} {
 		for _, name := range listed[""] {
 			if slices.Contains(listed[cmd], name) {
 				continue
