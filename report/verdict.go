@@ -150,6 +150,9 @@ func commonVerdicts(r *probe.Result) []string {
 		}
 		out = append(out, msg)
 	}
+	if p := r.PingPong; p != nil && len(p.LiveSteps) > 0 {
+		out = append(out, liveStepsVerdict(p))
+	}
 	last := r.Rows()[len(r.Rows())-1]
 	out = append(out, pageTableVerdicts(r)...)
 	if stacks > 0 {
@@ -491,4 +494,24 @@ func plural(n int, noun string) string {
 		return "1 " + noun
 	}
 	return fmt.Sprintf("%d %ss", n, noun)
+}
+
+// liveStepsVerdict says, per depth of the schedule, how many of the live
+// observations of a stack in a clean step of that depth held exactly what
+// one step of it should leave.
+func liveStepsVerdict(p *probe.PingPongResult) string {
+	var parts []string
+	all := true
+	for _, l := range p.LiveSteps {
+		all = all && l.Matched == l.Observations
+		parts = append(parts, fmt.Sprintf("%s: %d of %d (%s each)", sizes.IEC(l.DepthBytes), l.Matched, l.Observations, sizes.IEC(l.ExpectedBytes)))
+	}
+	msg := "live samples that caught a stack in a clean step of a depth found it holding exactly what one step leaves, by depth: " + strings.Join(parts, "; ")
+	if all {
+		msg += " — every observation, at every depth caught"
+	}
+	if len(p.LiveStepsMissing) > 0 {
+		msg += fmt.Sprintf("; no live sample caught %s clean", depthList(p.LiveStepsMissing))
+	}
+	return msg
 }

@@ -424,3 +424,22 @@ func TestStraddleAndAlignmentVerdicts(t *testing.T) {
 	has(t, v, "huge pages were asked for, but no stack holds one (page tables): only 1 of 100 stack tops are 2 MiB aligned")
 	hasNot(t, v, "begins in the stack below")
 }
+
+func TestLiveStepsVerdict(t *testing.T) {
+	p := &probe.PingPongResult{
+		LiveSteps: []probe.LiveStep{
+			{DepthBytes: 4096, ExpectedBytes: 4096, Observations: 10, Matched: 10},
+			{DepthBytes: 64 << 10, ExpectedBytes: 64 << 10, Observations: 7, Matched: 6},
+		},
+		LiveStepsMissing: []int64{1 << 20},
+	}
+	want := "live samples that caught a stack in a clean step of a depth found it holding exactly what one step leaves, by depth: " +
+		"4 KiB: 10 of 10 (4 KiB each); 64 KiB: 6 of 7 (64 KiB each); no live sample caught 1 MiB clean"
+	if got := liveStepsVerdict(p); got != want {
+		t.Errorf("got\n %s\nwant\n %s", got, want)
+	}
+	p.LiveSteps[1].Matched, p.LiveStepsMissing = 7, nil
+	if got := liveStepsVerdict(p); !strings.HasSuffix(got, "— every observation, at every depth caught") {
+		t.Errorf("all matched: %s", got)
+	}
+}
