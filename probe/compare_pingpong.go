@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"stackprobe/mmapstack"
@@ -71,6 +72,17 @@ type PingPongCompareRun struct {
 	env    Env
 	rounds int
 	progress
+	// current is the round running now, for SamplerCost.
+	current atomic.Pointer[Run]
+}
+
+// SamplerCost is the running round's sampler cost so far (Run.SamplerCost);
+// zeros between rounds.
+func (cr *PingPongCompareRun) SamplerCost() (mean, interval time.Duration, samples int) {
+	if r := cr.current.Load(); r != nil {
+		return r.SamplerCost()
+	}
+	return 0, 0, 0
 }
 
 // NewPingPongCompare prepares cfg's ping-pong under every strategy of
@@ -124,7 +136,7 @@ rounds:
 				stopped = fmt.Errorf("interrupted before round %d of %s: %w", round, st.Name, context.Cause(ctx))
 				break rounds
 			}
-			r, err := runPingPongRound(ctx, pingpongConfigFor(cfg, st), env, round)
+			r, err := cr.runPingPongRound(ctx, pingpongConfigFor(cfg, st), env, round)
 			ps.Rounds = append(ps.Rounds, r)
 			if err != nil {
 				ps.Error = fmt.Sprintf("round %d: %v", round, err)
@@ -154,9 +166,17 @@ rounds:
 }
 
 // runPingPongRound runs one round of one strategy.
-func runPingPongRound(ctx context.Context, cfg Config, env Env, round int) (PingPongRound, error) {
+func (cr *PingPongCompareRun) runPingPongRound(ctx context.Context, cfg Config, env Env, round int) (PingPongRound, error) {
 	start := time.Now()
-	res, err := runOnce(ctx, cfg, Env{ProcRoot: env.ProcRoot, SysRoot: env.SysRoot})
+	var res *Result
+	run, err := Start(ctx, cfg, Env{ProcRoot: env.ProcRoot, SysRoot: env.SysRoot})
+	if err == nil {
+		cr.current.Store(run)
+		res, err = run.Measure(ctx)
+		cr.current.Store(nil)
+		_, _ = run.Cost()
+		err = errors.Join(err, run.Close())
+	}
 	r := PingPongRound{Round: round, Stacks: cfg.Stacks()}
 	if res != nil && res.PingPong != nil {
 		r = roundOf(res, round)

@@ -9,6 +9,8 @@ import (
 
 	"github.com/schollz/progressbar/v3"
 	"golang.org/x/term"
+
+	"stackprobe/probe"
 )
 
 // progressSource is a running measurement that says how far it has come.
@@ -21,6 +23,12 @@ type progressSource interface {
 type samplerSource interface {
 	SamplerCost() (mean, interval time.Duration, samples int)
 }
+
+// The ping-pong's runs and the ping-pong compare report their sampler.
+var (
+	_ samplerSource = (*probe.Run)(nil)
+	_ samplerSource = (*probe.PingPongCompareRun)(nil)
+)
 
 // statusEvery is how often a run whose stderr is not a terminal says how
 // far it has come, so that a long run in a log is not silent.

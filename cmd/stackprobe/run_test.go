@@ -13,6 +13,8 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	"stackprobe/report"
 )
 
 // invoke runs the command as main would and returns its exit status.
@@ -153,7 +155,21 @@ func readSummary(t *testing.T, dir string) summary {
 	if err := json.Unmarshal(b, &s); err != nil {
 		t.Fatalf("summary.json: %v", err)
 	}
+	checkNoNegativeSizes(t, b)
 	return s
+}
+
+// checkNoNegativeSizes fails t when a summary.json holds a negative value
+// under a size key: a size is never negative.
+func checkNoNegativeSizes(t *testing.T, summaryJSON []byte) {
+	t.Helper()
+	var v any
+	if err := json.Unmarshal(summaryJSON, &v); err != nil {
+		t.Fatalf("summary.json: %v", err)
+	}
+	if neg := report.NegativeSizes(v); len(neg) > 0 {
+		t.Errorf("negative sizes in summary.json: %v", neg)
+	}
 }
 
 func checkPNG(t *testing.T, path string) {
@@ -424,6 +440,7 @@ func TestCompareEndToEnd(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	checkNoNegativeSizes(t, b)
 	if err := json.Unmarshal(b, &c); err != nil || len(c.Strategies) != 6 {
 		t.Fatalf("summary: %v, %d strategies", err, len(c.Strategies))
 	}
@@ -500,6 +517,7 @@ func TestComparePingPongEndToEnd(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	checkNoNegativeSizes(t, b)
 	if err := json.Unmarshal(b, &c); err != nil || len(c.Strategies) != 7 || c.Rounds != 2 {
 		t.Fatalf("summary: %v, %d strategies, %d rounds", err, len(c.Strategies), c.Rounds)
 	}
@@ -554,6 +572,7 @@ func TestCompareStackSizes(t *testing.T) {
 	if err := json.Unmarshal([]byte(stdout), &c); err != nil {
 		t.Fatal(err)
 	}
+	checkNoNegativeSizes(t, []byte(stdout))
 	seen := 0
 	for _, s := range c.Strategies {
 		if s.Strategy.Name != "lazy-4k" {
@@ -605,5 +624,48 @@ func TestCompareStackSizes(t *testing.T) {
 		if !strings.Contains(string(ev), want) {
 			t.Errorf("evidence.md lacks %q", want)
 		}
+	}
+}
+
+// limits --depth calibrates what one coroutine costs and says how many fit
+// in the memory given, in JSON with the prediction beside.
+func TestLimitsMemoryFitJSON(t *testing.T) {
+	code, stdout, stderr := invoke(t, "limits", "--stack=100MiB", "--depth=16KiB", "--memory=1GiB", "--format=json")
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	var l struct {
+		Prediction struct {
+			Binding struct {
+				Name string `json:"name"`
+			} `json:"binding"`
+		} `json:"prediction"`
+		PerStack struct {
+			Resident   int64 `json:"resident"`
+			PageTables int64 `json:"page_tables"`
+			Kernel     int64 `json:"kernel"`
+			Total      int64 `json:"total"`
+		} `json:"per_stack_bytes"`
+		Fit struct {
+			MemoryBytes int64  `json:"memory_bytes"`
+			Source      string `json:"source"`
+			Stacks      int64  `json:"stacks"`
+		} `json:"fit_in_memory"`
+	}
+	if err := json.Unmarshal([]byte(stdout), &l); err != nil {
+		t.Fatal(err)
+	}
+	checkNoNegativeSizes(t, []byte(stdout))
+	p := l.PerStack
+	// 16 KiB touched: exactly 4 pages resident; a 100 MiB stack's top needs
+	// one PTE page of its own, plus its share of the PMD pages.
+	if p.Resident != 16<<10 || p.PageTables < 4096 || p.PageTables > 4096+1024 || p.Total != p.Resident+p.PageTables+p.Kernel {
+		t.Errorf("per stack %+v: want 16 KiB resident, 4 KiB + a PMD share of page tables, and their sum", p)
+	}
+	if l.Fit.MemoryBytes != 1<<30 || l.Fit.Source != "--memory" || l.Fit.Stacks != (1<<30)/p.Total {
+		t.Errorf("fit %+v: want 1 GiB from --memory holding 1 GiB / %d B", l.Fit, p.Total)
+	}
+	if l.Prediction.Binding.Name == "" {
+		t.Error("no binding limit named")
 	}
 }
