@@ -174,6 +174,20 @@ func (c *sysCollector) fail(path string, err error) {
 	c.errs = append(c.errs, fmt.Errorf("%s: %w", path, err))
 }
 
+// failed records err from reading path, if any: an unreadable file as
+// missing, anything else as an error. It reports whether there was one.
+func (c *sysCollector) failed(path string, err error) bool {
+	switch {
+	case err == nil:
+		return false
+	case unreadable(err):
+		c.missing(path)
+	default:
+		c.fail(path, err)
+	}
+	return true
+}
+
 // unreadable reports whether err means the file is absent or may not be
 // read, as opposed to malformed.
 func unreadable(err error) bool {
@@ -277,12 +291,7 @@ func (c *sysCollector) limits(self procfs.Proc, selfErr error, path string) {
 		return
 	}
 	l, err := self.Limits()
-	if err != nil {
-		if unreadable(err) {
-			c.missing(path)
-		} else {
-			c.fail(path, err)
-		}
+	if c.failed(path, err) {
 		return
 	}
 	limit := func(v uint64) *uint64 {
@@ -300,12 +309,7 @@ func (c *sysCollector) limits(self procfs.Proc, selfErr error, path string) {
 func (c *sysCollector) meminfo(pfs procfs.FS, procRoot string) {
 	path := filepath.Join(procRoot, "meminfo")
 	m, err := pfs.Meminfo()
-	if err != nil {
-		if unreadable(err) {
-			c.missing(path)
-		} else {
-			c.fail(path, err)
-		}
+	if c.failed(path, err) {
 		return
 	}
 	get := func(v *uint64, key string) uint64 {
@@ -335,12 +339,7 @@ func (c *sysCollector) cgroup(self procfs.Proc, selfErr error, selfCgroup, cgrou
 		return
 	}
 	groups, err := self.Cgroups()
-	if err != nil {
-		if unreadable(err) {
-			c.missing(selfCgroup)
-		} else {
-			c.fail(selfCgroup, err)
-		}
+	if c.failed(selfCgroup, err) {
 		return
 	}
 	v2, v1 := memoryCgroups(groups)
