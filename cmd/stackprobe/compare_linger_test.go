@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -57,16 +56,9 @@ func TestCompareLingerStacksAgreeWithPmap(t *testing.T) {
 			RSSBytesMax int64 `json:"rss_bytes_max"`
 		} `json:"steps"`
 	}
-	var c struct {
+	c, _ := decodeSummary[struct {
 		Strategies []strategy `json:"strategies"`
-	}
-	b, err := os.ReadFile(filepath.Join(out, "summary.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := json.Unmarshal(b, &c); err != nil {
-		t.Fatalf("summary.json: %v", err)
-	}
+	}](t, out)
 	last := map[int64]strategy{}
 	for _, s := range c.Strategies {
 		if !s.Strategy.GoStacks && s.Skipped == "" {

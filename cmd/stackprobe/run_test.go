@@ -147,16 +147,24 @@ type depthRow struct {
 
 func readSummary(t *testing.T, dir string) summary {
 	t.Helper()
+	s, _ := decodeSummary[summary](t, dir)
+	return s
+}
+
+// decodeSummary reads dir's summary.json into a T, after checking that it
+// holds no negative size, and returns its bytes too.
+func decodeSummary[T any](t *testing.T, dir string) (T, []byte) {
+	t.Helper()
+	var s T
 	b, err := os.ReadFile(filepath.Join(dir, "summary.json"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	var s summary
+	checkNoNegativeSizes(t, b)
 	if err := json.Unmarshal(b, &s); err != nil {
 		t.Fatalf("summary.json: %v", err)
 	}
-	checkNoNegativeSizes(t, b)
-	return s
+	return s, b
 }
 
 // checkNoNegativeSizes fails t when a summary.json holds a negative value
@@ -428,21 +436,16 @@ func TestCompareEndToEnd(t *testing.T) {
 	}
 	checkPNG(t, filepath.Join(out, "strategies.png"))
 	checkPNG(t, filepath.Join(out, "residency.png"))
-	var c struct {
+	c, _ := decodeSummary[struct {
 		Strategies []struct {
 			Strategy struct{ Name string } `json:"strategy"`
 			Steps    []struct {
 				RSSBytesMax int64 `json:"rss_bytes_max"`
 			} `json:"steps"`
 		} `json:"strategies"`
-	}
-	b, err := os.ReadFile(filepath.Join(out, "summary.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	checkNoNegativeSizes(t, b)
-	if err := json.Unmarshal(b, &c); err != nil || len(c.Strategies) != 6 {
-		t.Fatalf("summary: %v, %d strategies", err, len(c.Strategies))
+	}](t, out)
+	if len(c.Strategies) != 6 {
+		t.Fatalf("summary: %d strategies", len(c.Strategies))
 	}
 	if s := c.Strategies[0]; s.Strategy.Name != "lazy-4k" || s.Steps[2].RSSBytesMax != 1<<20 {
 		t.Errorf("lazy-4k after going back to 4 KiB: %+v, want the 1 MiB high-water mark", s)
@@ -500,7 +503,7 @@ func TestComparePingPongEndToEnd(t *testing.T) {
 		t.Errorf("stdout:\n%s", stdout)
 	}
 	checkPNG(t, filepath.Join(out, "tradeoff.png"))
-	var c struct {
+	c, _ := decodeSummary[struct {
 		Rounds     int `json:"rounds"`
 		Strategies []struct {
 			Name                string  `json:"name"`
@@ -512,14 +515,9 @@ func TestComparePingPongEndToEnd(t *testing.T) {
 				RoundTrips int64 `json:"round_trips"`
 			} `json:"rounds"`
 		} `json:"strategies"`
-	}
-	b, err := os.ReadFile(filepath.Join(out, "summary.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	checkNoNegativeSizes(t, b)
-	if err := json.Unmarshal(b, &c); err != nil || len(c.Strategies) != 7 || c.Rounds != 2 {
-		t.Fatalf("summary: %v, %d strategies, %d rounds", err, len(c.Strategies), c.Rounds)
+	}](t, out)
+	if len(c.Strategies) != 7 || c.Rounds != 2 {
+		t.Fatalf("summary: %d strategies, %d rounds", len(c.Strategies), c.Rounds)
 	}
 	wantEnd := map[string]int64{"lazy-4k": 128 << 10, "dontneed": 4096, "no-touch": 0}
 	for _, s := range c.Strategies {

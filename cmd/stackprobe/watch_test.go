@@ -3,7 +3,6 @@ package main
 import (
 	"bufio"
 	"bytes"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -15,8 +14,6 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	"stackprobe/report"
 )
 
 // watchStack is one stack of watch's summary.json.
@@ -65,20 +62,7 @@ type watchSummary struct {
 
 func readWatchSummary(t *testing.T, dir string) (watchSummary, []byte) {
 	t.Helper()
-	b, err := os.ReadFile(filepath.Join(dir, "summary.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var s watchSummary
-	if err := json.Unmarshal(b, &s); err != nil {
-		t.Fatalf("summary.json: %v", err)
-	}
-	var v any
-	_ = json.Unmarshal(b, &v)
-	if neg := report.NegativeSizes(v); len(neg) > 0 {
-		t.Errorf("negative sizes in summary.json: %v", neg)
-	}
-	return s, b
+	return decodeSummary[watchSummary](t, dir)
 }
 
 // startLingering starts stackprobe (this test binary) with args and waits
