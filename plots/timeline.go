@@ -178,14 +178,20 @@ func RSSOverTime(r *probe.Result) (*plot.Plot, error) {
 	if d.tail != nil {
 		t1 = d.tail.cut
 	}
-	p.X.Min, p.X.Max = 0, t1
-	if !(t1 > 0) {
-		p.X.Max = 1
-	}
-	p.X.Scale = plot.LinearScale{}
-	p.X.Tick.Marker = plot.DefaultTicks{}
+	timeAxis(&p.X, t1)
 	ya.apply(&p.Y)
 	return p, nil
+}
+
+// timeAxis is a linear axis of seconds from 0 to end (to 1 when nothing
+// was timed).
+func timeAxis(ax *plot.Axis, end float64) {
+	ax.Min, ax.Max = 0, end
+	if !(end > 0) {
+		ax.Max = 1
+	}
+	ax.Scale = plot.LinearScale{}
+	ax.Tick.Marker = plot.DefaultTicks{}
 }
 
 // plotYs maps points' Y from bytes to plot coordinates (see byteAxis.pos).

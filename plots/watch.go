@@ -172,12 +172,7 @@ func WatchRSSOverTime(r *watch.Result, title string) (*plot.Plot, error) {
 		p.Legend.Add(s.name, l)
 	}
 	t1 := d.stacks[len(d.stacks)-1].X
-	p.X.Min, p.X.Max = 0, t1
-	if !(t1 > 0) {
-		p.X.Max = 1
-	}
-	p.X.Scale = plot.LinearScale{}
-	p.X.Tick.Marker = plot.DefaultTicks{}
+	timeAxis(&p.X, t1)
 	ya.apply(&p.Y)
 	return p, nil
 }
