@@ -398,14 +398,6 @@ func stepTicks(depths []int64) plot.ConstantTicks {
 	return ticks
 }
 
-// glyphThumb is a legend icon showing one marker.
-type glyphThumb struct{ style draw.GlyphStyle }
-
-// Thumbnail implements plot.Thumbnailer.
-func (g glyphThumb) Thumbnail(c *draw.Canvas) {
-	c.DrawGlyph(g.style, c.Center())
-}
-
 // level is a labelled horizontal reference line at a byte value.
 type level struct {
 	bytes float64

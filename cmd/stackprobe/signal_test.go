@@ -23,12 +23,6 @@ func TestMain(m *testing.M) {
 	os.Exit(m.Run())
 }
 
-func startStackprobe(t *testing.T, args ...string) *exec.Cmd {
-	t.Helper()
-	cmd, _ := startWatched(t, args...)
-	return cmd
-}
-
 // startWatched starts stackprobe and returns a channel closed once it says
 // on stderr that the run has started (stacks reserved, signals handled).
 func startWatched(t *testing.T, args ...string) (*exec.Cmd, <-chan struct{}) {
