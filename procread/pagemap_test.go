@@ -330,7 +330,7 @@ func TestMeasureManyStacks(t *testing.T) {
 			t.Run(fmt.Sprintf("%v/vec%d", m, vecLen), func(t *testing.T) {
 				p := openMethod(t, m)
 				if m == MethodScan {
-					p.regions = make([]sys.PageRegion, vecLen)
+					p.lanes[0].regions = make([]sys.PageRegion, vecLen)
 				}
 				got := make([]PageCounts, n)
 				if err := p.Measure(ranges, got); err != nil {
@@ -347,6 +347,63 @@ func TestMeasureManyStacks(t *testing.T) {
 				}
 			})
 		}
+	}
+}
+
+// TestMeasureLanes splits side-by-side stacks that are not 2 MiB multiples
+// over several lanes, so that lanes meet inside a PTE block both sides
+// hold entries in, and checks every figure against one lane's, and the
+// PTE blocks against the model.
+func TestMeasureLanes(t *testing.T) {
+	ps := uint64(os.Getpagesize())
+	const n, lanes = 64, 4
+	size := uint64(2<<20) + ps
+	mem, ranges := reserve(t, n, size, guardNone)
+	base := ranges[0].Start
+	entries := make([][]PageRange, n)
+	for i, r := range ranges {
+		top := uint64(i%5+1) * ps
+		touch(mem, base, r.Start, r.Start+ps)
+		touch(mem, base, r.End-top, r.End)
+		entries[i] = []PageRange{{r.Start, r.Start + ps}, {r.End - top, r.End}}
+	}
+	shift := PTEBlockShift(int(ps))
+	shared := 0
+	for i := 1; i < lanes; i++ {
+		k := i * n / lanes
+		if (ranges[k-1].End-1)>>shift == ranges[k].Start>>shift {
+			shared++
+		}
+	}
+	if shared == 0 {
+		t.Fatalf("no lane boundary falls inside a PTE block; the layout does not test the join")
+	}
+	blocks := wantPTEBlocks(entries)
+	for _, m := range methods {
+		t.Run(m.String(), func(t *testing.T) {
+			p := openMethod(t, m)
+			one := make([]PageCounts, n)
+			if err := p.Measure(ranges, one); err != nil {
+				t.Fatal(err)
+			}
+			p.SetLanes(lanes)
+			p.laneMin = 1
+			got := make([]PageCounts, n)
+			if err := p.Measure(ranges, got); err != nil {
+				t.Fatal(err)
+			}
+			if len(p.lanes) != lanes {
+				t.Fatalf("Measure used %d lanes, want %d", len(p.lanes), lanes)
+			}
+			for i := range got {
+				if got[i] != one[i] {
+					t.Errorf("stack %d on %d lanes:\n got %+v\nwant %+v (one lane)", i, lanes, got[i], one[i])
+				}
+				if got[i].PTEBlocks != blocks[i] {
+					t.Errorf("stack %d: %d PTE blocks, want %d", i, got[i].PTEBlocks, blocks[i])
+				}
+			}
+		})
 	}
 }
 
