@@ -395,8 +395,11 @@ func (p *Pagemap) Measure(ranges []PageRange, out []PageCounts) error {
 		}()
 	}
 	wg.Wait()
-	if err := errors.Join(errs...); err != nil {
-		return err
+	// The lowest part's error: the others most likely say the same.
+	for _, err := range errs {
+		if err != nil {
+			return err
+		}
 	}
 	// A PTE block counts once, in the lowest range with an entry in it: a
 	// block where one lane's part ends and the next one's begins was
