@@ -19,7 +19,10 @@ import (
 // shows each stack still mapped (same End, and same Start unless it is the
 // main stack, which grows down): a stack unmapped between the maps read and
 // the residency read would otherwise be recorded as empty. So figures lag
-// one sample, and the last sample before the target exits is dropped.
+// one sample, and the last sample before the target exits is dropped. A
+// stack still mapped but not found in a sample (found by thread, its
+// thread running then) gets no figures from it and stays the same stack;
+// it is gone once its mapping is.
 type sampler struct {
 	dir      *procread.ProcDir
 	pm       *procread.Pagemap
@@ -45,7 +48,7 @@ type sampler struct {
 	pending  *pending
 	spare    *pending
 	stacks   []Stack
-	live     []liveStack // the stacks of the last recorded sample, by End
+	live     []liveStack // the stacks not gone as of the last recorded sample, by End
 	nextLive []liveStack // the next sample's, built by confirm
 	last     *Totals
 	timeline timeline
@@ -56,8 +59,8 @@ type sampler struct {
 	costMax  time.Duration
 }
 
-// liveStack ties a stack of the last recorded sample, by its End, to its
-// index in sampler.stacks.
+// liveStack ties a stack not gone, by its End, to its index in
+// sampler.stacks.
 type liveStack struct {
 	end uint64
 	idx int
@@ -258,10 +261,13 @@ func cmpUint(a, b uint64) int {
 	return 0
 }
 
-// confirm records the pending sample, keeping the stacks that s.found (from
-// the maps just read) shows still mapped. p.found, s.found and s.live are
-// all sorted by End (stacks do not overlap), so one merge pass over them
-// ties each stack to its index and finds the stacks that are gone.
+// confirm records the pending sample, keeping the stacks that s.maps (just
+// read) shows still mapped. A stack of an earlier sample that the pending
+// one did not find (a thread running at its maps read, or on another
+// stack) stays live without new figures while its mapping is there; it is
+// gone once its mapping is. p.found, s.live and s.maps are all sorted by
+// End (none overlap), so one merge pass over them ties each stack to its
+// index and finds the stacks that are gone.
 func (s *sampler) confirm() error {
 	p := s.pending
 	if p == nil {
@@ -275,22 +281,19 @@ func (s *sampler) confirm() error {
 	nm := &s.nextMap
 	nm.Stacks, nm.Rows = nm.Stacks[:0], nm.Rows[:0]
 	var rssSum int64
-	j, k, m := 0, 0, 0 // in s.found, s.live and p.mapAt
+	// In s.maps (for p.found and for s.live), s.live and p.mapAt.
+	j, jl, k, m := 0, 0, 0, 0
 	for i := range p.found {
 		f := &p.found[i]
 		mapped := m < len(p.mapAt) && p.mapAt[m] == i
 		if mapped {
 			m++
 		}
-		for j < len(s.found) && s.found[j].End < f.End {
-			j++
-		}
-		if j == len(s.found) || s.found[j].End != f.End ||
-			(s.found[j].Start != f.Start && f.FoundBy&stackfind.Main == 0) {
+		if !s.mappedAs(&j, f.Start, f.End, f.FoundBy) {
 			continue // unmapped (or replaced) since it was measured
 		}
 		for k < len(s.live) && s.live[k].end < f.End {
-			s.stacks[s.live[k].idx].Gone = true
+			next = s.carry(next, &jl, s.live[k])
 			k++
 		}
 		idx := -1
@@ -319,7 +322,7 @@ func (s *sampler) confirm() error {
 		})
 	}
 	for _, l := range s.live[k:] {
-		s.stacks[l.idx].Gone = true
+		next = s.carry(next, &jl, l)
 	}
 	s.live, s.nextLive = next, s.live
 	nm.TimeNS, nm.Found = p.timeNS, len(out.Stacks)
@@ -339,6 +342,37 @@ func (s *sampler) confirm() error {
 		}
 	}
 	return nil
+}
+
+// mappedAs reports whether s.maps holds the mapping [start, end) of a
+// stack found by by: one ending at end, and starting at start unless it is
+// the main stack (which grows down). A range is taken as given, mapped or
+// not. *j is the index in s.maps to look from; it moves past the mappings
+// ending below end, so successive calls must come in ascending end.
+func (s *sampler) mappedAs(j *int, start, end uint64, by stackfind.FoundBy) bool {
+	if by&stackfind.Range != 0 {
+		return true
+	}
+	for *j < len(s.maps) && s.maps[*j].End < end {
+		*j++
+	}
+	if *j == len(s.maps) {
+		return false
+	}
+	mp := &s.maps[*j]
+	return mp.End == end && (mp.Start == start || by&stackfind.Main != 0)
+}
+
+// carry appends to next live stack l, not found in the sample being
+// confirmed, when its mapping is still in s.maps, and otherwise marks it
+// gone. *jl is as for mappedAs.
+func (s *sampler) carry(next []liveStack, jl *int, l liveStack) []liveStack {
+	st := &s.stacks[l.idx]
+	if s.mappedAs(jl, st.Start, st.End, st.FoundBy) {
+		return append(next, l)
+	}
+	st.Gone = true
+	return next
 }
 
 // add appends a row for stack idx holding a copy of runs, reusing the

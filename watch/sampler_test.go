@@ -11,7 +11,7 @@ import (
 type confirmStep struct {
 	measured []stackfind.Stack // the pending sample's stacks, by address
 	rss      []int64           // their resident bytes
-	next     []stackfind.Stack // what the next maps read finds
+	next     []stackfind.Stack // the mappings of the next maps read
 }
 
 func fs(start, end uint64, by stackfind.FoundBy) stackfind.Stack {
@@ -68,7 +68,7 @@ func TestConfirm(t *testing.T) {
 			p.rows = append(p.rows, []PageRun{{From: 0, To: b, Class: procread.ClassResident}})
 		}
 		s.pending = p
-		s.found = st.next
+		s.maps, s.found = mappings(st.next), st.next
 		if err := s.confirm(); err != nil {
 			t.Fatal(err)
 		}
@@ -119,6 +119,78 @@ func TestConfirm(t *testing.T) {
 		if st.HugeBytes == nil || *st.HugeBytes != 0 || st.ZeroPageBytes == nil || *st.ZeroPageBytes != 0 {
 			t.Errorf("stack %d: huge %v zero page %v, want measured 0", i, st.HugeBytes, st.ZeroPageBytes)
 		}
+	}
+}
+
+// mappings returns the maps read holding exactly the mappings of stacks,
+// the main stack's named "[stack]".
+func mappings(stacks []stackfind.Stack) []procread.Mapping {
+	var maps []procread.Mapping
+	for _, f := range stacks {
+		m := procread.Mapping{Start: f.Start, End: f.End, Perms: procread.PermRead | procread.PermWrite}
+		if f.FoundBy&stackfind.Main != 0 {
+			m.Path = "[stack]"
+		}
+		maps = append(maps, m)
+	}
+	return maps
+}
+
+// TestConfirmNotFound checks that a stack still mapped but not found in
+// one sample (found by thread, its thread running at that maps read)
+// stays one stack: that sample records no figures for it, it is not
+// marked gone, and the next sample that finds it records under its index.
+// Its mapping is there throughout; the scans find {A}, {A}, {}, {A}, {A}.
+// Once the mapping is gone, it is gone.
+func TestConfirmNotFound(t *testing.T) {
+	a := stackfind.Stack{Start: 0x10000, End: 0x20000, FoundBy: stackfind.Thread, TID: 7, Threads: 1}
+	maps := mappings([]stackfind.Stack{a})
+	rec := &recordAll{}
+	s := &sampler{knowHuge: true, rec: rec, timeline: timeline{max: 16}}
+	scans := [][]stackfind.Stack{{a}, {a}, {}, {a}, {a}}
+	var wantStacks []int
+	for n, found := range scans {
+		// The maps read of sample n confirms sample n-1, then sample n is
+		// measured: 4096 bytes times n+1.
+		s.maps, s.found = maps, found
+		if err := s.confirm(); err != nil {
+			t.Fatal(err)
+		}
+		counts := make([]procread.PageCounts, len(found))
+		for i := range counts {
+			b := int64(n+1) * 4096
+			counts[i] = procread.PageCounts{ResidentBytes: b, Lowest: a.End - uint64(b), Runs: 1}
+		}
+		s.pending = &pending{timeNS: int64(n) * 1000, found: found, counts: counts}
+		wantStacks = append(wantStacks, len(found))
+	}
+	s.maps, s.found = maps, []stackfind.Stack{a}
+	if err := s.confirm(); err != nil {
+		t.Fatal(err)
+	}
+	if len(rec.samples) != len(scans) {
+		t.Fatalf("%d samples recorded, want %d", len(rec.samples), len(scans))
+	}
+	for n, got := range rec.samples {
+		if len(got.Stacks) != wantStacks[n] || got.Totals.Stacks != wantStacks[n] || (wantStacks[n] == 1 && got.Stacks[0].Index != 0) {
+			t.Errorf("sample %d: stacks %+v, want %d of index 0", n, got.Stacks, wantStacks[n])
+		}
+	}
+	if len(s.stacks) != 1 {
+		t.Fatalf("%d stacks, want 1: %+v", len(s.stacks), s.stacks)
+	}
+	st := s.stacks[0]
+	if st.Gone || st.Samples != 4 || st.FirstSeenNS != 0 || st.LastSeenNS != 4000 || st.RSSBytes != 5*4096 || st.RSSBytesMax != 5*4096 || st.TID != 7 {
+		t.Errorf("stack = %+v, want not gone, 4 samples, seen 0 to 4000 ns, 20480 bytes", st)
+	}
+	// A sample that does not find it, then a maps read without it.
+	s.pending = &pending{timeNS: 5000}
+	s.maps, s.found = nil, nil
+	if err := s.confirm(); err != nil {
+		t.Fatal(err)
+	}
+	if st := s.stacks[0]; !st.Gone || st.Samples != 4 || len(s.live) != 0 {
+		t.Errorf("after unmap: stack %+v, live %v; want gone", st, s.live)
 	}
 }
 
