@@ -38,8 +38,17 @@ type sampler struct {
 	ranges  []procread.PageRange
 	counts  []procread.PageCounts
 	cands   []procread.PageRange
-	checked map[procread.PageRange]int  // lowest pages looked at for guard markers, and how often
-	marked  map[procread.PageRange]bool // lowest pages that held guard markers
+
+	// Guard markers (markers): the lowest pages to look at this sample and
+	// their mappings; the marked mappings not found otherwise, with their
+	// counts, for stackfind.AddMarked; the mappings looked at and how
+	// often, and those that held markers, by Start (with the buffers of
+	// the next sample's).
+	looks, lookMaps      []procread.PageRange
+	add                  []procread.PageRange
+	addCounts            []procread.PageCounts
+	checked, nextChecked []markerLook
+	marked, nextMarked   []procread.PageRange
 
 	mapStacks int     // stacks to map each sample (Options.PageMapStacks)
 	pageMap   PageMap // of the last recorded sample
@@ -64,6 +73,12 @@ type sampler struct {
 type liveStack struct {
 	end uint64
 	idx int
+}
+
+// markerLook is a mapping looked at for guard markers, and how often.
+type markerLook struct {
+	r     procread.PageRange
+	looks int
 }
 
 // pending is a measured sample waiting for the next maps read.
@@ -93,8 +108,6 @@ func newSampler(dir *procread.ProcDir, pm *procread.Pagemap, find stackfind.Opti
 		pageSize: uint64(os.Getpagesize()),
 		knowHuge: pm.Method() == procread.MethodScan,
 		rec:      rec,
-		checked:  make(map[procread.PageRange]int),
-		marked:   make(map[procread.PageRange]bool),
 		timeline: timeline{max: timelineLen},
 	}
 }
@@ -200,54 +213,78 @@ func (s *sampler) scan() error {
 
 // markers looks for guard markers at the low end of read-write mappings
 // not yet found, and adds those that have them to s.found. A mapping found
-// so stays a stack for as long as it is mapped, without a new look.
+// so stays a stack for as long as it is mapped with the same range,
+// without a new look. The mappings looked at and those marked are kept by
+// range, sorted by Start, and pruned to s.maps every sample in one merge
+// pass: a mapping replaced by another at the same Start (a different End)
+// is looked at afresh.
 func (s *sampler) markers() error {
 	s.cands = stackfind.MarkerCandidates(s.maps, s.found, s.pageSize, s.cands)
-	n := 0
-	for _, c := range s.cands {
-		if s.marked[c] {
+	s.looks, s.lookMaps = s.looks[:0], s.lookMaps[:0]
+	s.add, s.addCounts = s.add[:0], s.addCounts[:0]
+	checked, marked := s.nextChecked[:0], s.nextMarked[:0]
+	c, ck, mk := 0, 0, 0 // in s.cands, s.checked and s.marked
+	for i := range s.maps {
+		mp := &s.maps[i]
+		r := procread.PageRange{Start: mp.Start, End: mp.End}
+		cand := c < len(s.cands) && s.cands[c].Start == mp.Start
+		if cand {
+			c++
+		}
+		for ck < len(s.checked) && s.checked[ck].r.Start < mp.Start {
+			ck++
+		}
+		looks := 0
+		if ck < len(s.checked) && s.checked[ck].r == r {
+			looks = s.checked[ck].looks
+			ck++
+		}
+		for mk < len(s.marked) && s.marked[mk].Start < mp.Start {
+			mk++
+		}
+		if mk < len(s.marked) && s.marked[mk] == r {
+			mk++
+			marked = append(marked, r)
+			if cand {
+				// Not found otherwise: a stack by its markers, with the
+				// markers' bytes of its first look (the measurement of the
+				// whole stack updates them).
+				s.add = append(s.add, s.cands[c-1])
+				s.addCounts = append(s.addCounts, procread.PageCounts{GuardBytes: int64(s.pageSize)})
+			}
 			continue
 		}
-		if s.checked[c] < markerLooks {
-			s.checked[c]++
-			s.cands[n] = c
-			n++
+		if !cand {
+			continue
 		}
+		if looks < markerLooks {
+			looks++
+			s.looks = append(s.looks, s.cands[c-1])
+			s.lookMaps = append(s.lookMaps, r)
+		}
+		checked = append(checked, markerLook{r: r, looks: looks})
 	}
-	s.cands = s.cands[:n]
-	if n > 0 {
+	if n := len(s.looks); n > 0 {
 		s.counts = slices.Grow(s.counts[:0], n)[:n]
-		if err := s.pm.Measure(s.cands, s.counts); err != nil {
+		if err := s.pm.Measure(s.looks, s.counts); err != nil {
 			return fmt.Errorf("look for guard markers in %d mappings: %w", n, err)
 		}
-		for i, c := range s.counts {
-			if c.GuardBytes > 0 {
-				s.marked[s.cands[i]] = true
-				delete(s.checked, s.cands[i])
+		added := false
+		for i := range s.looks {
+			if s.counts[i].GuardBytes > 0 {
+				marked = append(marked, s.lookMaps[i])
+				s.add = append(s.add, s.looks[i])
+				s.addCounts = append(s.addCounts, s.counts[i])
+				added = true
 			}
 		}
-	}
-	// Every marked mapping still mapped, with the markers' bytes from its
-	// first look (the measurement of the whole stack updates them).
-	s.cands = s.cands[:0]
-	s.counts = s.counts[:0]
-	for r := range s.marked {
-		i, ok := slices.BinarySearchFunc(s.maps, r.Start, func(m procread.Mapping, a uint64) int {
-			return cmpUint(m.Start, a)
-		})
-		if !ok || s.maps[i].End <= r.Start+s.pageSize {
-			delete(s.marked, r)
-			continue
+		if added {
+			slices.SortFunc(marked, func(a, b procread.PageRange) int { return cmpUint(a.Start, b.Start) })
 		}
-		if _, dup := slices.BinarySearchFunc(s.found, r.Start, func(f stackfind.Stack, a uint64) int {
-			return cmpUint(f.Start, a)
-		}); dup {
-			continue
-		}
-		s.cands = append(s.cands, r)
-		s.counts = append(s.counts, procread.PageCounts{GuardBytes: int64(s.pageSize)})
 	}
-	s.found = stackfind.AddMarked(s.found, s.maps, s.cands, s.counts)
+	s.checked, s.nextChecked = checked, s.checked
+	s.marked, s.nextMarked = marked, s.marked
+	s.found = stackfind.AddMarked(s.found, s.maps, s.add, s.addCounts)
 	return nil
 }
 

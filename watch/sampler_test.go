@@ -1,7 +1,13 @@
 package watch
 
 import (
+	"errors"
+	"os"
+	"slices"
 	"testing"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
 
 	"stackprobe/procread"
 	"stackprobe/stackfind"
@@ -213,4 +219,81 @@ func equalInts(a, b []int) bool {
 		}
 	}
 	return true
+}
+
+// TestMarkersReplaced checks the guard-marker bookkeeping against real
+// page tables (this process's): a mapping with a MADV_GUARD_INSTALL
+// marker on its lowest page is a stack; once it is replaced by a mapping
+// at the same Start with another End and no marker, that one is not a
+// stack; replaced again by one with a marker after two looks at the
+// unmarked one, it is looked at afresh and found; and once unmapped,
+// nothing is kept of any of them.
+func TestMarkersReplaced(t *testing.T) {
+	page := uint64(os.Getpagesize())
+	pm, err := procread.OpenPagemap("", 0, procread.MethodScan)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pm.Close()
+	if pm.Known()&procread.ClassGuard == 0 {
+		t.Skipf("the %v method cannot see guard markers on this kernel (PAGE_IS_GUARD, Linux >= 6.14)", pm.Method())
+	}
+	mem, err := unix.Mmap(-1, 0, int(4*page), unix.PROT_READ|unix.PROT_WRITE, unix.MAP_PRIVATE|unix.MAP_ANONYMOUS)
+	if err != nil {
+		t.Fatal(err)
+	}
+	base := uint64(uintptr(unsafe.Pointer(&mem[0])))
+	defer unix.Munmap(mem)
+	// remap makes [base, base+pages*page) a fresh mapping (the rest of the
+	// four pages unmapped), with a guard marker on its lowest page if
+	// marker; it returns the maps read holding just that mapping.
+	remap := func(pages uint64, marker bool) []procread.Mapping {
+		t.Helper()
+		if _, err := unix.MmapPtr(-1, 0, unsafe.Pointer(&mem[0]), uintptr(4*page), unix.PROT_READ|unix.PROT_WRITE,
+			unix.MAP_PRIVATE|unix.MAP_ANONYMOUS|unix.MAP_FIXED); err != nil {
+			t.Fatal(err)
+		}
+		if pages < 4 {
+			if err := unix.MunmapPtr(unsafe.Pointer(&mem[pages*page]), uintptr((4-pages)*page)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if marker {
+			err := unix.Madvise(mem[:page], unix.MADV_GUARD_INSTALL)
+			if errors.Is(err, unix.EINVAL) {
+				t.Skipf("MADV_GUARD_INSTALL not supported here: %v", err)
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+		}
+		return []procread.Mapping{{Start: base, End: base + pages*page, Perms: procread.PermRead | procread.PermWrite}}
+	}
+	s := newSampler(nil, pm, stackfind.Options{Guard: true}, nil, 16)
+	look := func(step string, maps []procread.Mapping, want []stackfind.Stack) {
+		t.Helper()
+		s.maps, s.found = maps, s.found[:0]
+		if err := s.markers(); err != nil {
+			t.Fatal(err)
+		}
+		if !slices.Equal(s.found, want) {
+			t.Errorf("%s: found %+v, want %+v", step, s.found, want)
+		}
+	}
+	marked := func(pages uint64) []stackfind.Stack {
+		return []stackfind.Stack{{Start: base, End: base + pages*page, FoundBy: stackfind.Guard, Guard: stackfind.GuardMarkers, GuardBytes: page}}
+	}
+	maps := remap(4, true)
+	look("marked", maps, marked(4))
+	look("marked, looked at again", maps, marked(4))
+	maps = remap(2, false)
+	look("replaced by 2 pages without marker", maps, nil)
+	look("2 pages, second look", maps, nil)
+	look("2 pages, no more looks", maps, nil)
+	maps = remap(3, true)
+	look("replaced by 3 pages with a marker", maps, marked(3))
+	look("unmapped", nil, nil)
+	if len(s.checked) != 0 || len(s.marked) != 0 {
+		t.Errorf("after unmap: looked at %v, marked %v; want none", s.checked, s.marked)
+	}
 }
