@@ -200,8 +200,13 @@ func WatchVerdicts(s *WatchSummary) []string {
 
 	// Total against VmRSS.
 	if t := r.Totals; t != nil && t.VmRSSBytes > 0 {
-		cost := fmt.Sprintf("the %d stacks alive at the last sample hold %s of the process's %s VmRSS (%.1f%%)",
-			t.Stacks, sizes.IEC(t.StacksRSSBytes), sizes.IEC(int64(t.VmRSSBytes)), 100*float64(t.StacksRSSBytes)/float64(t.VmRSSBytes))
+		held := "hold " + sizes.IEC(t.StacksRSSBytes) + " of"
+		if slices.Contains(r.Missing, "zero_page_bytes") {
+			held = fmt.Sprintf("have %s of pages present, zero-page mappings included (the %s method cannot tell them apart), against",
+				sizes.IEC(t.StacksRSSBytes), r.Sampler.Method)
+		}
+		cost := fmt.Sprintf("the %d stacks alive at the last sample %s the process's %s VmRSS (%.1f%%)",
+			t.Stacks, held, sizes.IEC(int64(t.VmRSSBytes)), 100*float64(t.StacksRSSBytes)/float64(t.VmRSSBytes))
 		if pt := s.PageTables; pt != nil && t.VmPTEBytes > 0 {
 			cost += fmt.Sprintf("; their resident pages need %d PTE pages (%s) of the process's %s VmPTE", pt.Blocks, sizes.IEC(pt.Bytes), sizes.IEC(int64(t.VmPTEBytes)))
 			if pt.Unknown > 0 {
@@ -212,7 +217,9 @@ func WatchVerdicts(s *WatchSummary) []string {
 	}
 	var swapped, zero int64
 	for _, st := range r.Stacks {
-		swapped += st.SwappedBytes
+		if st.SwappedBytes != nil {
+			swapped += *st.SwappedBytes
+		}
 		if st.ZeroPageBytes != nil {
 			zero += *st.ZeroPageBytes
 		}
@@ -313,7 +320,12 @@ func WriteWatchEvidence(w io.Writer, s *WatchSummary, charts []string) error {
 	}
 	_, per := ptePages(r.Stacks, s.Environment.PageSize)
 	b.WriteString("\n## Stacks\n\n")
-	b.WriteString("Resident bytes are the stack's pages that hold memory (the zero page excluded), from the page tables at the last sample it was alive in; max is over all samples; deepest is from its top down to its lowest page ever resident. ")
+	if slices.Contains(r.Missing, "zero_page_bytes") {
+		fmt.Fprintf(&b, "Resident bytes are the stack's present pages, mappings of the shared zero page included (the %s method cannot tell them apart here)", r.Sampler.Method)
+	} else {
+		b.WriteString("Resident bytes are the stack's pages that hold memory (the zero page excluded)")
+	}
+	b.WriteString(", from the page tables at the last sample it was alive in; max is over all samples; deepest is from its top down to its lowest page ever resident. ")
 	b.WriteString("VMAs counts its mapping and a PROT_NONE guard mapping below it. PTE pages counts the 2 MiB-aligned blocks its resident pages fall in (one 4 KiB page-table page each; — when its pages are not one run from the top or include huge pages).\n\n")
 	b.WriteString("| stack | found by | tid | start | size | guard | resident now | max | deepest | % of size | one run from top | huge | VMAs | PTE pages | first seen (s) | last seen (s) |\n")
 	b.WriteString("|---:|---|---:|---|---:|---|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|\n")
@@ -378,8 +390,8 @@ func NewWatchCSV(dir string) (*WatchCSV, error) {
 	return c, nil
 }
 
-// RecordSample implements watch.Recorder. Huge and zero-page cells are
-// empty when the method cannot see them.
+// RecordSample implements watch.Recorder. Huge, zero-page and swapped
+// cells are empty when the method cannot see their class.
 func (c *WatchCSV) RecordSample(s *watch.Sample) error {
 	head := strconv.AppendInt(c.row[:0], int64(s.Index), 10)
 	head = append(head, ',')
@@ -393,14 +405,15 @@ func (c *WatchCSV) RecordSample(s *watch.Sample) error {
 			r = append(r, ',')
 			r = strconv.AppendInt(r, v, 10)
 		}
-		for _, v := range []int64{st.HugeBytes, st.ZeroPageBytes} {
+		for _, v := range [...]struct {
+			n     int64
+			class procread.PageClass
+		}{{st.HugeBytes, procread.ClassHuge}, {st.ZeroPageBytes, procread.ClassZeroPage}, {st.SwappedBytes, procread.ClassSwapped}} {
 			r = append(r, ',')
-			if s.HugeKnown {
-				r = strconv.AppendInt(r, v, 10)
+			if s.Known&v.class != 0 {
+				r = strconv.AppendInt(r, v.n, 10)
 			}
 		}
-		r = append(r, ',')
-		r = strconv.AppendInt(r, st.SwappedBytes, 10)
 		r = append(r, ',')
 		r = strconv.AppendInt(r, int64(st.Runs), 10)
 		r = append(r, '\n')
@@ -455,15 +468,11 @@ func (c *WatchCSV) Close(stacks []watch.Stack) error {
 			r = append(r, ',')
 			r = strconv.AppendInt(r, v, 10)
 		}
-		for _, p := range []*int64{st.HugeBytes, st.ZeroPageBytes} {
+		for _, p := range []*int64{st.HugeBytes, st.ZeroPageBytes, st.SwappedBytes, st.GuardMarkerBytes} {
 			r = append(r, ',')
 			if p != nil {
 				r = strconv.AppendInt(r, *p, 10)
 			}
-		}
-		for _, v := range []int64{st.SwappedBytes, st.GuardMarkerBytes} {
-			r = append(r, ',')
-			r = strconv.AppendInt(r, v, 10)
 		}
 		r = append(r, ',')
 		r = strconv.AppendBool(r, st.ContiguousFromTop)

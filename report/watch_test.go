@@ -6,6 +6,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -26,7 +27,7 @@ func watchFixture() *WatchSummary {
 		end := uint64(top - i*size)
 		return watch.Stack{Index: i, Start: end - size + 4096, End: end, SizeBytes: size - 4096, FoundBy: stackfind.Guard | stackfind.Size,
 			Guard: stackfind.GuardProtNoneBelow, SizeMatch: stackfind.SizeWithGuard, RSSBytes: rss, RSSBytesMax: max, DeepestBytes: deepest,
-			HugeBytes: i64(0), ZeroPageBytes: i64(0), ContiguousFromTop: contiguous, FirstSeenNS: 1e6, LastSeenNS: 2e9, Samples: 200}
+			HugeBytes: i64(0), ZeroPageBytes: i64(0), SwappedBytes: i64(0), GuardMarkerBytes: i64(0), ContiguousFromTop: contiguous, FirstSeenNS: 1e6, LastSeenNS: 2e9, Samples: 200}
 	}
 	r := watch.Result{
 		Workload: "watch",
@@ -36,7 +37,8 @@ func watchFixture() *WatchSummary {
 			fiber(1, 12<<10, 12<<10, 3<<20, false),
 			fiber(2, 4<<10, 1<<20, 1<<20, true),
 			{Index: 3, Start: 0x7ffc00000000, End: 0x7ffc00400000, SizeBytes: 4 << 20, FoundBy: stackfind.Main | stackfind.Thread, TID: 42,
-				RSSBytes: 2 << 20, RSSBytesMax: 2 << 20, DeepestBytes: 2 << 20, HugeBytes: i64(2 << 20), ZeroPageBytes: i64(0), ContiguousFromTop: true},
+				RSSBytes: 2 << 20, RSSBytesMax: 2 << 20, DeepestBytes: 2 << 20, HugeBytes: i64(2 << 20), ZeroPageBytes: i64(0),
+				SwappedBytes: i64(0), GuardMarkerBytes: i64(0), ContiguousFromTop: true},
 		},
 		Totals:  &watch.Totals{TimeNS: 2e9, VmRSSBytes: 8 << 20, VmPTEBytes: 64 << 10, VMAs: 40, Threads: 1, Stacks: 4, StacksRSSBytes: 64<<10 + 12<<10 + 4<<10 + 2<<20},
 		Sampler: watch.SamplerStats{Samples: 200, IntervalNS: 1e7, MeanCostNS: 5e4, MaxCostNS: 9e4, Method: "scan"},
@@ -173,9 +175,9 @@ func TestWatchCSV(t *testing.T) {
 		t.Fatal(err)
 	}
 	samples := []watch.Sample{
-		{Index: 0, CostNS: 5000, HugeKnown: true, Totals: watch.Totals{TimeNS: 100, VmRSSBytes: 8192, VmPTEBytes: 4096, MinorFaults: 7, VMAs: 3, Threads: 2, Stacks: 1, StacksRSSBytes: 4096},
+		{Index: 0, CostNS: 5000, Known: allClasses, Totals: watch.Totals{TimeNS: 100, VmRSSBytes: 8192, VmPTEBytes: 4096, MinorFaults: 7, VMAs: 3, Threads: 2, Stacks: 1, StacksRSSBytes: 4096},
 			Stacks: []watch.StackSample{{Index: 0, RSSBytes: 4096, DeepestBytes: 4096, HugeBytes: 0, Runs: 1}}},
-		{Index: 1, CostNS: 6000, HugeKnown: false, Totals: watch.Totals{TimeNS: 200, VmRSSBytes: 12288, VmPTEBytes: 4096, MinorFaults: 9, VMAs: 3, Threads: 2, Stacks: 1, StacksRSSBytes: 8192},
+		{Index: 1, CostNS: 6000, Known: procread.ClassResident | procread.ClassSwapped, Totals: watch.Totals{TimeNS: 200, VmRSSBytes: 12288, VmPTEBytes: 4096, MinorFaults: 9, VMAs: 3, Threads: 2, Stacks: 1, StacksRSSBytes: 8192},
 			Stacks: []watch.StackSample{{Index: 0, RSSBytes: 8192, DeepestBytes: 8192, SwappedBytes: 4096, Runs: 1}}},
 	}
 	for i := range samples {
@@ -201,6 +203,90 @@ func TestWatchCSV(t *testing.T) {
 	}
 	if got, want := read("stacks.csv"), watchStacksHeader+
 		"0,guard+size,,0x7efff9c01000,0x7f0000000000,104853504,prot_none_below,with_guard,1000000,2000000000,200,false,65536,65536,65536,0,0,0,0,true\n"; got != want {
+		t.Errorf("stacks.csv\n got %q\nwant %q", got, want)
+	}
+}
+
+// allClasses is every page class: the scan method on Linux >= 6.14.
+const allClasses = procread.ClassResident | procread.ClassHuge | procread.ClassZeroPage | procread.ClassSwapped | procread.ClassGuard
+
+// TestWatchPagemapMissing checks a watch with --residency=pagemap without
+// CAP_SYS_ADMIN on a kernel without pagemap bit 58: huge, zero-page and
+// guard-marker figures are absent from summary.json, empty in the CSVs and
+// named missing, and the resident bytes are worded as present pages,
+// zero-page mappings included.
+func TestWatchPagemapMissing(t *testing.T) {
+	s := watchFixture()
+	s.Sampler.Method = "pagemap"
+	s.Missing = []string{"huge_bytes", "zero_page_bytes", "guard_marker_bytes"}
+	for i := range s.Stacks {
+		s.Stacks[i].HugeBytes, s.Stacks[i].ZeroPageBytes, s.Stacks[i].GuardMarkerBytes = nil, nil, nil
+	}
+	s.Stacks[0].SwappedBytes = i64(8192)
+	var b bytes.Buffer
+	if err := WriteWatchEvidence(&b, s, nil); err != nil {
+		t.Fatal(err)
+	}
+	ev := b.String()
+	for _, want := range []string{
+		"Resident bytes are the stack's present pages, mappings of the shared zero page included (the pagemap method cannot tell them apart here), from the page tables",
+		"- the 4 stacks alive at the last sample have 2.1 MiB of pages present, zero-page mappings included (the pagemap method cannot tell them apart), against the process's 8 MiB VmRSS (26.0%)",
+		"| 0 | guard+size | — | 0x7efff9c01000 | 100.0 MiB | prot_none_below | 64 KiB | 64 KiB | 64 KiB | 0.063% | yes |  | 2 | — | 0.001 | 2.000 |\n",
+		"Not measured in this run: huge_bytes, zero_page_bytes, guard_marker_bytes.",
+	} {
+		if !strings.Contains(ev, want) {
+			t.Errorf("evidence.md lacks %q:\n%s", want, ev)
+		}
+	}
+	if strings.Contains(ev, "zero page excluded") || strings.Contains(ev, " hold 2.1 MiB of") {
+		t.Errorf("evidence.md says the zero page is excluded:\n%s", ev)
+	}
+	var js bytes.Buffer
+	if err := WriteJSON(&js, s); err != nil {
+		t.Fatal(err)
+	}
+	var m struct {
+		Stacks  []map[string]any `json:"stacks"`
+		Missing []string         `json:"missing"`
+	}
+	if err := json.Unmarshal(js.Bytes(), &m); err != nil {
+		t.Fatal(err)
+	}
+	for _, key := range []string{"huge_bytes", "zero_page_bytes", "guard_marker_bytes"} {
+		if v, ok := m.Stacks[0][key]; ok {
+			t.Errorf("summary.json stack 0 has %s = %v, want it absent", key, v)
+		}
+	}
+	if m.Stacks[0]["swapped_bytes"] != 8192.0 || m.Stacks[1]["swapped_bytes"] != 0.0 || !slices.Equal(m.Missing, s.Missing) {
+		t.Errorf("summary.json: swapped %v and %v, missing %q", m.Stacks[0]["swapped_bytes"], m.Stacks[1]["swapped_bytes"], m.Missing)
+	}
+
+	dir := t.TempDir()
+	c, err := NewWatchCSV(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sample := watch.Sample{Index: 0, CostNS: 5000, Known: procread.ClassResident | procread.ClassSwapped,
+		Totals: watch.Totals{TimeNS: 100, VmRSSBytes: 8192, VmPTEBytes: 4096, MinorFaults: 7, VMAs: 3, Threads: 2, Stacks: 1, StacksRSSBytes: 4096},
+		Stacks: []watch.StackSample{{Index: 0, RSSBytes: 4096, DeepestBytes: 4096, SwappedBytes: 8192, Runs: 1}}}
+	if err := c.RecordSample(&sample); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Close(s.Stacks[:1]); err != nil {
+		t.Fatal(err)
+	}
+	read := func(name string) string {
+		b, err := os.ReadFile(filepath.Join(dir, name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return string(b)
+	}
+	if got, want := read("samples.csv"), watchSamplesHeader+"0,100,0,4096,4096,,,8192,1\n"; got != want {
+		t.Errorf("samples.csv\n got %q\nwant %q", got, want)
+	}
+	if got, want := read("stacks.csv"), watchStacksHeader+
+		"0,guard+size,,0x7efff9c01000,0x7f0000000000,104853504,prot_none_below,with_guard,1000000,2000000000,200,false,65536,65536,65536,,,8192,,true\n"; got != want {
 		t.Errorf("stacks.csv\n got %q\nwant %q", got, want)
 	}
 }

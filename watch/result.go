@@ -21,9 +21,11 @@ type Result struct {
 	Totals *Totals `json:"totals,omitempty"`
 	// Sampler describes the sampling.
 	Sampler SamplerStats `json:"sampler"`
-	// Missing names the figures this run could not measure (e.g.
-	// "huge_bytes" when the residency method cannot see huge pages); they
-	// are absent from Stacks, never 0.
+	// Missing names the figures of Stacks this run could not measure:
+	// "huge_bytes", "zero_page_bytes", "swapped_bytes" and
+	// "guard_marker_bytes", each when the residency method cannot tell its
+	// page class apart (procread.Pagemap.Known); they are absent from
+	// Stacks, never 0.
 	Missing []string `json:"missing,omitempty"`
 	// Timeline is the bounded series of per-sample totals for charts (see
 	// Options.TimelineLen); not part of summary.json.
@@ -110,7 +112,9 @@ type Stack struct {
 	// Gone says it disappeared from the maps before the watch ended.
 	Gone bool `json:"gone"`
 	// RSSBytes is the memory it held (resident, zero page excluded; equal
-	// to smaps Rss of its range).
+	// to smaps Rss of its range). When zero_page_bytes is in
+	// Result.Missing, the method cannot tell zero-page mappings apart and
+	// they are included.
 	RSSBytes int64 `json:"rss_bytes"`
 	// RSSBytesMax is the most it held in any recorded sample.
 	RSSBytesMax int64 `json:"rss_bytes_max"`
@@ -124,10 +128,13 @@ type Stack struct {
 	// ZeroPageBytes are bytes mapped to the shared zero page (present but
 	// not memory); absent when the method cannot see them.
 	ZeroPageBytes *int64 `json:"zero_page_bytes,omitempty"`
-	// SwappedBytes are bytes swapped out.
-	SwappedBytes int64 `json:"swapped_bytes"`
-	// GuardMarkerBytes are MADV_GUARD_INSTALL guard markers in its range.
-	GuardMarkerBytes int64 `json:"guard_marker_bytes"`
+	// SwappedBytes are bytes swapped out; absent when the method cannot
+	// see swap entries.
+	SwappedBytes *int64 `json:"swapped_bytes,omitempty"`
+	// GuardMarkerBytes are MADV_GUARD_INSTALL guard markers in its range;
+	// absent when the method cannot see them (PAGE_IS_GUARD, or pagemap
+	// bit 58, needs Linux >= 6.14).
+	GuardMarkerBytes *int64 `json:"guard_marker_bytes,omitempty"`
 	// ContiguousFromTop says its resident pages were one run reaching its
 	// End (true when none was resident): the pattern of a stack that grows
 	// down page by page from its top.
@@ -188,10 +195,11 @@ type Sample struct {
 	Totals Totals
 	// Stacks are the stacks measured, by address.
 	Stacks []StackSample
-	// HugeKnown says the residency method sees huge pages and the zero
-	// page; when false, StackSample's HugeBytes and ZeroPageBytes are 0
-	// without having been measured.
-	HugeKnown bool
+	// Known is the set of page classes the residency method tells apart:
+	// a StackSample figure whose class (ClassHuge, ClassZeroPage,
+	// ClassSwapped) is not in it is 0 without having been measured, and
+	// without ClassZeroPage RSSBytes includes zero-page mappings.
+	Known procread.PageClass
 }
 
 // StackSample is one stack in one Sample.
@@ -200,10 +208,10 @@ type StackSample struct {
 	Index         int
 	RSSBytes      int64
 	DeepestBytes  int64 // End-Lowest in this sample, 0 when nothing resident
-	HugeBytes     int64 // 0 also when the method cannot see huge pages
-	ZeroPageBytes int64 // 0 also when the method cannot see the zero page
-	SwappedBytes  int64
-	Runs          int // maximal runs of resident pages
+	HugeBytes     int64 // 0 also when Sample.Known lacks ClassHuge
+	ZeroPageBytes int64 // 0 also when Sample.Known lacks ClassZeroPage
+	SwappedBytes  int64 // 0 also when Sample.Known lacks ClassSwapped
+	Runs          int   // maximal runs of resident pages
 }
 
 // Recorder receives every recorded sample, e.g. to stream it to a CSV

@@ -29,7 +29,8 @@ type sampler struct {
 	find     stackfind.Options
 	start    time.Time
 	pageSize uint64
-	knowHuge bool // the method sees huge pages and the zero page
+	known    procread.PageClass // the classes the residency method tells apart
+	knowHuge bool               // known holds ClassHuge and ClassZeroPage
 	rec      Recorder
 
 	maps    []procread.Mapping
@@ -100,16 +101,42 @@ type pending struct {
 const markerLooks = 2
 
 func newSampler(dir *procread.ProcDir, pm *procread.Pagemap, find stackfind.Options, rec Recorder, timelineLen int) *sampler {
+	const hugeZero = procread.ClassHuge | procread.ClassZeroPage
 	return &sampler{
 		dir:      dir,
 		pm:       pm,
 		find:     find,
 		start:    time.Now(),
 		pageSize: uint64(os.Getpagesize()),
-		knowHuge: pm.Method() == procread.MethodScan,
+		known:    pm.Known(),
+		knowHuge: pm.Known()&hugeZero == hugeZero,
 		rec:      rec,
 		timeline: timeline{max: timelineLen},
 	}
+}
+
+// classFigures names the Stack figure (its JSON and CSV name) of each page
+// class other than ClassResident, in the order of Result.Missing.
+var classFigures = [...]struct {
+	class procread.PageClass
+	name  string
+}{
+	{procread.ClassHuge, "huge_bytes"},
+	{procread.ClassZeroPage, "zero_page_bytes"},
+	{procread.ClassSwapped, "swapped_bytes"},
+	{procread.ClassGuard, "guard_marker_bytes"},
+}
+
+// missing names the Stack figures the residency method cannot measure
+// (Result.Missing), nil when it measures them all.
+func (s *sampler) missing() []string {
+	var m []string
+	for _, f := range classFigures {
+		if s.known&f.class == 0 {
+			m = append(m, f.name)
+		}
+	}
+	return m
 }
 
 // sample takes one sample. It returns alive false, and no error, when the
@@ -120,7 +147,7 @@ func (s *sampler) sample() (alive bool, err error) {
 	if err := s.scan(); err != nil {
 		return gone(err)
 	}
-	if s.find.Guard {
+	if s.find.Guard && s.known&procread.ClassGuard != 0 {
 		if err := s.markers(); err != nil {
 			return gone(err)
 		}
@@ -312,7 +339,7 @@ func (s *sampler) confirm() error {
 	}
 	s.pending, s.spare = nil, p
 	out := &s.out
-	out.Index, out.CostNS, out.HugeKnown = s.samples, int64(p.cost), s.knowHuge
+	out.Index, out.CostNS, out.Known = s.samples, int64(p.cost), s.known
 	out.Stacks = out.Stacks[:0]
 	next := s.nextLive[:0]
 	nm := &s.nextMap
@@ -464,15 +491,23 @@ func (s *sampler) update(st *Stack, f *stackfind.Stack, c *procread.PageCounts, 
 	st.RSSBytes = c.ResidentBytes
 	st.RSSBytesMax = max(st.RSSBytesMax, c.ResidentBytes)
 	st.DeepestBytes = max(st.DeepestBytes, deepest(f.End, c))
-	if s.knowHuge {
-		if st.HugeBytes == nil {
-			st.HugeBytes, st.ZeroPageBytes = new(int64), new(int64)
-		}
-		*st.HugeBytes, *st.ZeroPageBytes = c.HugeBytes, c.ZeroPageBytes
-	}
-	st.SwappedBytes = c.SwappedBytes
-	st.GuardMarkerBytes = c.GuardBytes
+	s.setKnown(&st.HugeBytes, procread.ClassHuge, c.HugeBytes)
+	s.setKnown(&st.ZeroPageBytes, procread.ClassZeroPage, c.ZeroPageBytes)
+	s.setKnown(&st.SwappedBytes, procread.ClassSwapped, c.SwappedBytes)
+	s.setKnown(&st.GuardMarkerBytes, procread.ClassGuard, c.GuardBytes)
 	st.ContiguousFromTop = c.Runs == 0 || (c.Runs == 1 && c.Lowest+uint64(c.ResidentBytes) == f.End)
+}
+
+// setKnown sets *p to v when the method tells class apart, allocating *p
+// the first time; otherwise *p stays nil (not measured).
+func (s *sampler) setKnown(p **int64, class procread.PageClass, v int64) {
+	if s.known&class == 0 {
+		return
+	}
+	if *p == nil {
+		*p = new(int64)
+	}
+	**p = v
 }
 
 // finish confirms the pending sample with one more maps read, for a watch
@@ -488,7 +523,7 @@ func (s *sampler) finish() error {
 		}
 		return err
 	}
-	if s.find.Guard {
+	if s.find.Guard && s.known&procread.ClassGuard != 0 {
 		if err := s.markers(); err != nil {
 			if errors.Is(err, procread.ErrGone) {
 				s.pending = nil

@@ -20,6 +20,9 @@ type confirmStep struct {
 	next     []stackfind.Stack // the mappings of the next maps read
 }
 
+// allKnown is every page class: the scan method on Linux >= 6.14.
+const allKnown = procread.ClassResident | procread.ClassHuge | procread.ClassZeroPage | procread.ClassSwapped | procread.ClassGuard
+
 func fs(start, end uint64, by stackfind.FoundBy) stackfind.Stack {
 	return stackfind.Stack{Start: start, End: end, FoundBy: by}
 }
@@ -61,7 +64,7 @@ func TestConfirm(t *testing.T) {
 		{[]int{0, 2, 4}, 8192 + 8192 + 4096},
 	}
 	rec := &recordAll{}
-	s := &sampler{knowHuge: true, rec: rec, timeline: timeline{max: 16}}
+	s := &sampler{known: allKnown, knowHuge: true, rec: rec, timeline: timeline{max: 16}}
 	for n, st := range steps {
 		counts := make([]procread.PageCounts, len(st.rss))
 		for i, b := range st.rss {
@@ -152,7 +155,7 @@ func TestConfirmNotFound(t *testing.T) {
 	a := stackfind.Stack{Start: 0x10000, End: 0x20000, FoundBy: stackfind.Thread, TID: 7, Threads: 1}
 	maps := mappings([]stackfind.Stack{a})
 	rec := &recordAll{}
-	s := &sampler{knowHuge: true, rec: rec, timeline: timeline{max: 16}}
+	s := &sampler{known: allKnown, knowHuge: true, rec: rec, timeline: timeline{max: 16}}
 	scans := [][]stackfind.Stack{{a}, {a}, {}, {a}, {a}}
 	var wantStacks []int
 	for n, found := range scans {
@@ -295,5 +298,62 @@ func TestMarkersReplaced(t *testing.T) {
 	look("unmapped", nil, nil)
 	if len(s.checked) != 0 || len(s.marked) != 0 {
 		t.Errorf("after unmap: looked at %v, marked %v; want none", s.checked, s.marked)
+	}
+}
+
+// TestSamplerKnown checks that the figures a stack and a sample carry, and
+// the figures named missing, follow the classes the residency method
+// tells apart: each known class gives a measured figure (0 included), each
+// unknown one an absent figure and a name in missing. The pagemap method
+// is opened for real: its classes depend on the kernel (bit 58) and on
+// CAP_SYS_ADMIN (huge and zero page), and differ from the scan's.
+func TestSamplerKnown(t *testing.T) {
+	pm, err := procread.OpenPagemap("", 0, procread.MethodPagemap)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pm.Close()
+	const res, huge, zero, swap, guard = procread.ClassResident, procread.ClassHuge, procread.ClassZeroPage, procread.ClassSwapped, procread.ClassGuard
+	ps := newSampler(nil, pm, stackfind.Options{}, nil, 16)
+	if ps.known != pm.Known() || ps.knowHuge != (pm.Known()&(huge|zero) == huge|zero) {
+		t.Errorf("pagemap: sampler knows %v (huge and zero page %v), want %v", ps.known, ps.knowHuge, pm.Known())
+	}
+	t.Logf("pagemap here tells %v apart", pm.Known())
+	cases := []struct {
+		name    string
+		known   procread.PageClass
+		missing []string
+	}{
+		{"scan", allKnown, nil},
+		{"scan before 6.14", allKnown &^ guard, []string{"guard_marker_bytes"}},
+		{"pagemap", res | swap | guard, []string{"huge_bytes", "zero_page_bytes"}},
+		{"pagemap with CAP_SYS_ADMIN", res | swap | guard | huge | zero, nil},
+		{"pagemap before 6.14", res | swap, []string{"huge_bytes", "zero_page_bytes", "guard_marker_bytes"}},
+		{"mincore", res, []string{"huge_bytes", "zero_page_bytes", "swapped_bytes", "guard_marker_bytes"}},
+	}
+	for _, c := range cases {
+		rec := &recordAll{}
+		s := &sampler{known: c.known, rec: rec, timeline: timeline{max: 16}}
+		a := fs(0x10000, 0x20000, stackfind.Guard)
+		s.pending = &pending{found: []stackfind.Stack{a}, counts: []procread.PageCounts{{ResidentBytes: 8192, Lowest: 0x1e000, Runs: 1, Known: c.known}}}
+		s.maps = mappings([]stackfind.Stack{a})
+		if err := s.confirm(); err != nil {
+			t.Fatal(err)
+		}
+		if got := s.missing(); !slices.Equal(got, c.missing) {
+			t.Errorf("%s: missing %q, want %q", c.name, got, c.missing)
+		}
+		if rec.samples[0].Known != c.known {
+			t.Errorf("%s: sample knows %v, want %v", c.name, rec.samples[0].Known, c.known)
+		}
+		st := s.stacks[0]
+		for _, f := range []struct {
+			name string
+			p    *int64
+		}{{"huge_bytes", st.HugeBytes}, {"zero_page_bytes", st.ZeroPageBytes}, {"swapped_bytes", st.SwappedBytes}, {"guard_marker_bytes", st.GuardMarkerBytes}} {
+			if absent := slices.Contains(c.missing, f.name); (f.p == nil) != absent || (f.p != nil && *f.p != 0) {
+				t.Errorf("%s: %s = %v, want absent %v (else measured 0)", c.name, f.name, f.p, absent)
+			}
+		}
 	}
 }
