@@ -146,6 +146,17 @@ func foundCounts(stacks []watch.Stack) string {
 // WatchVerdicts are the conclusions computed from a watch's data.
 func WatchVerdicts(s *WatchSummary) []string {
 	r := &s.Result
+	if r.Sampler.Samples == 0 {
+		// No stack can have been seen: a sample's stacks are recorded only
+		// once the next maps read confirms them.
+		why := "the watch ended"
+		if r.Target.Exited {
+			why = "the target exited"
+		}
+		return []string{fmt.Sprintf("no sample was recorded of %s: %s before a sample could be confirmed "+
+			"(a sample's figures are recorded only once the next read of the maps shows its stacks still mapped), so nothing is known of its stacks",
+			targetWords(r.Target), why)}
+	}
 	if len(r.Stacks) == 0 {
 		return []string{fmt.Sprintf("no stack was found in %s (found by: %s); try --size or --range", targetWords(r.Target), foundCounts(nil))}
 	}
@@ -233,6 +244,20 @@ func WatchVerdicts(s *WatchSummary) []string {
 	return v
 }
 
+// costWords words what sampling cost: format (taking the mean and the max)
+// when samples were recorded; when none was, the cost of the measurements
+// taken (the last one is never confirmed when the target exits), or that
+// none completed.
+func costWords(st watch.SamplerStats, format string) string {
+	switch {
+	case st.MeanCostNS == 0:
+		return "no measurement completed"
+	case st.Samples == 0:
+		return fmt.Sprintf("the measurements taken, none confirmed so none recorded, took %v on average (max %v)", nanos(st.MeanCostNS), nanos(st.MaxCostNS))
+	}
+	return fmt.Sprintf(format, nanos(st.MeanCostNS), nanos(st.MaxCostNS))
+}
+
 // indexList lists up to 10 stack indexes, then how many more.
 func indexList(idx []int) string {
 	var parts []string
@@ -250,8 +275,8 @@ func indexList(idx []int) string {
 func WriteWatchText(w io.Writer, s *WatchSummary, outDir string) error {
 	r := &s.Result
 	fmt.Fprintf(w, "stackprobe watch: %s\n", strings.ReplaceAll(targetWords(r.Target), "`", ""))
-	fmt.Fprintf(w, "sampler: %d samples over %.2f s (interval %v, method %s), %v each on average, max %v\n",
-		r.Sampler.Samples, s.Seconds, time.Duration(r.Sampler.IntervalNS), r.Sampler.Method, nanos(r.Sampler.MeanCostNS), nanos(r.Sampler.MaxCostNS))
+	fmt.Fprintf(w, "sampler: %d samples over %.2f s (interval %v, method %s), %s\n",
+		r.Sampler.Samples, s.Seconds, time.Duration(r.Sampler.IntervalNS), r.Sampler.Method, costWords(r.Sampler, "%v each on average, max %v"))
 	fmt.Fprintf(w, "stacks: %d found (%s)\n", len(r.Stacks), foundCounts(r.Stacks))
 	if err := writeStackTable(w, r.Stacks, 20); err != nil {
 		return err
@@ -307,8 +332,8 @@ func WriteWatchEvidence(w io.Writer, s *WatchSummary, charts []string) error {
 	}
 	fmt.Fprintf(&b, "Command, run %s (%.2f s):\n\n    %s\n\n", s.Started.Format("2006-01-02 15:04:05 UTC"), s.Seconds, s.Command)
 	fmt.Fprintf(&b, "Target: %s. It was only read (its /proc files and page tables), never stopped, traced or injected into.\n\n", targetWords(r.Target))
-	fmt.Fprintf(&b, "Sampling: %d samples, interval %v, residency method %s; one sample took %v on average (max %v).\n\n",
-		r.Sampler.Samples, time.Duration(r.Sampler.IntervalNS), r.Sampler.Method, nanos(r.Sampler.MeanCostNS), nanos(r.Sampler.MaxCostNS))
+	fmt.Fprintf(&b, "Sampling: %d samples, interval %v, residency method %s; %s.\n\n",
+		r.Sampler.Samples, time.Duration(r.Sampler.IntervalNS), r.Sampler.Method, costWords(r.Sampler, "one sample took %v on average (max %v)"))
 	b.WriteString("## Verdict\n\n")
 	for _, v := range WatchVerdicts(s) {
 		fmt.Fprintf(&b, "- %s.\n", v)

@@ -290,3 +290,53 @@ func TestWatchPagemapMissing(t *testing.T) {
 		t.Errorf("stacks.csv\n got %q\nwant %q", got, want)
 	}
 }
+
+// TestWatchNoSample checks the report of a watch that recorded no sample
+// (`watch -- true`: the target exited within about one interval): the
+// verdict says why instead of claiming no stack was found, and the cost
+// printed is that of the measurements taken, labelled so.
+func TestWatchNoSample(t *testing.T) {
+	r := watch.Result{
+		Workload: "watch",
+		Target:   watch.TargetInfo{PID: 42, Argv: []string{"true"}, Exited: true, ExitCode: new(int)},
+		Stacks:   []watch.Stack{},
+		Sampler:  watch.SamplerStats{Samples: 0, IntervalNS: 1e7, MeanCostNS: 743e3, MaxCostNS: 743e3, Method: "scan"},
+	}
+	env := procread.System{Kernel: "6.18", Arch: "amd64", PageSize: 4096}
+	s := NewWatchSummary("stackprobe watch -- true", time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC), 0.01, env, r, nil)
+	want := "no sample was recorded of pid 42 (`true`), exited with status 0: the target exited before a sample could be confirmed " +
+		"(a sample's figures are recorded only once the next read of the maps shows its stacks still mapped), so nothing is known of its stacks"
+	if v := WatchVerdicts(s); len(v) != 1 || v[0] != want {
+		t.Errorf("verdicts %q\nwant [%q]", v, want)
+	}
+	var b bytes.Buffer
+	if err := WriteWatchEvidence(&b, s, nil); err != nil {
+		t.Fatal(err)
+	}
+	ev := b.String()
+	if !strings.Contains(ev, "Sampling: 0 samples, interval 10ms, residency method scan; the measurements taken, none confirmed so none recorded, took 743µs on average (max 743µs).\n") ||
+		!strings.Contains(ev, "- "+want+".\n") || strings.Contains(ev, "one sample took") || strings.Contains(ev, "no stack was found") {
+		t.Errorf("evidence.md:\n%s", ev)
+	}
+	var text bytes.Buffer
+	if err := WriteWatchText(&text, s, "out"); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(text.String(), "sampler: 0 samples over 0.01 s (interval 10ms, method scan), the measurements taken, none confirmed so none recorded, took 743µs on average (max 743µs)\n") {
+		t.Errorf("text:\n%s", text.String())
+	}
+	// Attached by pid, still running as far as the watch saw, and no
+	// measurement completed.
+	s.Target = watch.TargetInfo{PID: 42}
+	s.Sampler.MeanCostNS, s.Sampler.MaxCostNS = 0, 0
+	want = "no sample was recorded of pid 42, still running when the watch ended: the watch ended before a sample could be confirmed " +
+		"(a sample's figures are recorded only once the next read of the maps shows its stacks still mapped), so nothing is known of its stacks"
+	if v := WatchVerdicts(s); len(v) != 1 || v[0] != want {
+		t.Errorf("verdicts %q\nwant [%q]", v, want)
+	}
+	b.Reset()
+	_ = WriteWatchEvidence(&b, s, nil)
+	if !strings.Contains(b.String(), "Sampling: 0 samples, interval 10ms, residency method scan; no measurement completed.\n") {
+		t.Errorf("evidence.md:\n%s", b.String())
+	}
+}

@@ -169,7 +169,10 @@ type SamplerStats struct {
 	IntervalNS int64 `json:"interval_ns"`
 	// MeanCostNS and MaxCostNS are the wall time one sample took (maps,
 	// threads, classification, residency, totals), over every sample that
-	// completed; absent when none did.
+	// completed its measurement, recorded or not (the last one before the
+	// target exits is never confirmed, so never recorded: with Samples 0
+	// they are the cost of measurements not recorded); absent when none
+	// did.
 	MeanCostNS int64 `json:"mean_cost_ns,omitempty"`
 	MaxCostNS  int64 `json:"max_cost_ns,omitempty"`
 	// Method is the residency method: "scan", "pagemap" or "mincore".
