@@ -27,8 +27,9 @@ type WatchSummary struct {
 	// Environment are the machine's facts (limits are stackprobe's own).
 	Environment procread.System `json:"environment"`
 	watch.Result
-	// PageTables is what the stacks' resident pages need in page tables at
-	// the last sample, where it can be worked out; absent otherwise.
+	// PageTables is what the resident pages of the stacks measured in the
+	// last sample need in page tables, where it can be worked out; absent
+	// otherwise.
 	PageTables *StackPageTables `json:"page_tables,omitempty"`
 	// Partial says the watch ended on an error (Error), not normally.
 	Partial bool   `json:"partial"`
@@ -55,13 +56,15 @@ type StackPageTables struct {
 const pmdSpan = 2 << 20
 
 // ptePages works out the PTE pages of the resident pages of the stacks
-// still mapped at the last sample, and per stack (gone ones too, at their
-// last sample) the blocks it touches, -1 when unknown.
-func ptePages(stacks []watch.Stack, pageSize int) (*StackPageTables, []int) {
+// measured in the last sample (the one at lastNS), and per stack (the
+// others too, at the last sample that measured them) the blocks it
+// touches, -1 when unknown.
+func ptePages(stacks []watch.Stack, pageSize int, lastNS int64) (*StackPageTables, []int) {
 	per := make([]int, len(stacks))
 	blocks := map[uint64]bool{}
 	pt := &StackPageTables{}
 	for i, st := range stacks {
+		last := atLast(&st, lastNS)
 		known := st.RSSBytes == 0 || (st.ContiguousFromTop && st.HugeBytes != nil && *st.HugeBytes == 0)
 		if !known {
 			per[i] = -1
@@ -69,14 +72,14 @@ func ptePages(stacks []watch.Stack, pageSize int) (*StackPageTables, []int) {
 		if st.RSSBytes > 0 && known {
 			lo, hi := st.End-uint64(st.RSSBytes), st.End
 			for b := lo &^ (pmdSpan - 1); b < hi; b += pmdSpan {
-				if !st.Gone {
+				if last {
 					blocks[b] = true
 				}
 				per[i]++
 			}
 		}
 		switch {
-		case st.Gone:
+		case !last:
 		case known:
 			pt.Stacks++
 		default:
@@ -91,10 +94,23 @@ func ptePages(stacks []watch.Stack, pageSize int) (*StackPageTables, []int) {
 	return pt, per
 }
 
+// atLast reports whether st was measured in the last sample, the one at
+// lastNS: not gone, and last seen then (a stack still mapped that the last
+// sample did not find keeps the figures of an earlier one).
+func atLast(st *watch.Stack, lastNS int64) bool { return !st.Gone && st.LastSeenNS == lastNS }
+
+// lastNS is the time of the last recorded sample, 0 when none was.
+func lastNS(r *watch.Result) int64 {
+	if r.Totals == nil {
+		return 0
+	}
+	return r.Totals.TimeNS
+}
+
 // NewWatchSummary builds summary.json's contents from a watch's Result.
 func NewWatchSummary(command string, started time.Time, seconds float64, env procread.System, r watch.Result, runErr error) *WatchSummary {
 	s := &WatchSummary{Command: command, Started: started.UTC(), Seconds: seconds, Environment: env, Result: r}
-	s.PageTables, _ = ptePages(r.Stacks, env.PageSize)
+	s.PageTables, _ = ptePages(r.Stacks, env.PageSize, lastNS(&r))
 	if runErr != nil {
 		s.Partial, s.Error = true, runErr.Error()
 	}
@@ -216,13 +232,22 @@ func WatchVerdicts(s *WatchSummary) []string {
 			held = fmt.Sprintf("have %s of pages present, zero-page mappings included (the %s method cannot tell them apart), against",
 				sizes.IEC(t.StacksRSSBytes), r.Sampler.Method)
 		}
-		cost := fmt.Sprintf("the %d stacks alive at the last sample %s the process's %s VmRSS (%.1f%%)",
+		cost := fmt.Sprintf("the %d stacks measured in the last sample %s the process's %s VmRSS (%.1f%%)",
 			t.Stacks, held, sizes.IEC(int64(t.VmRSSBytes)), 100*float64(t.StacksRSSBytes)/float64(t.VmRSSBytes))
 		if pt := s.PageTables; pt != nil && t.VmPTEBytes > 0 {
 			cost += fmt.Sprintf("; their resident pages need %d PTE pages (%s) of the process's %s VmPTE", pt.Blocks, sizes.IEC(pt.Bytes), sizes.IEC(int64(t.VmPTEBytes)))
 			if pt.Unknown > 0 {
 				cost += fmt.Sprintf(" (%d stacks not counted: pages not one run from the top, or huge pages)", pt.Unknown)
 			}
+		}
+		unfound := 0
+		for i := range r.Stacks {
+			if !r.Stacks[i].Gone && !atLast(&r.Stacks[i], t.TimeNS) {
+				unfound++
+			}
+		}
+		if unfound > 0 {
+			cost += fmt.Sprintf("; %d more stacks were still mapped but not found in the last sample (e.g. their thread was running), so not measured in it", unfound)
 		}
 		v = append(v, cost)
 	}
@@ -343,14 +368,14 @@ func WriteWatchEvidence(w io.Writer, s *WatchSummary, charts []string) error {
 			float64(t.TimeNS)/1e9)
 		fmt.Fprintf(&b, "| %s | %s | %d | %d | %d | %d | %s |\n", sizes.IEC(int64(t.VmRSSBytes)), sizes.IEC(int64(t.VmPTEBytes)), t.MinorFaults, t.VMAs, t.Threads, t.Stacks, sizes.IEC(t.StacksRSSBytes))
 	}
-	_, per := ptePages(r.Stacks, s.Environment.PageSize)
+	_, per := ptePages(r.Stacks, s.Environment.PageSize, lastNS(r))
 	b.WriteString("\n## Stacks\n\n")
 	if slices.Contains(r.Missing, "zero_page_bytes") {
 		fmt.Fprintf(&b, "Resident bytes are the stack's present pages, mappings of the shared zero page included (the %s method cannot tell them apart here)", r.Sampler.Method)
 	} else {
 		b.WriteString("Resident bytes are the stack's pages that hold memory (the zero page excluded)")
 	}
-	b.WriteString(", from the page tables at the last sample it was alive in; max is over all samples; deepest is from its top down to its lowest page ever resident. ")
+	b.WriteString(", from the page tables at the last sample that measured it; max is over all samples; deepest is from its top down to its lowest page ever resident. ")
 	b.WriteString("VMAs counts its mapping and a PROT_NONE guard mapping below it. PTE pages counts the 2 MiB-aligned blocks its resident pages fall in (one 4 KiB page-table page each; — when its pages are not one run from the top or include huge pages).\n\n")
 	b.WriteString("| stack | found by | tid | start | size | guard | resident now | max | deepest | % of size | one run from top | huge | VMAs | PTE pages | first seen (s) | last seen (s) |\n")
 	b.WriteString("|---:|---|---:|---|---:|---|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|\n")

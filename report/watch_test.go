@@ -36,7 +36,7 @@ func watchFixture() *WatchSummary {
 			fiber(0, 64<<10, 64<<10, 64<<10, true),
 			fiber(1, 12<<10, 12<<10, 3<<20, false),
 			fiber(2, 4<<10, 1<<20, 1<<20, true),
-			{Index: 3, Start: 0x7ffc00000000, End: 0x7ffc00400000, SizeBytes: 4 << 20, FoundBy: stackfind.Main | stackfind.Thread, TID: 42,
+			{Index: 3, Start: 0x7ffc00000000, End: 0x7ffc00400000, SizeBytes: 4 << 20, FoundBy: stackfind.Main | stackfind.Thread, TID: 42, LastSeenNS: 2e9,
 				RSSBytes: 2 << 20, RSSBytesMax: 2 << 20, DeepestBytes: 2 << 20, HugeBytes: i64(2 << 20), ZeroPageBytes: i64(0),
 				SwappedBytes: i64(0), GuardMarkerBytes: i64(0), ContiguousFromTop: true},
 		},
@@ -49,7 +49,7 @@ func watchFixture() *WatchSummary {
 
 func TestPTEPages(t *testing.T) {
 	s := watchFixture()
-	pt, per := ptePages(s.Stacks, 4096)
+	pt, per := ptePages(s.Stacks, 4096, 2e9)
 	// Fiber 0's 64 KiB and fiber 2's 4 KiB each sit in the 2 MiB block
 	// below their 2 MiB-aligned top: one PTE page each. Fiber 1 is not one
 	// run and the main stack holds a huge page: not counted.
@@ -65,14 +65,20 @@ func TestPTEPages(t *testing.T) {
 		{End: 0x40100000, RSSBytes: 2 << 20, ContiguousFromTop: true, HugeBytes: i64(0)},
 		{End: 0x40000000 - 0x1000, RSSBytes: 8192, ContiguousFromTop: true, HugeBytes: i64(0)},
 	}
-	if pt, per := ptePages(stacks, 4096); pt.Blocks != 2 || !equalInts(per, []int{2, 1}) {
+	if pt, per := ptePages(stacks, 4096, 0); pt.Blocks != 2 || !equalInts(per, []int{2, 1}) {
 		t.Errorf("crossing and shared: %+v %v", pt, per)
 	}
 	// A stack unmapped before the end keeps its own figure but adds no
 	// page-table page to the process's last sample.
 	stacks = append(stacks, watch.Stack{End: 0x80000000, RSSBytes: 4096, ContiguousFromTop: true, HugeBytes: i64(0), Gone: true})
-	if pt, per := ptePages(stacks, 4096); pt.Blocks != 2 || pt.Stacks != 2 || !equalInts(per, []int{2, 1, 1}) {
+	if pt, per := ptePages(stacks, 4096, 0); pt.Blocks != 2 || pt.Stacks != 2 || !equalInts(per, []int{2, 1, 1}) {
 		t.Errorf("with a gone stack: %+v %v", pt, per)
+	}
+	// Nor does a stack still mapped that the last sample did not find (it
+	// was last measured before).
+	stacks = append(stacks, watch.Stack{End: 0xc0000000, RSSBytes: 4096, ContiguousFromTop: true, HugeBytes: i64(0), LastSeenNS: -1})
+	if pt, per := ptePages(stacks, 4096, 0); pt.Blocks != 2 || pt.Stacks != 2 || pt.Unknown != 0 || !equalInts(per, []int{2, 1, 1, 1}) {
+		t.Errorf("with a stack not found in the last sample: %+v %v", pt, per)
 	}
 }
 
@@ -94,7 +100,7 @@ func TestWatchVerdicts(t *testing.T) {
 		"grows in 4 KiB steps from the top: 2 of 4 stacks holding pages hold exactly the contiguous run from their top down to their deepest page; " +
 			"1 hold pages that are not one run from the top (stacks 1); 1 hold one run from the top that is shallower than their deepest page seen (pages given back; stacks 2)",
 		"huge pages in stacks: 2 MiB in 1 of 4 stacks (stacks 3)",
-		"the 4 stacks alive at the last sample hold 2.1 MiB of the process's 8 MiB VmRSS (25.977%); their resident pages need 2 PTE pages (8 KiB) of the process's 64 KiB VmPTE (2 stacks not counted: pages not one run from the top, or huge pages)",
+		"the 4 stacks measured in the last sample hold 2.1 MiB of the process's 8 MiB VmRSS (25.977%); their resident pages need 2 PTE pages (8 KiB) of the process's 64 KiB VmPTE (2 stacks not counted: pages not one run from the top, or huge pages)",
 	}
 	// The percentage is printed to one decimal.
 	want[2] = strings.Replace(want[2], "25.977%", "26.0%", 1)
@@ -107,6 +113,16 @@ func TestWatchVerdicts(t *testing.T) {
 		}
 	}
 	s := watchFixture()
+	// Fiber 0 still mapped, but not found in the last sample.
+	s.Stacks[0].LastSeenNS = 1e9
+	s.Totals.Stacks, s.Totals.StacksRSSBytes = 3, 12<<10+4<<10+2<<20
+	s = NewWatchSummary(s.Command, s.Started, s.Seconds, s.Environment, s.Result, nil)
+	if v := WatchVerdicts(s); v[2] != "the 3 stacks measured in the last sample hold 2.0 MiB of the process's 8 MiB VmRSS (25.2%); "+
+		"their resident pages need 1 PTE pages (4 KiB) of the process's 64 KiB VmPTE (2 stacks not counted: pages not one run from the top, or huge pages); "+
+		"1 more stacks were still mapped but not found in the last sample (e.g. their thread was running), so not measured in it" {
+		t.Errorf("a stack not found in the last sample: %q", v[2])
+	}
+	s = watchFixture()
 	s.Missing = []string{"huge_bytes", "zero_page_bytes"}
 	s.Sampler.Method = "pagemap"
 	if v := WatchVerdicts(s); v[1] != "huge pages in stacks: not measured (the pagemap method cannot see them)" {
@@ -230,7 +246,7 @@ func TestWatchPagemapMissing(t *testing.T) {
 	ev := b.String()
 	for _, want := range []string{
 		"Resident bytes are the stack's present pages, mappings of the shared zero page included (the pagemap method cannot tell them apart here), from the page tables",
-		"- the 4 stacks alive at the last sample have 2.1 MiB of pages present, zero-page mappings included (the pagemap method cannot tell them apart), against the process's 8 MiB VmRSS (26.0%)",
+		"- the 4 stacks measured in the last sample have 2.1 MiB of pages present, zero-page mappings included (the pagemap method cannot tell them apart), against the process's 8 MiB VmRSS (26.0%)",
 		"| 0 | guard+size | — | 0x7efff9c01000 | 100.0 MiB | prot_none_below | 64 KiB | 64 KiB | 64 KiB | 0.063% | yes |  | 2 | — | 0.001 | 2.000 |\n",
 		"Not measured in this run: huge_bytes, zero_page_bytes, guard_marker_bytes.",
 	} {

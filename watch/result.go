@@ -82,7 +82,9 @@ type TargetInfo struct {
 }
 
 // Stack is one stack over the whole watch. The figures are those of the
-// last recorded sample in which it was alive, unless named _max.
+// last recorded sample that measured it, unless named _max: a stack still
+// mapped that a sample did not find (its thread running then) is not
+// measured in that sample.
 type Stack struct {
 	// Index numbers the stacks from 0 in the order they were first seen.
 	Index int `json:"index"`
