@@ -30,7 +30,7 @@ type sampler struct {
 	start    time.Time
 	pageSize uint64
 	known    procread.PageClass // the classes the residency method tells apart
-	knowHuge bool               // known holds ClassHuge and ClassZeroPage
+	knowHuge bool               // known holds ClassHuge and ClassZeroPage (read by Result; missing says more)
 	rec      Recorder
 
 	maps    []procread.Mapping
