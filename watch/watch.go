@@ -104,7 +104,11 @@ type Watch struct {
 // pagemap (another user's process: kernel.yama.ptrace_scope,
 // CAP_SYS_PTRACE) the error keeps the errno: errors.Is(err,
 // fs.ErrPermission).
-func Start(ctx context.Context, opts Options) (w *Watch, err error) {
+//
+// A started command that exits before its /proc files can be read is no
+// error: the watch ends at once with no sample and its exit status. On any
+// error a started command is killed and reaped.
+func Start(ctx context.Context, opts Options) (*Watch, error) {
 	if (opts.Target.PID > 0) == (len(opts.Target.Argv) > 0) {
 		return nil, errors.New("watch: give exactly one of a pid and a command")
 	}
@@ -123,41 +127,73 @@ func Start(ctx context.Context, opts Options) (w *Watch, err error) {
 	case opts.PageMapStacks < 0:
 		opts.PageMapStacks = 0
 	}
-	w = &Watch{opts: opts, stop: make(chan struct{}), done: make(chan struct{})}
+	w := &Watch{opts: opts, stop: make(chan struct{}), done: make(chan struct{})}
 	pid := opts.Target.PID
 	if len(opts.Target.Argv) > 0 {
+		var err error
 		if pid, err = w.startCommand(); err != nil {
 			return nil, err
 		}
-		defer func() {
-			if err != nil {
-				_ = w.cmd.Process.Kill()
-				<-w.exited
-			}
-		}()
 	}
 	w.target.PID = pid
-	dir, err := procread.OpenProcDir(opts.ProcRoot, pid)
-	if err != nil {
-		return nil, fmt.Errorf("watch: %w", err)
+	alive, err := w.open(pid)
+	if err != nil && w.cmd != nil && errors.Is(err, procread.ErrGone) && w.reaped(goneWait) {
+		close(w.done) // nothing sampled; the reaper recorded the exit
+		return w, nil
 	}
-	pm, err := procread.OpenPagemap(opts.ProcRoot, pid, opts.Method)
 	if err != nil {
-		return nil, fmt.Errorf("watch: %w", err)
-	}
-	w.s = newSampler(dir, pm, opts.Find, opts.Recorder, opts.TimelineLen)
-	w.s.mapStacks = opts.PageMapStacks
-	alive, err := w.s.sample()
-	if err != nil {
-		pm.Close()
-		return nil, fmt.Errorf("watch pid %d: %w", pid, err)
-	}
-	if !alive && w.exited == nil {
-		pm.Close()
-		return nil, fmt.Errorf("watch pid %d: %w", pid, procread.ErrGone)
+		if w.cmd != nil {
+			_ = w.cmd.Process.Kill()
+			<-w.exited
+		}
+		return nil, err
 	}
 	go w.run(ctx, alive)
 	return w, nil
+}
+
+// goneWait is how long Start waits for a started command whose /proc files
+// are gone to be reaped: it has exited, so that follows at once.
+const goneWait = time.Second
+
+// open opens the target's /proc files and takes the first sample. A
+// process attached by pid that is gone by then is ErrGone.
+func (w *Watch) open(pid int) (alive bool, err error) {
+	dir, err := procread.OpenProcDir(w.opts.ProcRoot, pid)
+	if err != nil {
+		return false, fmt.Errorf("watch: %w", err)
+	}
+	pm, err := procread.OpenPagemap(w.opts.ProcRoot, pid, w.opts.Method)
+	if err != nil {
+		return false, fmt.Errorf("watch: %w", err)
+	}
+	s := newSampler(dir, pm, w.opts.Find, w.opts.Recorder, w.opts.TimelineLen)
+	s.mapStacks = w.opts.PageMapStacks
+	alive, err = s.sample()
+	switch {
+	case err != nil:
+		err = fmt.Errorf("watch pid %d: %w", pid, err)
+	case !alive && w.cmd == nil:
+		err = fmt.Errorf("watch pid %d: %w", pid, procread.ErrGone)
+	}
+	if err != nil {
+		pm.Close()
+		return false, err
+	}
+	w.s = s
+	return alive, nil
+}
+
+// reaped reports whether a started command is reaped within d.
+func (w *Watch) reaped(d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-w.exited:
+		return true
+	case <-t.C:
+		return false
+	}
 }
 
 // startCommand starts Target.Argv and a goroutine that reaps it.
@@ -308,13 +344,21 @@ func (w *Watch) Result() Result {
 	default:
 		return Result{Workload: "watch"}
 	}
-	s := w.s
 	w.mu.Lock()
 	target := w.target
 	w.mu.Unlock()
 	if target.ExitCode != nil {
 		code := *target.ExitCode
 		target.ExitCode = &code
+	}
+	s := w.s
+	if s == nil { // a started command gone before its /proc files were opened
+		return Result{
+			Workload: "watch",
+			Target:   target,
+			Stacks:   []Stack{},
+			Sampler:  SamplerStats{IntervalNS: int64(w.opts.Interval)},
+		}
 	}
 	r := Result{
 		Workload: "watch",

@@ -324,3 +324,68 @@ func TestStartNoSuchPID(t *testing.T) {
 		t.Errorf("err = %v, want ErrGone", err)
 	}
 }
+
+// TestStartFastChild starts children that exit at once: whether Start
+// still finds their /proc files or they are already reaped, the watch ends
+// normally with their exit status, never an error or a panic.
+func TestStartFastChild(t *testing.T) {
+	for i := range 50 {
+		argv, want := []string{"true"}, 0
+		if i%2 == 1 {
+			argv, want = []string{"false"}, 1
+		}
+		w, err := Start(context.Background(), Options{Target: Target{Argv: argv}, Find: threadFind, Interval: time.Millisecond})
+		if err != nil {
+			t.Fatalf("run %d: %s: %v", i, argv[0], err)
+		}
+		if err := w.Wait(); err != nil {
+			t.Fatalf("run %d: wait: %v", i, err)
+		}
+		w.Close()
+		r := w.Result()
+		if !r.Target.Exited || r.Target.ExitCode == nil || *r.Target.ExitCode != want || r.Target.Signal != "" {
+			t.Fatalf("run %d: %s: target %+v, want exited with status %d", i, argv[0], r.Target, want)
+		}
+	}
+}
+
+// TestStartChildReaped is a child whose /proc directory is gone when Start
+// opens it (here: an empty proc root): a child that exits ends the watch
+// with 0 samples and its status; one still running is killed and reaped,
+// and Start fails.
+func TestStartChildReaped(t *testing.T) {
+	empty := t.TempDir()
+	w, err := Start(context.Background(), Options{Target: Target{Argv: []string{"sh", "-c", "exit 7"}}, Find: threadFind, ProcRoot: empty})
+	if err != nil {
+		t.Fatalf("start: %v", err)
+	}
+	if err := w.Wait(); err != nil {
+		t.Fatal(err)
+	}
+	r := w.Result()
+	if !r.Target.Exited || r.Target.ExitCode == nil || *r.Target.ExitCode != 7 || r.Sampler.Samples != 0 || len(r.Stacks) != 0 || r.Totals != nil {
+		t.Errorf("target %+v, %d samples, %d stacks, totals %v: want exited with status 7 and nothing sampled", r.Target, r.Sampler.Samples, len(r.Stacks), r.Totals)
+	}
+	if err := w.Close(); err != nil {
+		t.Error(err)
+	}
+
+	pr, pw, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pr.Close()
+	_, err = Start(context.Background(), Options{Target: Target{Argv: []string{"sh", "-c", "echo $$; exec sleep 30"}}, Find: threadFind, ProcRoot: empty, Stdout: pw})
+	pw.Close()
+	if !errors.Is(err, procread.ErrGone) {
+		t.Fatalf("start of a running child under an empty proc root: %v, want ErrGone", err)
+	}
+	out, _ := io.ReadAll(pr) // EOF: the child and its pipe end are gone
+	pid, perr := strconv.Atoi(strings.TrimSpace(string(out)))
+	if perr != nil {
+		t.Fatalf("child's pid %q: %v", out, perr)
+	}
+	if _, err := os.Stat("/proc/" + strconv.Itoa(pid)); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("child %d still exists after Start failed (stat: %v)", pid, err)
+	}
+}
