@@ -258,7 +258,6 @@ func (w *Watch) run(ctx context.Context, alive bool) {
 			w.err = w.s.finish()
 			return
 		case <-w.exited: // nil when attached: never ready
-			w.markExited()
 			return
 		case <-tick.C:
 		}
@@ -269,14 +268,22 @@ func (w *Watch) run(ctx context.Context, alive bool) {
 		}
 	}
 	// The target is gone.
-	w.markExited()
+	w.markExited(ctx, deadline)
 }
 
-// markExited records that the target ended; for a child, once it is
-// reaped (which follows its exit at once).
-func (w *Watch) markExited() {
+// markExited records that the target ended. A child is marked by its
+// reaper, so this waits for that, which follows its exit at once; but its
+// /proc files can look gone while it runs on (its main thread exited,
+// others did not), so the wait ends with the watch too: on Stop, ctx or
+// the deadline, leaving the child recorded as running.
+func (w *Watch) markExited(ctx context.Context, deadline <-chan time.Time) {
 	if w.exited != nil {
-		<-w.exited
+		select {
+		case <-w.exited:
+		case <-w.stop:
+		case <-ctx.Done():
+		case <-deadline:
+		}
 		return
 	}
 	w.mu.Lock()

@@ -389,3 +389,70 @@ func TestStartChildReaped(t *testing.T) {
 		t.Errorf("child %d still exists after Start failed (stat: %v)", pid, err)
 	}
 }
+
+// leaderExitSrc is a program whose main thread exits (pthread_exit) while
+// another thread sleeps on: its /proc/PID/maps reads empty, as for a
+// process gone, while it still runs. With an argument it ignores SIGTERM.
+const leaderExitSrc = `#include <pthread.h>
+#include <signal.h>
+#include <unistd.h>
+static void *sleeper(void *a) { (void)a; sleep(30); return 0; }
+int main(int argc, char **argv) {
+  (void)argv;
+  if (argc > 1) signal(SIGTERM, SIG_IGN);
+  pthread_t t;
+  pthread_create(&t, 0, sleeper, 0);
+  pthread_exit(0);
+}
+`
+
+// buildC compiles src with the system cc.
+func buildC(t *testing.T, name, src string) string {
+	t.Helper()
+	cc, err := exec.LookPath("cc")
+	if err != nil {
+		t.Skip("needs a C compiler: " + err.Error())
+	}
+	dir := t.TempDir()
+	c, bin := filepath.Join(dir, name+".c"), filepath.Join(dir, name)
+	if err := os.WriteFile(c, []byte(src), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command(cc, "-O1", "-pthread", "-o", bin, c).CombinedOutput(); err != nil {
+		t.Skipf("%s does not build: %v: %s", name, err, out)
+	}
+	return bin
+}
+
+// TestWatchChildLooksGone watches a child whose /proc files look gone while
+// it runs on: Duration and Stop still end the watch on time, the child
+// recorded as running.
+func TestWatchChildLooksGone(t *testing.T) {
+	bin := buildC(t, "leaderexit", leaderExitSrc)
+	for _, byStop := range []bool{false, true} {
+		opts := Options{Target: Target{Argv: []string{bin}}, Find: threadFind}
+		if !byStop {
+			opts.Duration = 200 * time.Millisecond
+		}
+		t0 := time.Now()
+		w, err := Start(context.Background(), opts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if byStop {
+			time.Sleep(200 * time.Millisecond)
+			err = w.Stop()
+		} else {
+			err = w.Wait()
+		}
+		took := time.Since(t0)
+		r := w.Result()
+		w.Close()
+		if err != nil || took > 1500*time.Millisecond {
+			t.Errorf("stop %v: sampling ended after %v with %v, want about 200ms", byStop, took, err)
+		}
+		if r.Target.Exited || r.Target.ExitCode != nil || r.Target.Signal != "" {
+			t.Errorf("stop %v: target %+v, want still running", byStop, r.Target)
+		}
+	}
+}
