@@ -10,8 +10,8 @@
 //	w, err := watch.Start(ctx, watch.Options{Target: watch.Target{Argv: argv}, ...})
 //	// on SIGINT: w.Interrupt(2 * time.Second)   (forwards it to a child)
 //	err = w.Wait()      // until the target exits, Duration passes or ctx is done
-//	res := w.Result()
-//	w.Close()           // kills and reaps a child still running
+//	w.Close()           // ends (SIGTERM, then SIGKILL) and reaps a child still running
+//	res := w.Result()   // records how a child ended
 package watch
 
 import (
@@ -327,20 +327,37 @@ func (w *Watch) Interrupt(grace time.Duration) error {
 	return w.Stop()
 }
 
-// Close stops sampling and, for a started command still running, kills it
-// (SIGKILL) and reaps it. Call it after taking the Result if the Result
-// should not record that kill.
+// TermGrace is how long Close gives a started command to exit after
+// SIGTERM before it sends SIGKILL.
+const TermGrace = time.Second
+
+// Close stops sampling and, for a started command still running, ends it:
+// SIGTERM, then SIGKILL if it has not exited within TermGrace, and reaps
+// it. A Result taken after Close records that end (target.signal
+// "terminated" or "killed", or the status the command exited with on
+// SIGTERM); one taken before it leaves the command recorded as running.
 func (w *Watch) Close() error {
 	err := w.Stop()
 	if w.cmd != nil {
-		select {
-		case <-w.exited:
-		default:
-			_ = w.cmd.Process.Kill()
-			<-w.exited
-		}
+		w.terminate(TermGrace)
 	}
 	return err
+}
+
+// terminate ends a started command still running: SIGTERM, then SIGKILL
+// after grace; it returns once the command is reaped.
+func (w *Watch) terminate(grace time.Duration) {
+	select {
+	case <-w.exited:
+		return
+	default:
+	}
+	_ = w.cmd.Process.Signal(syscall.SIGTERM)
+	if w.reaped(grace) {
+		return
+	}
+	_ = w.cmd.Process.Kill()
+	<-w.exited
 }
 
 // Result returns what the watch measured. Call it after Wait, Stop or

@@ -456,3 +456,38 @@ func TestWatchChildLooksGone(t *testing.T) {
 		}
 	}
 }
+
+// TestCloseTerminates ends a child still running when sampling ends:
+// SIGTERM first; SIGKILL only for one that outlives TermGrace after it.
+// The Result taken after Close names the signal.
+func TestCloseTerminates(t *testing.T) {
+	bin := buildC(t, "leaderexit", leaderExitSrc)
+	for _, c := range []struct {
+		argv     []string
+		signal   string
+		min, max time.Duration // Close's duration
+	}{
+		{[]string{"sleep", "30"}, "terminated", 0, TermGrace / 2},
+		{[]string{bin, "ignore-term"}, "killed", TermGrace, TermGrace + 500*time.Millisecond},
+	} {
+		w, err := Start(context.Background(), Options{Target: Target{Argv: c.argv}, Find: threadFind, Duration: 100 * time.Millisecond})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := w.Wait(); err != nil {
+			t.Fatal(err)
+		}
+		if r := w.Result(); r.Target.Exited {
+			t.Errorf("%s: target %+v before Close, want running", c.argv[0], r.Target)
+		}
+		t0 := time.Now()
+		if err := w.Close(); err != nil {
+			t.Fatal(err)
+		}
+		took := time.Since(t0)
+		r := w.Result()
+		if !r.Target.Exited || r.Target.Signal != c.signal || r.Target.ExitCode != nil || took < c.min || took > c.max {
+			t.Errorf("%s: target %+v after Close, which took %v; want ended by %q within %v..%v", c.argv[0], r.Target, took, c.signal, c.min, c.max)
+		}
+	}
+}

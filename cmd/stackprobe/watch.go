@@ -34,7 +34,8 @@ traced or injected into: only its /proc files are read.
   stackprobe watch [flags] -- CMD [ARGS]  starts CMD as a child (stdin,
       stdout, stderr and environment passed through) and watches it; needs
       no ptrace permission setup. On SIGINT the child gets SIGINT first and
-      up to 2 s to exit.
+      up to 2 s to exit. A child still running when the watch ends (after
+      --duration or that grace) gets SIGTERM, then SIGKILL 1 s later.
 
 --find says how stacks are found (ways combine; each stack records which
 found it): main (the [stack] mapping), thread (the mapping holding each
@@ -258,6 +259,9 @@ func runWatch(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		runErr = w.Interrupt(watchGrace)
 	}
 	seconds := time.Since(started).Seconds()
+	// A child still running is ended (SIGTERM, then SIGKILL) before the
+	// result is taken, so that it records which signal ended it.
+	_ = w.Close() // its error is runErr
 	res := w.Result()
 	sum := report.NewWatchSummary(commandLine(append([]string{"watch"}, args...)), started, seconds, env, res, runErr)
 	writeWatch(ss, sum, rec)

@@ -344,3 +344,45 @@ func TestWatchInterruptChild(t *testing.T) {
 	}
 	checkPNG(t, filepath.Join(out, "stack-depths.png"))
 }
+
+// A child still running when the watch ends is ended by SIGTERM, and the
+// summary says so: after --duration, and after the SIGINT grace when the
+// child ignores SIGINT (exit 130 then).
+func TestWatchEndsChild(t *testing.T) {
+	dir := t.TempDir()
+	out := filepath.Join(dir, "d")
+	code, _, stderr := invoke(t, "watch", "--duration=200ms", "--quiet", "--out="+out, "--", "sleep", "30")
+	if code != 0 {
+		t.Fatalf("watch --duration: exit %d: %s", code, stderr)
+	}
+	if s, raw := readWatchSummary(t, out); !s.Target.Exited || s.Target.ExitCode != nil || !bytes.Contains(raw, []byte(`"signal": "terminated"`)) {
+		t.Errorf("after --duration: target %+v, want ended by SIGTERM:\n%s", s.Target, raw)
+	}
+
+	out = filepath.Join(dir, "i")
+	cmd, started := startWatched(t, "watch", "--out="+out, "--", "sh", "-c", `trap "" INT; exec sleep 30`)
+	awaitStart(t, started)
+	time.Sleep(200 * time.Millisecond)
+	sent := time.Now()
+	if err := cmd.Process.Signal(os.Interrupt); err != nil {
+		t.Fatal(err)
+	}
+	err := cmd.Wait()
+	took := time.Since(sent)
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() != 130 {
+		t.Fatalf("exit: %v, want status 130", err)
+	}
+	// The 2 s grace, SIGTERM (at once fatal to sleep), then the outputs
+	// (charts: slow under the race detector).
+	limit := watchGrace + 2*time.Second
+	if raceEnabled {
+		limit = watchGrace + 30*time.Second
+	}
+	if took < watchGrace || took > limit {
+		t.Errorf("exited %v after SIGINT, want after the %v grace, within %v", took, watchGrace, limit)
+	}
+	if s, raw := readWatchSummary(t, out); !s.Target.Exited || s.Target.ExitCode != nil || !bytes.Contains(raw, []byte(`"signal": "terminated"`)) {
+		t.Errorf("after SIGINT ignored: target %+v, want ended by SIGTERM:\n%s", s.Target, raw)
+	}
+}
