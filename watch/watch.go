@@ -100,10 +100,10 @@ type Watch struct {
 // Stop is called.
 //
 // A PID that does not exist is an error satisfying errors.Is(err,
-// procread.ErrGone). Without permission to read its maps, threads or
-// pagemap (another user's process: kernel.yama.ptrace_scope,
-// CAP_SYS_PTRACE) the error keeps the errno: errors.Is(err,
-// fs.ErrPermission).
+// procread.ErrGone). Without permission to read its maps or pagemap
+// (another user's process) or its threads' syscall files (also refused by
+// kernel.yama.ptrace_scope), the error keeps the errno and the file
+// refused: errors.Is(err, fs.ErrPermission), errors.As(err, *fs.PathError).
 //
 // A started command that exits before its /proc files can be read is no
 // error: the watch ends at once with no sample and its exit status. On any

@@ -8,6 +8,7 @@ import (
 	"io"
 	"io/fs"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
@@ -28,9 +29,9 @@ tables (PAGEMAP_SCAN on /proc/PID/pagemap) every --interval, until the
 program exits, --duration passes or SIGINT. The program is never stopped,
 traced or injected into: only its /proc files are read.
 
-  stackprobe watch --pid=PID [flags]      a running process (same user and
-      kernel.yama.ptrace_scope <= 1 with a parent relation, CAP_SYS_PTRACE,
-      or root)
+  stackprobe watch --pid=PID [flags]      a running process (same user,
+      CAP_SYS_PTRACE or root; --find=thread also needs ptrace attach
+      permission: kernel.yama.ptrace_scope 0, CAP_SYS_PTRACE or root)
   stackprobe watch [flags] -- CMD [ARGS]  starts CMD as a child (stdin,
       stdout, stderr and environment passed through) and watches it; needs
       no ptrace permission setup. On SIGINT the child gets SIGINT first and
@@ -68,7 +69,7 @@ Examples:
   stackprobe watch --pid=1234 --find= --range=0x7f0000000000-0x7f0006400000 --out=w
 
 Exit status: 0 watched, 1 runtime failure (e.g. no permission to read the
-target's pagemap), 2 bad input (e.g. no such pid), 130/143 interrupted
+target's /proc files), 2 bad input (e.g. no such pid), 130/143 interrupted
 (outputs are still written).
 `
 
@@ -277,16 +278,41 @@ func checkPID(pid int) error {
 }
 
 // watchStartError words a failure to start watching: a target that is
-// gone is bad input; no permission names the cause and the fix.
+// gone is bad input; no permission names the file refused, the cause and
+// the fixes.
 func watchStartError(t watch.Target, err error) error {
 	switch {
 	case t.PID > 0 && errors.Is(err, procread.ErrGone):
 		return usagef("--pid %d: no such process (%v)", t.PID, err)
-	case t.PID > 0 && errors.Is(err, fs.ErrPermission):
-		return fmt.Errorf("%w\n(reading another process's pagemap needs the same user and kernel.yama.ptrace_scope allowing it "+
-			"(0, or 1 for a descendant), or CAP_SYS_PTRACE, or root; or start the program under watch: stackprobe watch [flags] -- CMD)", err)
+	case errors.Is(err, fs.ErrPermission):
+		return fmt.Errorf("%w\n(%s)", err, permissionHint(t, err))
 	}
 	return err
+}
+
+// permissionHint says why reading the target's /proc file in err was
+// refused and what to do. Its maps and pagemap need PTRACE_MODE_READ (the
+// same user and a dumpable target, or CAP_SYS_PTRACE), which Yama's
+// ptrace_scope does not gate; a thread's syscall file (--find=thread)
+// needs PTRACE_MODE_ATTACH, which ptrace_scope 1 refuses for a process
+// that is not a descendant of watch, 2 without CAP_SYS_PTRACE, 3 always.
+func permissionHint(t watch.Target, err error) string {
+	file := "the target's /proc files"
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		file = pe.Path
+	}
+	child := ""
+	if t.PID > 0 {
+		child = "; or start the program under watch: stackprobe watch [flags] -- CMD"
+	}
+	if filepath.Base(file) == "syscall" && strings.Contains(file, "/task/") {
+		return fmt.Sprintf("reading %s, a thread's stack pointer for --find=thread, needs ptrace attach permission: "+
+			"the same user and kernel.yama.ptrace_scope 0 (1 allows only a descendant of watch), or CAP_SYS_PTRACE, or root; "+
+			"or find stacks without threads: --find=main,guard%s", file, child)
+	}
+	return fmt.Sprintf("reading %s needs the same user as the target (one not setuid or otherwise undumpable), "+
+		"or CAP_SYS_PTRACE, or root%s", file, child)
 }
 
 // writeWatch writes the watch's result folder and puts it in place.

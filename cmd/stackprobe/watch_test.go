@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -12,8 +13,11 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
+
+	"stackprobe/watch"
 )
 
 // watchStack is one stack of watch's summary.json.
@@ -384,5 +388,34 @@ func TestWatchEndsChild(t *testing.T) {
 	}
 	if s, raw := readWatchSummary(t, out); !s.Target.Exited || s.Target.ExitCode != nil || !bytes.Contains(raw, []byte(`"signal": "terminated"`)) {
 		t.Errorf("after SIGINT ignored: target %+v, want ended by SIGTERM:\n%s", s.Target, raw)
+	}
+}
+
+// A refused /proc file is named in the error, with the fixes that fit it:
+// a thread's syscall file (ptrace attach permission, refused by Yama's
+// ptrace_scope 1) suggests finding stacks without threads. The refusals
+// are made up: this test cannot count on an unprivileged user or Yama.
+func TestWatchPermissionHint(t *testing.T) {
+	syscallErr := fmt.Errorf("watch pid 5: /proc/5/task/6/syscall: %w", &fs.PathError{Op: "read", Path: "/proc/5/task/6/syscall", Err: syscall.EPERM})
+	pagemapErr := fmt.Errorf("watch: pagemap /proc/5/pagemap: open: %w", &fs.PathError{Op: "open", Path: "/proc/5/pagemap", Err: syscall.EACCES})
+	underWatch := "; or start the program under watch: stackprobe watch [flags] -- CMD"
+	threadHint := "reading /proc/5/task/6/syscall, a thread's stack pointer for --find=thread, needs ptrace attach permission: " +
+		"the same user and kernel.yama.ptrace_scope 0 (1 allows only a descendant of watch), or CAP_SYS_PTRACE, or root; " +
+		"or find stacks without threads: --find=main,guard"
+	pagemapHint := "reading /proc/5/pagemap needs the same user as the target (one not setuid or otherwise undumpable), or CAP_SYS_PTRACE, or root"
+	for _, c := range []struct {
+		target watch.Target
+		err    error
+		want   string
+	}{
+		{watch.Target{PID: 5}, syscallErr, syscallErr.Error() + "\n(" + threadHint + underWatch + ")"},
+		{watch.Target{Argv: []string{"prog"}}, syscallErr, syscallErr.Error() + "\n(" + threadHint + ")"},
+		{watch.Target{PID: 5}, pagemapErr, pagemapErr.Error() + "\n(" + pagemapHint + underWatch + ")"},
+	} {
+		err := watchStartError(c.target, c.err)
+		var stderr bytes.Buffer
+		if code := exitCode(err, &stderr); code != 1 || stderr.String() != "stackprobe: "+c.want+"\n" || !errors.Is(err, fs.ErrPermission) {
+			t.Errorf("target %+v: exit %d, stderr\n%s\nwant exit 1 and\nstackprobe: %s", c.target, code, stderr.String(), c.want)
+		}
 	}
 }
