@@ -29,6 +29,11 @@ import (
 	"stackprobe/stackfind"
 )
 
+// ErrStart is matched (errors.Is) by Start's error when Target.Argv could
+// not be started; the error keeps the cause (e.g. exec.ErrNotFound,
+// fs.ErrNotExist, fs.ErrPermission).
+var ErrStart = errors.New("cannot start")
+
 // DefaultInterval is the sampling interval when Options.Interval is 0.
 const DefaultInterval = 10 * time.Millisecond
 
@@ -211,7 +216,7 @@ func (w *Watch) startCommand() (int, error) {
 		cmd.Stderr = os.Stderr
 	}
 	if err := cmd.Start(); err != nil {
-		return 0, fmt.Errorf("watch: start %q: %w", argv[0], err)
+		return 0, fmt.Errorf("watch: %w %q: %w", ErrStart, argv[0], err)
 	}
 	w.cmd = cmd
 	w.target.Argv = append([]string(nil), argv...)

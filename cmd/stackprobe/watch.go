@@ -8,9 +8,11 @@ import (
 	"io"
 	"io/fs"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"gonum.org/v1/plot"
@@ -69,8 +71,8 @@ Examples:
   stackprobe watch --pid=1234 --find= --range=0x7f0000000000-0x7f0006400000 --out=w
 
 Exit status: 0 watched, 1 runtime failure (e.g. no permission to read the
-target's /proc files), 2 bad input (e.g. no such pid), 130/143 interrupted
-(outputs are still written).
+target's /proc files), 2 bad input (e.g. no such pid or command), 130/143
+interrupted (outputs are still written).
 `
 
 // watchOptions are watch's flags: the shared output flags and its own.
@@ -226,6 +228,8 @@ func runWatch(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		if err := checkPID(wopts.Target.PID); err != nil {
 			return err
 		}
+	} else if err := checkCommand(wopts.Target.Argv[0]); err != nil {
+		return err
 	}
 	env, _ := procread.ReadSystem("", "") // unreadable facts are listed in env.Missing
 
@@ -277,13 +281,32 @@ func checkPID(pid int) error {
 	return nil
 }
 
+// checkCommand refuses a command that cannot be run: not found in $PATH,
+// no such file, a directory, or not executable (bad input, exit 2).
+func checkCommand(name string) error {
+	_, err := exec.LookPath(name)
+	var errno syscall.Errno
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, exec.ErrNotFound):
+		return usagef("command %s: not found in $PATH", name)
+	case errors.As(err, &errno):
+		return usagef("command %s: %v", name, errno)
+	}
+	return usagef("command %s: %v", name, err)
+}
+
 // watchStartError words a failure to start watching: a target that is
-// gone is bad input; no permission names the file refused, the cause and
-// the fixes.
+// gone, or a command that does not exist or is not executable, is bad
+// input; no permission names the file refused, the cause and the fixes.
 func watchStartError(t watch.Target, err error) error {
 	switch {
 	case t.PID > 0 && errors.Is(err, procread.ErrGone):
 		return usagef("--pid %d: no such process (%v)", t.PID, err)
+	case len(t.Argv) > 0 && errors.Is(err, watch.ErrStart) &&
+		(errors.Is(err, exec.ErrNotFound) || errors.Is(err, fs.ErrNotExist) || errors.Is(err, fs.ErrPermission) || errors.Is(err, syscall.EISDIR)):
+		return usagef("command %s: %v", t.Argv[0], err)
 	case errors.Is(err, fs.ErrPermission):
 		return fmt.Errorf("%w\n(%s)", err, permissionHint(t, err))
 	}

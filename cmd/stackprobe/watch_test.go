@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"os/exec"
@@ -301,6 +302,10 @@ func TestWatchCommand(t *testing.T) {
 
 func TestWatchBadInput(t *testing.T) {
 	dir := t.TempDir()
+	plain := filepath.Join(dir, "plain")
+	if err := os.WriteFile(plain, []byte("#!/bin/sh\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	for _, c := range []struct {
 		args []string
 		want string
@@ -315,6 +320,10 @@ func TestWatchBadInput(t *testing.T) {
 		{[]string{"--range=0x2000-0x1000", "--", "true"}, "page-aligned START < END"},
 		{[]string{"--residency=mincore", "--", "true"}, `--residency "mincore"`},
 		{[]string{"--interval=0s", "--", "true"}, "--interval 0s"},
+		{[]string{"--", "/nonexistent/prog", "x"}, "command /nonexistent/prog: no such file or directory"},
+		{[]string{"--", "stackprobe-no-such-command"}, "command stackprobe-no-such-command: not found in $PATH"},
+		{[]string{"--", plain}, "command " + plain + ": permission denied"},
+		{[]string{"--", dir}, "command " + dir + ": is a directory"},
 	} {
 		code, stdout, stderr := invoke(t, append([]string{"watch", "--out=" + filepath.Join(dir, "o")}, c.args...)...)
 		if code != 2 || stdout != "" || !strings.Contains(stderr, c.want) || strings.Count(stderr, "\n") != 1 {
@@ -417,5 +426,30 @@ func TestWatchPermissionHint(t *testing.T) {
 		if code := exitCode(err, &stderr); code != 1 || stderr.String() != "stackprobe: "+c.want+"\n" || !errors.Is(err, fs.ErrPermission) {
 			t.Errorf("target %+v: exit %d, stderr\n%s\nwant exit 1 and\nstackprobe: %s", c.target, code, stderr.String(), c.want)
 		}
+	}
+}
+
+// A command that watch.Start cannot start for want of a runnable file (one
+// gone after checkCommand, or a script's missing interpreter) is bad input
+// too; a refusal after the start stays a runtime failure.
+func TestWatchStartErrorCommand(t *testing.T) {
+	for _, c := range []struct {
+		argv []string
+		code int
+		want string
+	}{
+		{[]string{"/nonexistent/prog"}, 2, `stackprobe: command /nonexistent/prog: watch: cannot start "/nonexistent/prog": fork/exec /nonexistent/prog: no such file or directory` + "\n"},
+		{[]string{"/dev/null"}, 2, `stackprobe: command /dev/null: watch: cannot start "/dev/null": fork/exec /dev/null: permission denied` + "\n"},
+	} {
+		_, err := watch.Start(t.Context(), watch.Options{Target: watch.Target{Argv: c.argv}})
+		var stderr bytes.Buffer
+		if code := exitCode(watchStartError(watch.Target{Argv: c.argv}, err), &stderr); code != c.code || stderr.String() != c.want {
+			t.Errorf("%v: exit %d, stderr %q; want %d, %q", c.argv, code, stderr.String(), c.code, c.want)
+		}
+	}
+	// Not a start failure.
+	err := fmt.Errorf("watch: pagemap /proc/5/pagemap: open: %w", &fs.PathError{Op: "open", Path: "/proc/5/pagemap", Err: syscall.EACCES})
+	if code := exitCode(watchStartError(watch.Target{Argv: []string{"prog"}}, err), io.Discard); code != 1 {
+		t.Errorf("pagemap refused for a started command: exit %d, want 1", code)
 	}
 }
