@@ -10,8 +10,8 @@
 //	w, err := watch.Start(ctx, watch.Options{Target: watch.Target{Argv: argv}, ...})
 //	// on SIGINT: w.Interrupt(2 * time.Second)   (forwards it to a child)
 //	err = w.Wait()      // until the target exits, Duration passes or ctx is done
-//	res := w.Result()
-//	w.Close()           // kills and reaps a child still running
+//	w.Close()           // ends (SIGTERM, then SIGKILL) and reaps a child still running
+//	res := w.Result()   // records how a child ended
 package watch
 
 import (
@@ -28,6 +28,11 @@ import (
 	"stackprobe/procread"
 	"stackprobe/stackfind"
 )
+
+// ErrStart is matched (errors.Is) by Start's error when Target.Argv could
+// not be started; the error keeps the cause (e.g. exec.ErrNotFound,
+// fs.ErrNotExist, fs.ErrPermission).
+var ErrStart = errors.New("cannot start")
 
 // DefaultInterval is the sampling interval when Options.Interval is 0.
 const DefaultInterval = 10 * time.Millisecond
@@ -100,11 +105,15 @@ type Watch struct {
 // Stop is called.
 //
 // A PID that does not exist is an error satisfying errors.Is(err,
-// procread.ErrGone). Without permission to read its maps, threads or
-// pagemap (another user's process: kernel.yama.ptrace_scope,
-// CAP_SYS_PTRACE) the error keeps the errno: errors.Is(err,
-// fs.ErrPermission).
-func Start(ctx context.Context, opts Options) (w *Watch, err error) {
+// procread.ErrGone). Without permission to read its maps or pagemap
+// (another user's process) or its threads' syscall files (also refused by
+// kernel.yama.ptrace_scope), the error keeps the errno and the file
+// refused: errors.Is(err, fs.ErrPermission), errors.As(err, *fs.PathError).
+//
+// A started command that exits before its /proc files can be read is no
+// error: the watch ends at once with no sample and its exit status. On any
+// error a started command is killed and reaped.
+func Start(ctx context.Context, opts Options) (*Watch, error) {
 	if (opts.Target.PID > 0) == (len(opts.Target.Argv) > 0) {
 		return nil, errors.New("watch: give exactly one of a pid and a command")
 	}
@@ -123,41 +132,73 @@ func Start(ctx context.Context, opts Options) (w *Watch, err error) {
 	case opts.PageMapStacks < 0:
 		opts.PageMapStacks = 0
 	}
-	w = &Watch{opts: opts, stop: make(chan struct{}), done: make(chan struct{})}
+	w := &Watch{opts: opts, stop: make(chan struct{}), done: make(chan struct{})}
 	pid := opts.Target.PID
 	if len(opts.Target.Argv) > 0 {
+		var err error
 		if pid, err = w.startCommand(); err != nil {
 			return nil, err
 		}
-		defer func() {
-			if err != nil {
-				_ = w.cmd.Process.Kill()
-				<-w.exited
-			}
-		}()
 	}
 	w.target.PID = pid
-	dir, err := procread.OpenProcDir(opts.ProcRoot, pid)
-	if err != nil {
-		return nil, fmt.Errorf("watch: %w", err)
+	alive, err := w.open(pid)
+	if err != nil && w.cmd != nil && errors.Is(err, procread.ErrGone) && w.reaped(goneWait) {
+		close(w.done) // nothing sampled; the reaper recorded the exit
+		return w, nil
 	}
-	pm, err := procread.OpenPagemap(opts.ProcRoot, pid, opts.Method)
 	if err != nil {
-		return nil, fmt.Errorf("watch: %w", err)
-	}
-	w.s = newSampler(dir, pm, opts.Find, opts.Recorder, opts.TimelineLen)
-	w.s.mapStacks = opts.PageMapStacks
-	alive, err := w.s.sample()
-	if err != nil {
-		pm.Close()
-		return nil, fmt.Errorf("watch pid %d: %w", pid, err)
-	}
-	if !alive && w.exited == nil {
-		pm.Close()
-		return nil, fmt.Errorf("watch pid %d: %w", pid, procread.ErrGone)
+		if w.cmd != nil {
+			_ = w.cmd.Process.Kill()
+			<-w.exited
+		}
+		return nil, err
 	}
 	go w.run(ctx, alive)
 	return w, nil
+}
+
+// goneWait is how long Start waits for a started command whose /proc files
+// are gone to be reaped: it has exited, so that follows at once.
+const goneWait = time.Second
+
+// open opens the target's /proc files and takes the first sample. A
+// process attached by pid that is gone by then is ErrGone.
+func (w *Watch) open(pid int) (alive bool, err error) {
+	dir, err := procread.OpenProcDir(w.opts.ProcRoot, pid)
+	if err != nil {
+		return false, fmt.Errorf("watch: %w", err)
+	}
+	pm, err := procread.OpenPagemap(w.opts.ProcRoot, pid, w.opts.Method)
+	if err != nil {
+		return false, fmt.Errorf("watch: %w", err)
+	}
+	s := newSampler(dir, pm, w.opts.Find, w.opts.Recorder, w.opts.TimelineLen)
+	s.mapStacks = w.opts.PageMapStacks
+	alive, err = s.sample()
+	switch {
+	case err != nil:
+		err = fmt.Errorf("watch pid %d: %w", pid, err)
+	case !alive && w.cmd == nil:
+		err = fmt.Errorf("watch pid %d: %w", pid, procread.ErrGone)
+	}
+	if err != nil {
+		pm.Close()
+		return false, err
+	}
+	w.s = s
+	return alive, nil
+}
+
+// reaped reports whether a started command is reaped within d.
+func (w *Watch) reaped(d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-w.exited:
+		return true
+	case <-t.C:
+		return false
+	}
 }
 
 // startCommand starts Target.Argv and a goroutine that reaps it.
@@ -175,7 +216,7 @@ func (w *Watch) startCommand() (int, error) {
 		cmd.Stderr = os.Stderr
 	}
 	if err := cmd.Start(); err != nil {
-		return 0, fmt.Errorf("watch: start %q: %w", argv[0], err)
+		return 0, fmt.Errorf("watch: %w %q: %w", ErrStart, argv[0], err)
 	}
 	w.cmd = cmd
 	w.target.Argv = append([]string(nil), argv...)
@@ -222,7 +263,6 @@ func (w *Watch) run(ctx context.Context, alive bool) {
 			w.err = w.s.finish()
 			return
 		case <-w.exited: // nil when attached: never ready
-			w.markExited()
 			return
 		case <-tick.C:
 		}
@@ -233,14 +273,22 @@ func (w *Watch) run(ctx context.Context, alive bool) {
 		}
 	}
 	// The target is gone.
-	w.markExited()
+	w.markExited(ctx, deadline)
 }
 
-// markExited records that the target ended; for a child, once it is
-// reaped (which follows its exit at once).
-func (w *Watch) markExited() {
+// markExited records that the target ended. A child is marked by its
+// reaper, so this waits for that, which follows its exit at once; but its
+// /proc files can look gone while it runs on (its main thread exited,
+// others did not), so the wait ends with the watch too: on Stop, ctx or
+// the deadline, leaving the child recorded as running.
+func (w *Watch) markExited(ctx context.Context, deadline <-chan time.Time) {
 	if w.exited != nil {
-		<-w.exited
+		select {
+		case <-w.exited:
+		case <-w.stop:
+		case <-ctx.Done():
+		case <-deadline:
+		}
 		return
 	}
 	w.mu.Lock()
@@ -284,20 +332,37 @@ func (w *Watch) Interrupt(grace time.Duration) error {
 	return w.Stop()
 }
 
-// Close stops sampling and, for a started command still running, kills it
-// (SIGKILL) and reaps it. Call it after taking the Result if the Result
-// should not record that kill.
+// TermGrace is how long Close gives a started command to exit after
+// SIGTERM before it sends SIGKILL.
+const TermGrace = time.Second
+
+// Close stops sampling and, for a started command still running, ends it:
+// SIGTERM, then SIGKILL if it has not exited within TermGrace, and reaps
+// it. A Result taken after Close records that end (target.signal
+// "terminated" or "killed", or the status the command exited with on
+// SIGTERM); one taken before it leaves the command recorded as running.
 func (w *Watch) Close() error {
 	err := w.Stop()
 	if w.cmd != nil {
-		select {
-		case <-w.exited:
-		default:
-			_ = w.cmd.Process.Kill()
-			<-w.exited
-		}
+		w.terminate(TermGrace)
 	}
 	return err
+}
+
+// terminate ends a started command still running: SIGTERM, then SIGKILL
+// after grace; it returns once the command is reaped.
+func (w *Watch) terminate(grace time.Duration) {
+	select {
+	case <-w.exited:
+		return
+	default:
+	}
+	_ = w.cmd.Process.Signal(syscall.SIGTERM)
+	if w.reaped(grace) {
+		return
+	}
+	_ = w.cmd.Process.Kill()
+	<-w.exited
 }
 
 // Result returns what the watch measured. Call it after Wait, Stop or
@@ -308,13 +373,21 @@ func (w *Watch) Result() Result {
 	default:
 		return Result{Workload: "watch"}
 	}
-	s := w.s
 	w.mu.Lock()
 	target := w.target
 	w.mu.Unlock()
 	if target.ExitCode != nil {
 		code := *target.ExitCode
 		target.ExitCode = &code
+	}
+	s := w.s
+	if s == nil { // a started command gone before its /proc files were opened
+		return Result{
+			Workload: "watch",
+			Target:   target,
+			Stacks:   []Stack{},
+			Sampler:  SamplerStats{IntervalNS: int64(w.opts.Interval)},
+		}
 	}
 	r := Result{
 		Workload: "watch",

@@ -324,3 +324,170 @@ func TestStartNoSuchPID(t *testing.T) {
 		t.Errorf("err = %v, want ErrGone", err)
 	}
 }
+
+// TestStartFastChild starts children that exit at once: whether Start
+// still finds their /proc files or they are already reaped, the watch ends
+// normally with their exit status, never an error or a panic.
+func TestStartFastChild(t *testing.T) {
+	for i := range 50 {
+		argv, want := []string{"true"}, 0
+		if i%2 == 1 {
+			argv, want = []string{"false"}, 1
+		}
+		w, err := Start(context.Background(), Options{Target: Target{Argv: argv}, Find: threadFind, Interval: time.Millisecond})
+		if err != nil {
+			t.Fatalf("run %d: %s: %v", i, argv[0], err)
+		}
+		if err := w.Wait(); err != nil {
+			t.Fatalf("run %d: wait: %v", i, err)
+		}
+		w.Close()
+		r := w.Result()
+		if !r.Target.Exited || r.Target.ExitCode == nil || *r.Target.ExitCode != want || r.Target.Signal != "" {
+			t.Fatalf("run %d: %s: target %+v, want exited with status %d", i, argv[0], r.Target, want)
+		}
+	}
+}
+
+// TestStartChildReaped is a child whose /proc directory is gone when Start
+// opens it (here: an empty proc root): a child that exits ends the watch
+// with 0 samples and its status; one still running is killed and reaped,
+// and Start fails.
+func TestStartChildReaped(t *testing.T) {
+	empty := t.TempDir()
+	w, err := Start(context.Background(), Options{Target: Target{Argv: []string{"sh", "-c", "exit 7"}}, Find: threadFind, ProcRoot: empty})
+	if err != nil {
+		t.Fatalf("start: %v", err)
+	}
+	if err := w.Wait(); err != nil {
+		t.Fatal(err)
+	}
+	r := w.Result()
+	if !r.Target.Exited || r.Target.ExitCode == nil || *r.Target.ExitCode != 7 || r.Sampler.Samples != 0 || len(r.Stacks) != 0 || r.Totals != nil {
+		t.Errorf("target %+v, %d samples, %d stacks, totals %v: want exited with status 7 and nothing sampled", r.Target, r.Sampler.Samples, len(r.Stacks), r.Totals)
+	}
+	if err := w.Close(); err != nil {
+		t.Error(err)
+	}
+
+	pr, pw, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pr.Close()
+	_, err = Start(context.Background(), Options{Target: Target{Argv: []string{"sh", "-c", "echo $$; exec sleep 30"}}, Find: threadFind, ProcRoot: empty, Stdout: pw})
+	pw.Close()
+	if !errors.Is(err, procread.ErrGone) {
+		t.Fatalf("start of a running child under an empty proc root: %v, want ErrGone", err)
+	}
+	out, _ := io.ReadAll(pr) // EOF: the child and its pipe end are gone
+	pid, perr := strconv.Atoi(strings.TrimSpace(string(out)))
+	if perr != nil {
+		t.Fatalf("child's pid %q: %v", out, perr)
+	}
+	if _, err := os.Stat("/proc/" + strconv.Itoa(pid)); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("child %d still exists after Start failed (stat: %v)", pid, err)
+	}
+}
+
+// leaderExitSrc is a program whose main thread exits (pthread_exit) while
+// another thread sleeps on: its /proc/PID/maps reads empty, as for a
+// process gone, while it still runs. With an argument it ignores SIGTERM.
+const leaderExitSrc = `#include <pthread.h>
+#include <signal.h>
+#include <unistd.h>
+static void *sleeper(void *a) { (void)a; sleep(30); return 0; }
+int main(int argc, char **argv) {
+  (void)argv;
+  if (argc > 1) signal(SIGTERM, SIG_IGN);
+  pthread_t t;
+  pthread_create(&t, 0, sleeper, 0);
+  pthread_exit(0);
+}
+`
+
+// buildC compiles src with the system cc.
+func buildC(t *testing.T, name, src string) string {
+	t.Helper()
+	cc, err := exec.LookPath("cc")
+	if err != nil {
+		t.Skip("needs a C compiler: " + err.Error())
+	}
+	dir := t.TempDir()
+	c, bin := filepath.Join(dir, name+".c"), filepath.Join(dir, name)
+	if err := os.WriteFile(c, []byte(src), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command(cc, "-O1", "-pthread", "-o", bin, c).CombinedOutput(); err != nil {
+		t.Skipf("%s does not build: %v: %s", name, err, out)
+	}
+	return bin
+}
+
+// TestWatchChildLooksGone watches a child whose /proc files look gone while
+// it runs on: Duration and Stop still end the watch on time, the child
+// recorded as running.
+func TestWatchChildLooksGone(t *testing.T) {
+	bin := buildC(t, "leaderexit", leaderExitSrc)
+	for _, byStop := range []bool{false, true} {
+		opts := Options{Target: Target{Argv: []string{bin}}, Find: threadFind}
+		if !byStop {
+			opts.Duration = 200 * time.Millisecond
+		}
+		t0 := time.Now()
+		w, err := Start(context.Background(), opts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if byStop {
+			time.Sleep(200 * time.Millisecond)
+			err = w.Stop()
+		} else {
+			err = w.Wait()
+		}
+		took := time.Since(t0)
+		r := w.Result()
+		w.Close()
+		if err != nil || took > 1500*time.Millisecond {
+			t.Errorf("stop %v: sampling ended after %v with %v, want about 200ms", byStop, took, err)
+		}
+		if r.Target.Exited || r.Target.ExitCode != nil || r.Target.Signal != "" {
+			t.Errorf("stop %v: target %+v, want still running", byStop, r.Target)
+		}
+	}
+}
+
+// TestCloseTerminates ends a child still running when sampling ends:
+// SIGTERM first; SIGKILL only for one that outlives TermGrace after it.
+// The Result taken after Close names the signal.
+func TestCloseTerminates(t *testing.T) {
+	bin := buildC(t, "leaderexit", leaderExitSrc)
+	for _, c := range []struct {
+		argv     []string
+		signal   string
+		min, max time.Duration // Close's duration
+	}{
+		{[]string{"sleep", "30"}, "terminated", 0, TermGrace / 2},
+		{[]string{bin, "ignore-term"}, "killed", TermGrace, TermGrace + 500*time.Millisecond},
+	} {
+		w, err := Start(context.Background(), Options{Target: Target{Argv: c.argv}, Find: threadFind, Duration: 100 * time.Millisecond})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := w.Wait(); err != nil {
+			t.Fatal(err)
+		}
+		if r := w.Result(); r.Target.Exited {
+			t.Errorf("%s: target %+v before Close, want running", c.argv[0], r.Target)
+		}
+		t0 := time.Now()
+		if err := w.Close(); err != nil {
+			t.Fatal(err)
+		}
+		took := time.Since(t0)
+		r := w.Result()
+		if !r.Target.Exited || r.Target.Signal != c.signal || r.Target.ExitCode != nil || took < c.min || took > c.max {
+			t.Errorf("%s: target %+v after Close, which took %v; want ended by %q within %v..%v", c.argv[0], r.Target, took, c.signal, c.min, c.max)
+		}
+	}
+}

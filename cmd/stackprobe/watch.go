@@ -8,8 +8,11 @@ import (
 	"io"
 	"io/fs"
 	"os"
+	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"gonum.org/v1/plot"
@@ -28,13 +31,14 @@ tables (PAGEMAP_SCAN on /proc/PID/pagemap) every --interval, until the
 program exits, --duration passes or SIGINT. The program is never stopped,
 traced or injected into: only its /proc files are read.
 
-  stackprobe watch --pid=PID [flags]      a running process (same user and
-      kernel.yama.ptrace_scope <= 1 with a parent relation, CAP_SYS_PTRACE,
-      or root)
+  stackprobe watch --pid=PID [flags]      a running process (same user,
+      CAP_SYS_PTRACE or root; --find=thread also needs ptrace attach
+      permission: kernel.yama.ptrace_scope 0, CAP_SYS_PTRACE or root)
   stackprobe watch [flags] -- CMD [ARGS]  starts CMD as a child (stdin,
       stdout, stderr and environment passed through) and watches it; needs
       no ptrace permission setup. On SIGINT the child gets SIGINT first and
-      up to 2 s to exit.
+      up to 2 s to exit. A child still running when the watch ends (after
+      --duration or that grace) gets SIGTERM, then SIGKILL 1 s later.
 
 --find says how stacks are found (ways combine; each stack records which
 found it): main (the [stack] mapping), thread (the mapping holding each
@@ -67,8 +71,8 @@ Examples:
   stackprobe watch --pid=1234 --find= --range=0x7f0000000000-0x7f0006400000 --out=w
 
 Exit status: 0 watched, 1 runtime failure (e.g. no permission to read the
-target's pagemap), 2 bad input (e.g. no such pid), 130/143 interrupted
-(outputs are still written).
+target's /proc files), 2 bad input (e.g. no such pid or command), 130/143
+interrupted (outputs are still written).
 `
 
 // watchOptions are watch's flags: the shared output flags and its own.
@@ -224,6 +228,8 @@ func runWatch(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		if err := checkPID(wopts.Target.PID); err != nil {
 			return err
 		}
+	} else if err := checkCommand(wopts.Target.Argv[0]); err != nil {
+		return err
 	}
 	env, _ := procread.ReadSystem("", "") // unreadable facts are listed in env.Missing
 
@@ -258,6 +264,9 @@ func runWatch(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		runErr = w.Interrupt(watchGrace)
 	}
 	seconds := time.Since(started).Seconds()
+	// A child still running is ended (SIGTERM, then SIGKILL) before the
+	// result is taken, so that it records which signal ended it.
+	_ = w.Close() // its error is runErr
 	res := w.Result()
 	sum := report.NewWatchSummary(commandLine(append([]string{"watch"}, args...)), started, seconds, env, res, runErr)
 	writeWatch(ss, sum, rec)
@@ -272,17 +281,61 @@ func checkPID(pid int) error {
 	return nil
 }
 
+// checkCommand refuses a command that cannot be run: not found in $PATH,
+// no such file, a directory, or not executable (bad input, exit 2).
+func checkCommand(name string) error {
+	_, err := exec.LookPath(name)
+	var errno syscall.Errno
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, exec.ErrNotFound):
+		return usagef("command %s: not found in $PATH", name)
+	case errors.As(err, &errno):
+		return usagef("command %s: %v", name, errno)
+	}
+	return usagef("command %s: %v", name, err)
+}
+
 // watchStartError words a failure to start watching: a target that is
-// gone is bad input; no permission names the cause and the fix.
+// gone, or a command that does not exist or is not executable, is bad
+// input; no permission names the file refused, the cause and the fixes.
 func watchStartError(t watch.Target, err error) error {
 	switch {
 	case t.PID > 0 && errors.Is(err, procread.ErrGone):
 		return usagef("--pid %d: no such process (%v)", t.PID, err)
-	case t.PID > 0 && errors.Is(err, fs.ErrPermission):
-		return fmt.Errorf("%w\n(reading another process's pagemap needs the same user and kernel.yama.ptrace_scope allowing it "+
-			"(0, or 1 for a descendant), or CAP_SYS_PTRACE, or root; or start the program under watch: stackprobe watch [flags] -- CMD)", err)
+	case len(t.Argv) > 0 && errors.Is(err, watch.ErrStart) &&
+		(errors.Is(err, exec.ErrNotFound) || errors.Is(err, fs.ErrNotExist) || errors.Is(err, fs.ErrPermission) || errors.Is(err, syscall.EISDIR)):
+		return usagef("command %s: %v", t.Argv[0], err)
+	case errors.Is(err, fs.ErrPermission):
+		return fmt.Errorf("%w\n(%s)", err, permissionHint(t, err))
 	}
 	return err
+}
+
+// permissionHint says why reading the target's /proc file in err was
+// refused and what to do. Its maps and pagemap need PTRACE_MODE_READ (the
+// same user and a dumpable target, or CAP_SYS_PTRACE), which Yama's
+// ptrace_scope does not gate; a thread's syscall file (--find=thread)
+// needs PTRACE_MODE_ATTACH, which ptrace_scope 1 refuses for a process
+// that is not a descendant of watch, 2 without CAP_SYS_PTRACE, 3 always.
+func permissionHint(t watch.Target, err error) string {
+	file := "the target's /proc files"
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		file = pe.Path
+	}
+	child := ""
+	if t.PID > 0 {
+		child = "; or start the program under watch: stackprobe watch [flags] -- CMD"
+	}
+	if filepath.Base(file) == "syscall" && strings.Contains(file, "/task/") {
+		return fmt.Sprintf("reading %s, a thread's stack pointer for --find=thread, needs ptrace attach permission: "+
+			"the same user and kernel.yama.ptrace_scope 0 (1 allows only a descendant of watch), or CAP_SYS_PTRACE, or root; "+
+			"or find stacks without threads: --find=main,guard%s", file, child)
+	}
+	return fmt.Sprintf("reading %s needs the same user as the target (one not setuid or otherwise undumpable), "+
+		"or CAP_SYS_PTRACE, or root%s", file, child)
 }
 
 // writeWatch writes the watch's result folder and puts it in place.

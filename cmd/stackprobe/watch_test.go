@@ -5,6 +5,8 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"io"
+	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -12,8 +14,11 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
+
+	"stackprobe/watch"
 )
 
 // watchStack is one stack of watch's summary.json.
@@ -297,6 +302,10 @@ func TestWatchCommand(t *testing.T) {
 
 func TestWatchBadInput(t *testing.T) {
 	dir := t.TempDir()
+	plain := filepath.Join(dir, "plain")
+	if err := os.WriteFile(plain, []byte("#!/bin/sh\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	for _, c := range []struct {
 		args []string
 		want string
@@ -311,6 +320,10 @@ func TestWatchBadInput(t *testing.T) {
 		{[]string{"--range=0x2000-0x1000", "--", "true"}, "page-aligned START < END"},
 		{[]string{"--residency=mincore", "--", "true"}, `--residency "mincore"`},
 		{[]string{"--interval=0s", "--", "true"}, "--interval 0s"},
+		{[]string{"--", "/nonexistent/prog", "x"}, "command /nonexistent/prog: no such file or directory"},
+		{[]string{"--", "stackprobe-no-such-command"}, "command stackprobe-no-such-command: not found in $PATH"},
+		{[]string{"--", plain}, "command " + plain + ": permission denied"},
+		{[]string{"--", dir}, "command " + dir + ": is a directory"},
 	} {
 		code, stdout, stderr := invoke(t, append([]string{"watch", "--out=" + filepath.Join(dir, "o")}, c.args...)...)
 		if code != 2 || stdout != "" || !strings.Contains(stderr, c.want) || strings.Count(stderr, "\n") != 1 {
@@ -343,4 +356,100 @@ func TestWatchInterruptChild(t *testing.T) {
 		t.Errorf("target %+v, sampler %+v, %d stacks:\n%s", s.Target, s.Sampler, len(s.Stacks), raw)
 	}
 	checkPNG(t, filepath.Join(out, "stack-depths.png"))
+}
+
+// A child still running when the watch ends is ended by SIGTERM, and the
+// summary says so: after --duration, and after the SIGINT grace when the
+// child ignores SIGINT (exit 130 then).
+func TestWatchEndsChild(t *testing.T) {
+	dir := t.TempDir()
+	out := filepath.Join(dir, "d")
+	code, _, stderr := invoke(t, "watch", "--duration=200ms", "--quiet", "--out="+out, "--", "sleep", "30")
+	if code != 0 {
+		t.Fatalf("watch --duration: exit %d: %s", code, stderr)
+	}
+	if s, raw := readWatchSummary(t, out); !s.Target.Exited || s.Target.ExitCode != nil || !bytes.Contains(raw, []byte(`"signal": "terminated"`)) {
+		t.Errorf("after --duration: target %+v, want ended by SIGTERM:\n%s", s.Target, raw)
+	}
+
+	out = filepath.Join(dir, "i")
+	cmd, started := startWatched(t, "watch", "--out="+out, "--", "sh", "-c", `trap "" INT; exec sleep 30`)
+	awaitStart(t, started)
+	time.Sleep(200 * time.Millisecond)
+	sent := time.Now()
+	if err := cmd.Process.Signal(os.Interrupt); err != nil {
+		t.Fatal(err)
+	}
+	err := cmd.Wait()
+	took := time.Since(sent)
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() != 130 {
+		t.Fatalf("exit: %v, want status 130", err)
+	}
+	// The 2 s grace, SIGTERM (at once fatal to sleep), then the outputs
+	// (charts: slow under the race detector).
+	limit := watchGrace + 2*time.Second
+	if raceEnabled {
+		limit = watchGrace + 30*time.Second
+	}
+	if took < watchGrace || took > limit {
+		t.Errorf("exited %v after SIGINT, want after the %v grace, within %v", took, watchGrace, limit)
+	}
+	if s, raw := readWatchSummary(t, out); !s.Target.Exited || s.Target.ExitCode != nil || !bytes.Contains(raw, []byte(`"signal": "terminated"`)) {
+		t.Errorf("after SIGINT ignored: target %+v, want ended by SIGTERM:\n%s", s.Target, raw)
+	}
+}
+
+// A refused /proc file is named in the error, with the fixes that fit it:
+// a thread's syscall file (ptrace attach permission, refused by Yama's
+// ptrace_scope 1) suggests finding stacks without threads. The refusals
+// are made up: this test cannot count on an unprivileged user or Yama.
+func TestWatchPermissionHint(t *testing.T) {
+	syscallErr := fmt.Errorf("watch pid 5: /proc/5/task/6/syscall: %w", &fs.PathError{Op: "read", Path: "/proc/5/task/6/syscall", Err: syscall.EPERM})
+	pagemapErr := fmt.Errorf("watch: pagemap /proc/5/pagemap: open: %w", &fs.PathError{Op: "open", Path: "/proc/5/pagemap", Err: syscall.EACCES})
+	underWatch := "; or start the program under watch: stackprobe watch [flags] -- CMD"
+	threadHint := "reading /proc/5/task/6/syscall, a thread's stack pointer for --find=thread, needs ptrace attach permission: " +
+		"the same user and kernel.yama.ptrace_scope 0 (1 allows only a descendant of watch), or CAP_SYS_PTRACE, or root; " +
+		"or find stacks without threads: --find=main,guard"
+	pagemapHint := "reading /proc/5/pagemap needs the same user as the target (one not setuid or otherwise undumpable), or CAP_SYS_PTRACE, or root"
+	for _, c := range []struct {
+		target watch.Target
+		err    error
+		want   string
+	}{
+		{watch.Target{PID: 5}, syscallErr, syscallErr.Error() + "\n(" + threadHint + underWatch + ")"},
+		{watch.Target{Argv: []string{"prog"}}, syscallErr, syscallErr.Error() + "\n(" + threadHint + ")"},
+		{watch.Target{PID: 5}, pagemapErr, pagemapErr.Error() + "\n(" + pagemapHint + underWatch + ")"},
+	} {
+		err := watchStartError(c.target, c.err)
+		var stderr bytes.Buffer
+		if code := exitCode(err, &stderr); code != 1 || stderr.String() != "stackprobe: "+c.want+"\n" || !errors.Is(err, fs.ErrPermission) {
+			t.Errorf("target %+v: exit %d, stderr\n%s\nwant exit 1 and\nstackprobe: %s", c.target, code, stderr.String(), c.want)
+		}
+	}
+}
+
+// A command that watch.Start cannot start for want of a runnable file (one
+// gone after checkCommand, or a script's missing interpreter) is bad input
+// too; a refusal after the start stays a runtime failure.
+func TestWatchStartErrorCommand(t *testing.T) {
+	for _, c := range []struct {
+		argv []string
+		code int
+		want string
+	}{
+		{[]string{"/nonexistent/prog"}, 2, `stackprobe: command /nonexistent/prog: watch: cannot start "/nonexistent/prog": fork/exec /nonexistent/prog: no such file or directory` + "\n"},
+		{[]string{"/dev/null"}, 2, `stackprobe: command /dev/null: watch: cannot start "/dev/null": fork/exec /dev/null: permission denied` + "\n"},
+	} {
+		_, err := watch.Start(t.Context(), watch.Options{Target: watch.Target{Argv: c.argv}})
+		var stderr bytes.Buffer
+		if code := exitCode(watchStartError(watch.Target{Argv: c.argv}, err), &stderr); code != c.code || stderr.String() != c.want {
+			t.Errorf("%v: exit %d, stderr %q; want %d, %q", c.argv, code, stderr.String(), c.code, c.want)
+		}
+	}
+	// Not a start failure.
+	err := fmt.Errorf("watch: pagemap /proc/5/pagemap: open: %w", &fs.PathError{Op: "open", Path: "/proc/5/pagemap", Err: syscall.EACCES})
+	if code := exitCode(watchStartError(watch.Target{Argv: []string{"prog"}}, err), io.Discard); code != 1 {
+		t.Errorf("pagemap refused for a started command: exit %d, want 1", code)
+	}
 }
