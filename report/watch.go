@@ -296,12 +296,21 @@ func indexList(idx []int) string {
 	return strings.Join(parts, ", ")
 }
 
+// samplerMethod is prefix and the residency method, or "" when the target
+// was gone before its page tables could be opened.
+func samplerMethod(st watch.SamplerStats, prefix string) string {
+	if st.Method == "" {
+		return ""
+	}
+	return prefix + st.Method
+}
+
 // WriteWatchText writes the short human summary printed on stdout.
 func WriteWatchText(w io.Writer, s *WatchSummary, outDir string) error {
 	r := &s.Result
 	fmt.Fprintf(w, "stackprobe watch: %s\n", strings.ReplaceAll(targetWords(r.Target), "`", ""))
-	fmt.Fprintf(w, "sampler: %d samples over %.2f s (interval %v, method %s), %s\n",
-		r.Sampler.Samples, s.Seconds, time.Duration(r.Sampler.IntervalNS), r.Sampler.Method, costWords(r.Sampler, "%v each on average, max %v"))
+	fmt.Fprintf(w, "sampler: %d samples over %.2f s (interval %v%s), %s\n",
+		r.Sampler.Samples, s.Seconds, time.Duration(r.Sampler.IntervalNS), samplerMethod(r.Sampler, ", method "), costWords(r.Sampler, "%v each on average, max %v"))
 	fmt.Fprintf(w, "stacks: %d found (%s)\n", len(r.Stacks), foundCounts(r.Stacks))
 	if err := writeStackTable(w, r.Stacks, 20); err != nil {
 		return err
@@ -357,8 +366,8 @@ func WriteWatchEvidence(w io.Writer, s *WatchSummary, charts []string) error {
 	}
 	fmt.Fprintf(&b, "Command, run %s (%.2f s):\n\n    %s\n\n", s.Started.Format("2006-01-02 15:04:05 UTC"), s.Seconds, s.Command)
 	fmt.Fprintf(&b, "Target: %s. It was only read (its /proc files and page tables), never stopped, traced or injected into.\n\n", targetWords(r.Target))
-	fmt.Fprintf(&b, "Sampling: %d samples, interval %v, residency method %s; %s.\n\n",
-		r.Sampler.Samples, time.Duration(r.Sampler.IntervalNS), r.Sampler.Method, costWords(r.Sampler, "one sample took %v on average (max %v)"))
+	fmt.Fprintf(&b, "Sampling: %d samples, interval %v%s; %s.\n\n",
+		r.Sampler.Samples, time.Duration(r.Sampler.IntervalNS), samplerMethod(r.Sampler, ", residency method "), costWords(r.Sampler, "one sample took %v on average (max %v)"))
 	b.WriteString("## Verdict\n\n")
 	for _, v := range WatchVerdicts(s) {
 		fmt.Fprintf(&b, "- %s.\n", v)

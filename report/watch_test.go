@@ -355,4 +355,17 @@ func TestWatchNoSample(t *testing.T) {
 	if !strings.Contains(b.String(), "Sampling: 0 samples, interval 10ms, residency method scan; no measurement completed.\n") {
 		t.Errorf("evidence.md:\n%s", b.String())
 	}
+	// A started command gone before its page tables were opened: no
+	// method was used, and none is named.
+	s.Sampler.Method = ""
+	b.Reset()
+	_ = WriteWatchEvidence(&b, s, nil)
+	if !strings.Contains(b.String(), "Sampling: 0 samples, interval 10ms; no measurement completed.\n") {
+		t.Errorf("evidence.md without a method:\n%s", b.String())
+	}
+	text.Reset()
+	_ = WriteWatchText(&text, s, "/tmp/x")
+	if !strings.Contains(text.String(), "sampler: 0 samples over 0.01 s (interval 10ms), no measurement completed\n") {
+		t.Errorf("stdout without a method:\n%s", text.String())
+	}
 }

@@ -30,7 +30,6 @@ type sampler struct {
 	start    time.Time
 	pageSize uint64
 	known    procread.PageClass // the classes the residency method tells apart
-	knowHuge bool               // known holds ClassHuge and ClassZeroPage (read by Result; missing says more)
 	rec      Recorder
 
 	maps    []procread.Mapping
@@ -101,7 +100,6 @@ type pending struct {
 const markerLooks = 2
 
 func newSampler(dir *procread.ProcDir, pm *procread.Pagemap, find stackfind.Options, rec Recorder, timelineLen int) *sampler {
-	const hugeZero = procread.ClassHuge | procread.ClassZeroPage
 	return &sampler{
 		dir:      dir,
 		pm:       pm,
@@ -109,7 +107,6 @@ func newSampler(dir *procread.ProcDir, pm *procread.Pagemap, find stackfind.Opti
 		start:    time.Now(),
 		pageSize: uint64(os.Getpagesize()),
 		known:    pm.Known(),
-		knowHuge: pm.Known()&hugeZero == hugeZero,
 		rec:      rec,
 		timeline: timeline{max: timelineLen},
 	}

@@ -64,7 +64,7 @@ func TestConfirm(t *testing.T) {
 		{[]int{0, 2, 4}, 8192 + 8192 + 4096},
 	}
 	rec := &recordAll{}
-	s := &sampler{known: allKnown, knowHuge: true, rec: rec, timeline: timeline{max: 16}}
+	s := &sampler{known: allKnown, rec: rec, timeline: timeline{max: 16}}
 	for n, st := range steps {
 		counts := make([]procread.PageCounts, len(st.rss))
 		for i, b := range st.rss {
@@ -155,7 +155,7 @@ func TestConfirmNotFound(t *testing.T) {
 	a := stackfind.Stack{Start: 0x10000, End: 0x20000, FoundBy: stackfind.Thread, TID: 7, Threads: 1}
 	maps := mappings([]stackfind.Stack{a})
 	rec := &recordAll{}
-	s := &sampler{known: allKnown, knowHuge: true, rec: rec, timeline: timeline{max: 16}}
+	s := &sampler{known: allKnown, rec: rec, timeline: timeline{max: 16}}
 	scans := [][]stackfind.Stack{{a}, {a}, {}, {a}, {a}}
 	var wantStacks []int
 	for n, found := range scans {
@@ -315,8 +315,8 @@ func TestSamplerKnown(t *testing.T) {
 	defer pm.Close()
 	const res, huge, zero, swap, guard = procread.ClassResident, procread.ClassHuge, procread.ClassZeroPage, procread.ClassSwapped, procread.ClassGuard
 	ps := newSampler(nil, pm, stackfind.Options{}, nil, 16)
-	if ps.known != pm.Known() || ps.knowHuge != (pm.Known()&(huge|zero) == huge|zero) {
-		t.Errorf("pagemap: sampler knows %v (huge and zero page %v), want %v", ps.known, ps.knowHuge, pm.Known())
+	if ps.known != pm.Known() {
+		t.Errorf("pagemap: sampler knows %v, want %v", ps.known, pm.Known())
 	}
 	t.Logf("pagemap here tells %v apart", pm.Known())
 	cases := []struct {

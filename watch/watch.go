@@ -415,9 +415,7 @@ func (w *Watch) Result() Result {
 		r.PageMap = s.pageMap.clone()
 		r.PageMap.PageSize, r.PageMap.Method = int(s.pageSize), r.Sampler.Method
 	}
-	if !s.knowHuge {
-		r.Missing = append(r.Missing, "huge_bytes", "zero_page_bytes")
-	}
+	r.Missing = s.missing()
 	return r
 }
 
