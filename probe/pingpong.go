@@ -254,7 +254,10 @@ func (r *Run) runPingPong(ctx context.Context) error {
 
 // byHighWater groups the stacks by the deepest depth they used and
 // summarises each group: the claim says a stack holds ceil(deepest/page)
-// pages. perStack holds each group's per-stack resident bytes.
+// pages. MatchedAfterRelease holds each stack to what its own task's state
+// predicts (Config.expected): with --release=idle that is the kept top
+// after an idle release, or what the task used since, not the group's
+// high-water mark. perStack holds each group's per-stack resident bytes.
 func byHighWater(cfg Config, s *Sample, states []taskState, page int, m *meter) (groups []DepthResult, perStack [][]int64) {
 	byDepth := map[int64][]int{}
 	for i := range states {
@@ -272,7 +275,14 @@ func byHighWater(cfg Config, s *Sample, states []taskState, page int, m *meter) 
 		for _, i := range byDepth[hw] {
 			sub.Stacks = append(sub.Stacks, s.Stacks[i])
 		}
-		groups = append(groups, summarize(&sub, hw, hw, expectedAfterRelease(cfg, hw, page), page, m))
+		d := summarize(&sub, hw, hw, expectedAfterRelease(cfg, hw, page), page, m)
+		d.MatchedAfterRelease = 0
+		for _, i := range byDepth[hw] {
+			if s.Stacks[i].RSS == cfg.expected(&states[i], page) {
+				d.MatchedAfterRelease++
+			}
+		}
+		groups = append(groups, d)
 		perStack = append(perStack, perStackRSS(&sub))
 	}
 	return groups, perStack

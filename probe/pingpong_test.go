@@ -155,3 +155,37 @@ func TestSocketBytesPerConnection(t *testing.T) {
 	}
 	t.Logf("per connection: mean_end %d B, max %d B, at close %d B over %d looks", *sb.MeanEnd, sb.Max, sb.AtClose, sb.Looks)
 }
+
+// With --release=idle each stack of a high-water group is held to its own
+// task's state: the kept top after an idle release, what it used since
+// that release, or its high-water mark if it never idled. The group's
+// high-water mark is what none but the never-idle stack should hold.
+func TestByHighWaterIdle(t *testing.T) {
+	const page = 4096
+	cfg := Config{Workload: WorkloadPingPong, Tasks: 2, Depths: []int64{4096, 65536, mib}, Release: mmapstack.ReleaseIdle, KeepTopBytes: 4096}
+	states := make([]taskState, 4)
+	for i := range states {
+		setTask(&states[i], 10, mib, mib)
+	}
+	states[0].idled.Store(1)
+	states[0].sinceIdle.Store(0) // idle at the end: the kept top
+	states[1].idled.Store(3)
+	states[1].sinceIdle.Store(65536) // used 64 KiB since its last idle release
+	states[2].idled.Store(2)
+	states[2].sinceIdle.Store(0) // idle at the end, yet holding more than the kept top
+	// states[3] never idled: its high-water mark.
+	s := &Sample{Stacks: []StackSample{{RSS: 4096}, {RSS: 65536}, {RSS: 8192}, {RSS: mib}}}
+	groups, perStack := byHighWater(cfg, s, states, page, nil)
+	if len(groups) != 1 || len(perStack) != 1 {
+		t.Fatalf("%d groups, want 1", len(groups))
+	}
+	g := groups[0]
+	if g.Stacks != 4 || g.MatchedAfterRelease != 3 || g.ExpectedAfterReleaseBytes != mib || g.RSSBytesMin != 4096 || g.RSSBytesMax != mib {
+		t.Errorf("group %+v: want 4 stacks, 3 matched after release (stack 2 holds 8 KiB, not its 4 KiB kept top), expected at most 1 MiB, 4 KiB..1 MiB", g)
+	}
+	// Without idle releases every stack is held to the high-water mark.
+	cfg.Release = mmapstack.ReleaseNone
+	if groups, _ = byHighWater(cfg, s, states, page, nil); groups[0].MatchedAfterRelease != 1 {
+		t.Errorf("release none: %d matched after release, want 1", groups[0].MatchedAfterRelease)
+	}
+}

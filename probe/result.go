@@ -152,6 +152,9 @@ type DepthResult struct {
 	HighWaterBytes int64 `json:"high_water_bytes"`
 	// ExpectedAfterReleaseBytes is what the release mode should leave:
 	// the high-water mark for none and free, the kept top for dontneed.
+	// With idle (ping-pong) it is the high-water mark, the most a stack
+	// of the group may hold: each stack is held to its own state instead
+	// (MatchedAfterRelease).
 	ExpectedAfterReleaseBytes int64 `json:"expected_after_release_bytes"`
 	// Per-stack memory held, bytes: the resident pages of each whole
 	// mapping (guard included), shared zero page excluded, as the page
@@ -178,7 +181,11 @@ type DepthResult struct {
 	// the peak of the step, before any release (touch workload), or at the
 	// end of the run (ping-pong).
 	Matched int `json:"matched"`
-	// MatchedAfterRelease counts stacks equal to ExpectedAfterReleaseBytes.
+	// MatchedAfterRelease counts stacks equal to what the release mode
+	// should leave in them: ExpectedAfterReleaseBytes, or with idle, for
+	// a stack released for being idle, the larger of its kept top
+	// (ceil(min(deepest, keep-top)/page) pages) and ceil(deepest depth
+	// since its last idle release/page) pages.
 	MatchedAfterRelease int `json:"matched_after_release"`
 	Stacks              int `json:"stacks"`
 	// AnonHugeBytesTotal sums smaps AnonHugePages over the stacks' VMAs;
@@ -533,9 +540,10 @@ type PingPongRound struct {
 	// EndAsPredicted counts stacks that ended holding exactly what the
 	// release mode predicts from their deepest depth: ceil(deepest/page)
 	// pages without a release or with MADV_FREE, the kept top with
-	// MADV_DONTNEED after every message. For the idle policy it counts
-	// the stacks at their high-water mark (used since their last idle
-	// release); IdleAtEndKeptTop counts those whose last event was one.
+	// MADV_DONTNEED after every message. For the idle policy each stack
+	// is held to its own state: the kept top after its last idle release,
+	// or what it used since (its high-water mark if it never idled);
+	// IdleAtEndKeptTop counts those whose last event was an idle release.
 	EndAsPredicted int `json:"end_as_predicted"`
 	Stacks         int `json:"stacks"`
 	// PTEBytesPerStack is VmPTE at the end minus VmPTE before the
