@@ -22,6 +22,11 @@ type Cost struct {
 	// DepthBytes is the depth of the touch workload's last step, bytes;
 	// absent for the ping-pong, whose stacks end at different depths.
 	DepthBytes int64 `json:"depth_bytes,omitempty"`
+	// HighWaterBytes is the deepest depth of any step of the touch
+	// workload, bytes: with --release none or free the stacks still hold
+	// what it touched, whatever the last step's depth. Absent for the
+	// ping-pong.
+	HighWaterBytes int64 `json:"high_water_bytes,omitempty"`
 	// ResidentBytes is the stacks' resident memory (present pages less
 	// zero-page mappings, from PAGEMAP_SCAN or its fallback) over Stacks.
 	ResidentBytes int64 `json:"resident_bytes"`
@@ -121,6 +126,9 @@ func (r *Run) Cost() (Cost, error) {
 	}
 	if r.cfg.Workload == WorkloadTouch && len(res.Steps) > 0 {
 		in.depth = res.Steps[len(res.Steps)-1].DepthBytes
+		for _, d := range res.Steps {
+			in.highWater = max(in.highWater, d.DepthBytes)
+		}
 	}
 	slab, err := procread.ReadVMASlab(r.env.ProcRoot, res.PageSize)
 	switch {
@@ -142,6 +150,7 @@ func (r *Run) Cost() (Cost, error) {
 type costInputs struct {
 	pageSize   int
 	depth      int64 // last touch depth, 0 for none
+	highWater  int64 // deepest touch depth, 0 for none
 	vmaDelta   int   // VMAs the reservation added
 	vmPTEDelta int64 // VmPTE now less the baseline's, bytes
 	vmaObject  *int64
@@ -153,7 +162,7 @@ type costInputs struct {
 // page counts are counts.
 func costOf(ranges []procread.PageRange, counts []procread.PageCounts, in costInputs) Cost {
 	n := len(ranges)
-	c := Cost{Stacks: n, DepthBytes: in.depth, VmPTEDeltaBytes: in.vmPTEDelta}
+	c := Cost{Stacks: n, DepthBytes: in.depth, HighWaterBytes: in.highWater, VmPTEDeltaBytes: in.vmPTEDelta}
 	if n == 0 {
 		return c
 	}

@@ -55,6 +55,19 @@ func TestCostOf(t *testing.T) {
 	}
 }
 
+// A touch run whose depths are not ascending: the cost records the last
+// step's depth and the deepest, whose pages the stacks still hold.
+func TestCostDepths(t *testing.T) {
+	res, err := runOnce(context.Background(), touchConfig(2, 64<<10, 4096), Env{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := res.Cost
+	if c == nil || c.DepthBytes != 4096 || c.HighWaterBytes != 64<<10 || c.ResidentBytes != 64<<10 {
+		t.Fatalf("cost %+v: want last step 4096, deepest 65536, 64 KiB resident per stack", c)
+	}
+}
+
 // TestCostPageTables is issue 14's acceptance check: 1,000 stacks of
 // 100 MiB touched to 16 KiB with an mprotect guard need one PTE page each
 // plus their share of the PMD pages (one per GiB spanned), within 2%, and

@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"stackprobe/limits"
+	"stackprobe/mmapstack"
 	"stackprobe/probe"
 	"stackprobe/procread"
 	"stackprobe/sizes"
@@ -29,10 +30,14 @@ func Answer(r *probe.Result) []string {
 	}
 	var out []string
 	var b strings.Builder
-	if cost.DepthBytes > 0 || c.Workload == probe.WorkloadTouch {
-		fmt.Fprintf(&b, "At depth %s a coroutine on a %s holds %s", sizes.IEC(cost.DepthBytes), stack, sizes.IEC(cost.TotalBytes))
-	} else {
+	switch {
+	case cost.DepthBytes == 0 && c.Workload != probe.WorkloadTouch:
 		fmt.Fprintf(&b, "At the end of this ping-pong a coroutine on a %s holds %s on average", stack, sizes.IEC(cost.TotalBytes))
+	case heldDepth(r, cost) != cost.DepthBytes:
+		fmt.Fprintf(&b, "After depths up to %s (last step %s) a coroutine on a %s holds %s",
+			sizes.IEC(cost.HighWaterBytes), sizes.IEC(cost.DepthBytes), stack, sizes.IEC(cost.TotalBytes))
+	default:
+		fmt.Fprintf(&b, "At depth %s a coroutine on a %s holds %s", sizes.IEC(cost.DepthBytes), stack, sizes.IEC(cost.TotalBytes))
 	}
 	pt := cost.PageTables
 	fmt.Fprintf(&b, " (%s resident + %s page tables", sizes.IEC(cost.ResidentBytes), sizes.IEC(pt.PerStackBytes))
@@ -53,6 +58,16 @@ func Answer(r *probe.Result) []string {
 	return append(out, connectionAnswer(r)...)
 }
 
+// heldDepth is the depth whose pages the costed stacks hold: the deepest
+// step when the release keeps pages (none; free, whose pages stay in Rss
+// until memory is short), else the last step.
+func heldDepth(r *probe.Result, cost *probe.Cost) int64 {
+	if rel := r.Config.Release; (rel == mmapstack.ReleaseNone || rel == mmapstack.ReleaseFree) && cost.HighWaterBytes > cost.DepthBytes {
+		return cost.HighWaterBytes
+	}
+	return cost.DepthBytes
+}
+
 // fitAnswer is how many coroutines fit in memory and which limit binds.
 func fitAnswer(r *probe.Result, cost *probe.Cost) []string {
 	in := procread.LimitInputs{System: r.Environment, Usage: procread.Usage{VMAs: r.Baseline.VMAs}}
@@ -60,7 +75,7 @@ func fitAnswer(r *probe.Result, cost *probe.Cost) []string {
 	if !ok {
 		return []string{"How many fit in memory is left out: neither MemAvailable nor a cgroup limit was read"}
 	}
-	per := limits.PerStack{DepthBytes: cost.DepthBytes, Stacks: cost.Stacks, Resident: cost.ResidentBytes,
+	per := limits.PerStack{DepthBytes: heldDepth(r, cost), Stacks: cost.Stacks, Resident: cost.ResidentBytes,
 		PageTables: cost.PageTables.PerStackBytes, Kernel: cost.KernelBytes, KernelMissing: cost.KernelMissing, Total: cost.TotalBytes}
 	fit := limits.FitMemory(per, mem, source)
 	out := []string{fmt.Sprintf("%d such coroutines fit in this machine's memory (%s %s at the start of the run)",

@@ -3,6 +3,7 @@ package report
 import (
 	"bytes"
 	"slices"
+	"strings"
 	"testing"
 
 	"stackprobe/mmapstack"
@@ -64,6 +65,26 @@ func TestAnswer(t *testing.T) {
 	r.Cost = nil
 	if got := Answer(r); len(got) != 1 || got[0] != "The cost per coroutine on a 100 MiB (104857600-byte) lazy stack with guard none was not measured in this run, so neither is how many fit" {
 		t.Errorf("no cost: %q", got)
+	}
+}
+
+// When the depths are not ascending and the release keeps pages, the
+// stacks hold the deepest step's pages: the answer names that depth, not
+// the last step's.
+func TestAnswerHighWaterDepth(t *testing.T) {
+	r := costResult()
+	r.Cost.DepthBytes, r.Cost.HighWaterBytes = 4*kib, mib
+	const after = " a coroutine on a 100 MiB (104857600-byte) lazy stack with guard mprotect holds 20.8 KiB (16 KiB resident"
+	for _, rel := range []mmapstack.Release{mmapstack.ReleaseNone, mmapstack.ReleaseFree} {
+		r.Config.Release = rel
+		if got := Answer(r)[0]; !strings.HasPrefix(got, "After depths up to 1 MiB (last step 4 KiB)"+after) {
+			t.Errorf("release %s: %q", rel, got)
+		}
+	}
+	// MADV_DONTNEED leaves the kept top after the last step: its depth.
+	r.Config.Release = mmapstack.ReleaseDontneed
+	if got := Answer(r)[0]; !strings.HasPrefix(got, "At depth 4 KiB"+after) {
+		t.Errorf("release dontneed: %q", got)
 	}
 }
 
