@@ -40,21 +40,35 @@ func Answer(r *probe.Result) []string {
 		fmt.Fprintf(&b, "At depth %s a coroutine on a %s holds %s", sizes.IEC(cost.DepthBytes), stack, sizes.IEC(cost.TotalBytes))
 	}
 	pt := cost.PageTables
-	fmt.Fprintf(&b, " (%s resident + %s page tables", sizes.IEC(cost.ResidentBytes), sizes.IEC(pt.PerStackBytes))
+	fmt.Fprintf(&b, " (%s resident", sizes.IEC(cost.ResidentBytes))
+	if pt != nil {
+		fmt.Fprintf(&b, " + %s page tables", sizes.IEC(pt.PerStackBytes))
+	}
 	if cost.KernelBytes != nil {
 		fmt.Fprintf(&b, " + %s kernel: %.3g VMAs of %d B", sizes.IEC(*cost.KernelBytes), cost.VMAsPerStack, *cost.VMAObjectBytes)
 	}
 	b.WriteString(")")
+	if pt == nil {
+		fmt.Fprintf(&b, "; the page tables are left out: %s", cost.PageTablesMissing)
+	}
 	if cost.KernelBytes == nil {
 		fmt.Fprintf(&b, "; the kernel's VMA cost (%.3g VMAs per stack) is left out: %s", cost.VMAsPerStack, cost.KernelMissing)
 	}
-	fmt.Fprintf(&b, ", measured over %d stacks; the page tables are %s of PTE pages + %s of PMD + %s of PUD share",
-		cost.Stacks, sizes.IEC(pt.PTEBytes), sizes.IEC(pt.PMDShareBytes), sizes.IEC(pt.PUDShareBytes))
+	fmt.Fprintf(&b, ", measured over %d stacks", cost.Stacks)
+	if pt != nil {
+		fmt.Fprintf(&b, "; the page tables are %s of PTE pages + %s of PMD + %s of PUD share",
+			sizes.IEC(pt.PTEBytes), sizes.IEC(pt.PMDShareBytes), sizes.IEC(pt.PUDShareBytes))
+	}
 	if cost.AttributedOverDelta != nil {
 		fmt.Fprintf(&b, " (%.1f%% of the process's VmPTE growth)", 100**cost.AttributedOverDelta)
 	}
 	out = append(out, b.String())
-	out = append(out, fitAnswer(r, cost)...)
+	if pt == nil {
+		// A fit without the page tables would count too many.
+		out = append(out, "How many fit in memory is left out: the page tables were not measured")
+	} else {
+		out = append(out, fitAnswer(r, cost)...)
+	}
 	return append(out, connectionAnswer(r)...)
 }
 

@@ -22,7 +22,7 @@ func costResult() *probe.Result {
 	obj, kernel, ratio := int64(192), int64(384), 0.9973
 	r.Cost = &probe.Cost{
 		Stacks: 1000, DepthBytes: 16 * kib, ResidentBytes: 16 * kib,
-		PageTables: probe.PageTableCost{PTEPages: 1000, PMDPages: 98, PUDPages: 2, TotalBytes: 1100 * 4096,
+		PageTables: &probe.PageTableCost{PTEPages: 1000, PMDPages: 98, PUDPages: 2, TotalBytes: 1100 * 4096,
 			PTEBytes: 4096, PMDShareBytes: 401, PUDShareBytes: 8, PerStackBytes: 4506},
 		VMAsPerStack: 2, VMAObjectBytes: &obj, KernelBytes: &kernel,
 		TotalBytes: 16*kib + 4506 + 384, VmPTEDeltaBytes: 4517888, AttributedOverDelta: &ratio,
@@ -85,6 +85,23 @@ func TestAnswerHighWaterDepth(t *testing.T) {
 	r.Config.Release = mmapstack.ReleaseDontneed
 	if got := Answer(r)[0]; !strings.HasPrefix(got, "At depth 4 KiB"+after) {
 		t.Errorf("release dontneed: %q", got)
+	}
+}
+
+// Page tables that were not measured are left out of the cost, with the
+// reason, and so is the fit in memory, which would count too many.
+func TestAnswerPageTablesMissing(t *testing.T) {
+	r := costResult()
+	r.Cost.PageTables, r.Cost.AttributedOverDelta, r.Cost.TotalBytes = nil, nil, 16*kib+384
+	r.Cost.PageTablesMissing = "mincore sees resident pages only and no page-table scan could run: open /proc/self/pagemap: permission denied"
+	want := []string{
+		"At depth 16 KiB a coroutine on a 100 MiB (104857600-byte) lazy stack with guard mprotect holds 16.4 KiB " +
+			"(16 KiB resident + 384 B kernel: 2 VMAs of 192 B); the page tables are left out: mincore sees resident pages only and no page-table scan could run: open /proc/self/pagemap: permission denied, " +
+			"measured over 1000 stacks",
+		"How many fit in memory is left out: the page tables were not measured",
+	}
+	if got := Answer(r); !slices.Equal(got, want) {
+		t.Errorf("got\n%q\nwant\n%q", got, want)
 	}
 }
 

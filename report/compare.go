@@ -68,6 +68,12 @@ func sizeVerdicts(c *probe.Comparison, stackSizes []int64) []string {
 		if s.Strategy.Name != probe.StrategyLazy4K || s.Cost == nil {
 			continue
 		}
+		if s.Cost.PageTables == nil {
+			// Not comparable with a total that holds page tables.
+			parts = append(parts, fmt.Sprintf("%s stacks %s resident (page tables not measured: %s)",
+				sizes.IEC(s.StackBytes), sizes.IEC(s.Cost.ResidentBytes), s.Cost.PageTablesMissing))
+			continue
+		}
 		part := fmt.Sprintf("%s stacks %s (%s resident + %s page tables",
 			sizes.IEC(s.StackBytes), sizes.IEC(s.Cost.TotalBytes), sizes.IEC(s.Cost.ResidentBytes), sizes.IEC(s.Cost.PageTables.PerStackBytes))
 		if k := s.Cost.KernelBytes; k != nil {

@@ -99,6 +99,21 @@ func TestCompareVerdicts(t *testing.T) {
 	has(t, CompareVerdicts(c), "goroutine did not run: too deep")
 }
 
+// Lazy 4 KiB stacks' cost per size; a size whose page tables were not
+// measured shows its resident bytes and why, not a total to compare.
+func TestCompareSizeCosts(t *testing.T) {
+	c := comparison()
+	lazy := c.Strategies[0]
+	lazy.StackBytes = 8 * mib
+	lazy.Cost = &probe.Cost{Stacks: 64, ResidentBytes: mib, PageTables: &probe.PageTableCost{PerStackBytes: 4608}, TotalBytes: mib + 4608}
+	big := lazy
+	big.StackBytes = 100 * mib
+	big.Cost = &probe.Cost{Stacks: 64, ResidentBytes: mib, PageTablesMissing: "no page-table scan could run", TotalBytes: mib}
+	c.Strategies = append(c.Strategies, big)
+	c.Strategies[0] = lazy
+	has(t, CompareVerdicts(c), "per coroutine after the last step, lazy 4 KiB pages: 8 MiB stacks 1.0 MiB (1 MiB resident + 4608 B page tables); 100 MiB stacks 1 MiB resident (page tables not measured: no page-table scan could run)")
+}
+
 func TestCompareVerdictsPowersOfTwo(t *testing.T) {
 	c := comparison()
 	c.Strategies[5].Stacks = 1000
