@@ -2,7 +2,9 @@ package probe
 
 import (
 	"context"
+	"encoding/json"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -150,10 +152,17 @@ func TestSocketBytesPerConnection(t *testing.T) {
 	if sb.Looks == 0 || sb.MeanEnd == nil {
 		t.Fatalf("no look saw all %d connections open: %+v", clients, sb)
 	}
-	if sb.Max <= 0 || *sb.MeanEnd < 0 || *sb.MeanEnd > sb.Max || sb.AtClose < 0 {
-		t.Errorf("socket bytes per connection %+v (mean_end %d): want max > 0 and 0 <= mean_end <= max", sb, *sb.MeanEnd)
+	if sb.Max == nil || sb.AtClose == nil {
+		t.Fatalf("socket bytes per connection %+v: max or at_close not measured", sb)
 	}
-	t.Logf("per connection: mean_end %d B, max %d B, at close %d B over %d looks", *sb.MeanEnd, sb.Max, sb.AtClose, sb.Looks)
+	if *sb.Max <= 0 || *sb.MeanEnd < 0 || *sb.MeanEnd > *sb.Max || *sb.AtClose < 0 {
+		t.Errorf("socket bytes per connection %+v (mean_end %d, max %d): want max > 0 and 0 <= mean_end <= max", sb, *sb.MeanEnd, *sb.Max)
+	}
+	// Every socket of every connection is read just before its close.
+	if sb.AtCloseSockets != 2*clients {
+		t.Errorf("at close: %d sockets read, want %d", sb.AtCloseSockets, 2*clients)
+	}
+	t.Logf("per connection: mean_end %d B, max %d B, at close %d B over %d looks", *sb.MeanEnd, *sb.Max, *sb.AtClose, sb.Looks)
 }
 
 // With --release=idle each stack of a high-water group is held to its own
@@ -187,5 +196,66 @@ func TestByHighWaterIdle(t *testing.T) {
 	cfg.Release = mmapstack.ReleaseNone
 	if groups, _ = byHighWater(cfg, s, states, page, nil); groups[0].MatchedAfterRelease != 1 {
 		t.Errorf("release none: %d matched after release, want 1", groups[0].MatchedAfterRelease)
+	}
+}
+
+// A ping-pong interrupted before its first round trip leaves every
+// per-round-trip figure out of summary.json, not 0; a touch run
+// interrupted before its first depth leaves the tool's non-stack memory
+// out. Socket memory at close is absent unless a socket was read then,
+// and then averaged over the sockets read.
+func TestInterruptedFiguresAbsent(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	cfg := pingpongConfig("unix", 4, 50, PatternRamp, 4096)
+	r, err := Start(context.Background(), cfg, Env{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	res, err := r.Measure(ctx)
+	if err == nil || res.PingPong == nil || res.PingPong.RoundTrips != 0 {
+		t.Fatalf("err %v, ping-pong %+v: want an interrupted run with no round trip", err, res.PingPong)
+	}
+	b, err := json.Marshal(res.Summary)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var doc struct {
+		PingPong map[string]json.RawMessage `json:"pingpong"`
+		Tool     map[string]json.RawMessage `json:"tool"`
+	}
+	if err := json.Unmarshal(b, &doc); err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range []string{"latency_ns", "round_trips_per_second", "minor_faults_per_round_trip", "madvise_calls_per_round_trip"} {
+		if v, ok := doc.PingPong[k]; ok {
+			t.Errorf("pingpong.%s = %s after no round trip, want absent", k, v)
+		}
+	}
+	if _, ok := doc.Tool["non_stack_rss_bytes"]; !ok {
+		t.Errorf("tool %v: the ping-pong's final measurement gives non_stack_rss_bytes", doc.Tool)
+	}
+
+	// A touch run stopped before its first depth measured no row.
+	r2, err := Start(context.Background(), touchConfig(2, 4096), Env{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r2.Close()
+	res, _ = r2.Measure(ctx)
+	if len(res.Rows()) != 0 || res.Tool.NonStackRSSBytes != nil {
+		t.Errorf("%d rows, non-stack RSS %v: want none and absent", len(res.Rows()), res.Tool.NonStackRSSBytes)
+	}
+	if b, _ := json.Marshal(res.Tool); strings.Contains(string(b), "non_stack_rss_bytes") {
+		t.Errorf("tool %s: want non_stack_rss_bytes absent", b)
+	}
+
+	// At close: twice the mean per socket read, absent when none was.
+	if p, n := atClose(0, 0); p != nil || n != 0 {
+		t.Errorf("no socket read at close: %v, %d; want absent", p, n)
+	}
+	if p, n := atClose(3000, 3); p == nil || *p != 2000 || n != 3 {
+		t.Errorf("3 sockets holding 3000 B: %v per connection, want 2000", p)
 	}
 }

@@ -129,8 +129,12 @@ func connectionAnswer(r *probe.Result) []string {
 		return []string{"A connection's socket memory is left out: no look saw every connection open"}
 	}
 	s := p.SocketBytesPerConnection
-	return []string{fmt.Sprintf("A connection adds %s of socket memory (its two sockets' SO_MEMINFO, mean over %d connections at the last of %d looks; at most %s)",
-		sizes.IEC(*s.MeanEnd), p.Clients, s.Looks, sizes.IEC(s.Max))}
+	msg := fmt.Sprintf("A connection adds %s of socket memory (its two sockets' SO_MEMINFO, mean over %d connections at the last of %d looks",
+		sizes.IEC(*s.MeanEnd), p.Clients, s.Looks)
+	if s.Max != nil {
+		msg += "; at most " + sizes.IEC(*s.Max)
+	}
+	return []string{msg + ")"}
 }
 
 // WriteAnswer writes the answer block: a heading and Answer's sentences.

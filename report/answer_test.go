@@ -109,8 +109,8 @@ func TestAnswerConnection(t *testing.T) {
 	r := costResult()
 	r.PingPong = &probe.PingPongResult{Clients: 100}
 	has(t, Answer(r), "A connection's socket memory is left out: no look saw every connection open")
-	mean := int64(2304)
-	r.PingPong.SocketBytesPerConnection = probe.SocketBytes{MeanEnd: &mean, Max: 4608, Looks: 12}
+	mean, most := int64(2304), int64(4608)
+	r.PingPong.SocketBytesPerConnection = probe.SocketBytes{MeanEnd: &mean, Max: &most, Looks: 12}
 	got := Answer(r)
 	if w := "A connection adds 2304 B of socket memory (its two sockets' SO_MEMINFO, mean over 100 connections at the last of 12 looks; at most 4608 B)"; got[len(got)-1] != w {
 		t.Errorf("got %q, want %q", got[len(got)-1], w)
@@ -120,4 +120,11 @@ func TestAnswerConnection(t *testing.T) {
 		t.Fatal(err)
 	}
 	contains(t, "answer block", b.String(), "## Answer\n\nAt depth 16 KiB", "at most 4608 B).\n\n")
+
+	// A maximum that was not measured is left out, not shown as 0.
+	r.PingPong.SocketBytesPerConnection.Max = nil
+	got = Answer(r)
+	if w := "A connection adds 2304 B of socket memory (its two sockets' SO_MEMINFO, mean over 100 connections at the last of 12 looks)"; got[len(got)-1] != w {
+		t.Errorf("got %q, want %q", got[len(got)-1], w)
+	}
 }

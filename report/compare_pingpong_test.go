@@ -21,7 +21,7 @@ func pingpongComparison() *probe.PingPongComparison {
 		pte := int64(4096)
 		s := probe.PingPongStrategy{Name: name, Label: string(name)}
 		for i := range 3 {
-			s.Rounds = append(s.Rounds, probe.PingPongRound{Round: i + 1, RoundTrips: 1000, RoundTripsPerSecond: []float64{lo, rate, hi}[i],
+			s.Rounds = append(s.Rounds, probe.PingPongRound{Round: i + 1, RoundTrips: 1000, RoundTripsPerSecond: new([]float64{lo, rate, hi}[i]),
 				EndRSSBytesPerStack: end, EndRSSBytesMin: end, EndRSSBytesMax: end, EndAsPredicted: 20, Stacks: 20,
 				IdleStacks: idleAtEnd, IdleAtEnd: idleAtEnd, IdleAtEndKeptTop: idleAtEnd})
 		}

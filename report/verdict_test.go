@@ -330,7 +330,7 @@ func pingPongResult(tasks int, release mmapstack.Release, groups ...probe.DepthR
 	r.HighWaterGroups = groups
 	r.Steps = nil
 	r.PingPong = &probe.PingPongResult{Transport: "unix", Clients: tasks, MessagesPerClient: 100, RoundTrips: int64(tasks) * 100,
-		Seconds: 0.5, RoundTripsPerSecond: float64(tasks) * 200}
+		Seconds: 0.5, RoundTripsPerSecond: new(float64(tasks) * 200), LatencyNanos: &probe.Latency{P50: 1e6, P99: 3e6, Max: 5e6}}
 	r.PingPong.Sampler = probe.SamplerStats{Samples: 50, IntervalNs: 10e6, MeanCostNs: 2e5, MaxCostNs: 4e5}
 	r.PingPong.PredictionExactSamples = 48
 	r.PingPong.PredictionMaxGapBytes = 8 * kib
