@@ -259,3 +259,25 @@ func TestInterruptedFiguresAbsent(t *testing.T) {
 		t.Errorf("3 sockets holding 3000 B: %v per connection, want 2000", p)
 	}
 }
+
+// HighWaterRange bounds a task's deepest depth from the schedule alone.
+func TestHighWaterRange(t *testing.T) {
+	for _, c := range []struct {
+		pattern  Pattern
+		tasks    int
+		messages int
+		depths   []int64
+		lo, hi   int64
+	}{
+		{PatternRamp, 2, 100, []int64{4096, 1 << 20, 65536}, 1 << 20, 1 << 20},
+		{PatternRamp, 2, 2, []int64{4096, 65536, 1 << 20}, 65536, 65536},    // 2 steps reach index 1 of 3
+		{PatternSpread, 1, 100, []int64{4096, 65536, 1 << 20}, 4096, 65536}, // 2 stacks: the first two depths
+		{PatternSpread, 4, 100, []int64{65536, 4096, 1 << 20}, 4096, 1 << 20},
+		{PatternRandom, 4, 100, []int64{65536, 4096, 1 << 20}, 4096, 1 << 20},
+	} {
+		cfg := pingpongConfig("unix", c.tasks, c.messages, c.pattern, c.depths...)
+		if lo, hi := HighWaterRange(cfg); lo != c.lo || hi != c.hi {
+			t.Errorf("%s, %d tasks, %d messages, %v: %d..%d, want %d..%d", c.pattern, c.tasks, c.messages, c.depths, lo, hi, c.lo, c.hi)
+		}
+	}
+}
