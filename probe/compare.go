@@ -66,7 +66,9 @@ type StrategyStep struct {
 	// Overflow marks a depth the stack cannot hold (it would run into its
 	// guard): the step was not run and nothing else is recorded for it.
 	Overflow bool `json:"overflow,omitempty"`
-	// Per-stack resident bytes from mincore after the step (mmap only).
+	// Per-stack resident bytes after the step (mmap only), from the page
+	// tables as the run's --residency method reads them (PAGEMAP_SCAN by
+	// default; see Summary.Residency of a single run).
 	RSSBytesMin  int64 `json:"rss_bytes_min,omitempty"`
 	RSSBytesMax  int64 `json:"rss_bytes_max,omitempty"`
 	RSSBytesMean int64 `json:"rss_bytes_mean,omitempty"`

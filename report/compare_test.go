@@ -138,6 +138,8 @@ func TestWriteCompareEvidence(t *testing.T) {
 		"| mprotect | 2.000 | 4608 B | 4864 B | 4 KiB |",
 		"- `eager`: eager mmap (MAP_POPULATE) (5553 µs, page tables 208 KiB, 25600 minor faults)",
 		"![strategies](strategies.png)",
+		// --residency's default: the scan, not mincore.
+		"resident bytes per stack after each step (read with PAGEMAP_SCAN),",
 	} {
 		if !strings.Contains(ev, want) {
 			t.Errorf("evidence lacks %q:\n%s", want, ev)
@@ -146,6 +148,13 @@ func TestWriteCompareEvidence(t *testing.T) {
 	if strings.Contains(ev, "| goroutine | 1 |") {
 		t.Errorf("goroutines drawn in the residency table:\n%s", ev)
 	}
+	// The method the runs really used, after any fallback.
+	c.Strategies[0].Residency = &probe.ResidencyMap{Method: "pagemap"}
+	b.Reset()
+	if err := WriteCompareEvidence(&b, c, nil); err != nil {
+		t.Fatal(err)
+	}
+	contains(t, "evidence.md", b.String(), "resident bytes per stack after each step (read with /proc/self/pagemap),")
 
 	b.Reset()
 	if err := WriteCompareText(&b, c, "out"); err != nil {

@@ -344,8 +344,8 @@ func pluralVerb(n int, noun, one, many string) string {
 
 // pageTableVerdicts report the process's page tables (VmPTE, not in Rss)
 // at the reservation and at each step, per stack when the growth is at
-// least a page per stack: below that the process's own churn can account
-// for it.
+// least an eighth of a page per stack (512 B with 4 KiB pages): below
+// that the process's own churn can account for it.
 func pageTableVerdicts(r *probe.Result) []string {
 	stacks := int64(r.Config.Stacks())
 	page := int64(r.PageSize)
