@@ -57,15 +57,21 @@ type Cost struct {
 	// stacks' and whatever else the process mapped meanwhile.
 	VmPTEDeltaBytes int64 `json:"vmpte_delta_bytes"`
 	// AttributedOverDelta is PageTables.TotalBytes / VmPTEDeltaBytes, the
-	// cross-check: 1 when every new page-table page is the stacks'; absent
-	// when VmPTE did not grow.
+	// cross-check; absent when VmPTE did not grow or the page tables were
+	// not measured. It is not a share and can exceed 1: PMD and PUD pages
+	// are attributed to the stacks by address whether or not the run
+	// created them, so one that already mapped other memory before the
+	// reservation counts here but not in the growth (a few stacks in one
+	// GiB: up to two pages more than grew). Near 1 when the stacks' upper-
+	// level pages are new and the process grew no other page tables.
 	AttributedOverDelta *float64 `json:"attributed_over_vmpte_delta,omitempty"`
 }
 
 // PageTableCost is the page-table pages the stacks need, attributed by
 // address: a PTE page maps one 2 MiB-aligned block (with 4 KiB pages), a
 // PMD page one GiB, a PUD page 512 GiB. Shared upper-level pages are
-// shared out over the stacks.
+// shared out over the stacks, also those that existed before the stacks
+// (they map other memory of the process too).
 type PageTableCost struct {
 	// PTEPages counts the distinct PTE blocks holding an entry of a stack
 	// (present page, swap entry or guard marker), a count.

@@ -59,8 +59,11 @@ func Answer(r *probe.Result) []string {
 		fmt.Fprintf(&b, "; the page tables are %s of PTE pages + %s of PMD + %s of PUD share",
 			sizes.IEC(pt.PTEBytes), sizes.IEC(pt.PMDShareBytes), sizes.IEC(pt.PUDShareBytes))
 	}
-	if cost.AttributedOverDelta != nil {
-		fmt.Fprintf(&b, " (%.1f%% of the process's VmPTE growth)", 100**cost.AttributedOverDelta)
+	switch f := cost.AttributedOverDelta; {
+	case f != nil && *f > 1:
+		fmt.Fprintf(&b, " (%.1f%% of the process's VmPTE growth: PMD and PUD pages count by address, also those that mapped other memory before the stacks)", 100**f)
+	case f != nil:
+		fmt.Fprintf(&b, " (%.1f%% of the process's VmPTE growth)", 100**f)
 	}
 	out = append(out, b.String())
 	if pt == nil {

@@ -68,6 +68,15 @@ func TestAnswer(t *testing.T) {
 	}
 }
 
+// Upper-level pages that predate the stacks are attributed to them by
+// address: a ratio above 1 says so rather than read as a share.
+func TestAnswerAttributedOverGrowth(t *testing.T) {
+	r := costResult()
+	ratio := 1.25
+	r.Cost.AttributedOverDelta = &ratio
+	has(t, Answer(r), "(125.0% of the process's VmPTE growth: PMD and PUD pages count by address, also those that mapped other memory before the stacks)")
+}
+
 // When the depths are not ascending and the release keeps pages, the
 // stacks hold the deepest step's pages: the answer names that depth, not
 // the last step's.
