@@ -81,7 +81,7 @@ func BenchmarkSamplerShare(b *testing.B) {
 				}
 				share += res.PingPong.Sampler.CPUFraction
 				cost += float64(res.PingPong.Sampler.MeanCostNs)
-				rate += res.PingPong.RoundTripsPerSecond
+				rate += *res.PingPong.RoundTripsPerSecond // set: the run completed its round trips
 			}
 			n := float64(b.N)
 			b.ReportMetric(100*share/n, "sampler-%cpu")

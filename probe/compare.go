@@ -66,7 +66,9 @@ type StrategyStep struct {
 	// Overflow marks a depth the stack cannot hold (it would run into its
 	// guard): the step was not run and nothing else is recorded for it.
 	Overflow bool `json:"overflow,omitempty"`
-	// Per-stack resident bytes from mincore after the step (mmap only).
+	// Per-stack resident bytes after the step (mmap only), from the page
+	// tables as the run's --residency method reads them (PAGEMAP_SCAN by
+	// default; see Summary.Residency of a single run).
 	RSSBytesMin  int64 `json:"rss_bytes_min,omitempty"`
 	RSSBytesMax  int64 `json:"rss_bytes_max,omitempty"`
 	RSSBytesMean int64 `json:"rss_bytes_mean,omitempty"`
@@ -176,7 +178,8 @@ type GuardCost struct {
 	// address from the page tables (Cost.PageTables.PerStackBytes): a PTE
 	// page per 2 MiB block holding its entries — a guard marker installed
 	// with MADV_GUARD_INSTALL is an entry — plus its share of the PMD and
-	// PUD pages. Absent when the page tables could not be read.
+	// PUD pages. Absent when the page tables could not be read
+	// (Cost.PageTablesMissing).
 	PTEBytesPerStack *int64 `json:"pte_bytes_per_stack,omitempty"`
 	// VmPTEDeltaBytesPerStack is the process's VmPTE growth from before
 	// the reservation over the stacks: the cross-check, which also holds
@@ -213,7 +216,7 @@ func measureGuards(ctx context.Context, cfg Config, env Env) ([]GuardCost, error
 		d := res.Steps[0]
 		n := float64(d.Stacks)
 		gc.VMAsPerStack = float64(d.Smaps.VMAs) / n
-		if res.Cost != nil {
+		if res.Cost != nil && res.Cost.PageTables != nil {
 			gc.PTEBytesPerStack = &res.Cost.PageTables.PerStackBytes
 		}
 		gc.VmPTEDeltaBytesPerStack = (int64(d.VmPTEBytes) - int64(res.Baseline.VmPTE)) / int64(d.Stacks)

@@ -199,7 +199,7 @@ func roundOf(res *Result, round int) PingPongRound {
 		RoundTrips:               p.RoundTrips,
 		Errors:                   p.Errors,
 		RoundTripsPerSecond:      p.RoundTripsPerSecond,
-		LatencyNanos:             Latency{P50: p.LatencyNanos.P50, P99: p.LatencyNanos.P99, Max: p.LatencyNanos.Max},
+		LatencyNanos:             p.LatencyNanos,
 		CPUNanos:                 ThreadCPU{Clients: p.ThreadCPUNs.Clients, Server: p.ThreadCPUNs.Server},
 		MinorFaultsPerRoundTrip:  p.MinorFaultsPerRoundTrip,
 		MadviseCallsPerRoundTrip: p.MadviseCallsPerRoundTrip,
@@ -252,10 +252,20 @@ func figuresOf(rounds []PingPongRound) *PingPongFigures {
 	for _, r := range ok {
 		f.RoundTrips = min(f.RoundTrips, r.RoundTrips)
 		f.Errors += r.Errors
-		rate = append(rate, r.RoundTripsPerSecond)
-		faults = append(faults, r.MinorFaultsPerRoundTrip)
-		madvises = append(madvises, r.MadviseCallsPerRoundTrip)
-		p50, p99, pmax = append(p50, r.LatencyNanos.P50), append(p99, r.LatencyNanos.P99), append(pmax, r.LatencyNanos.Max)
+		// A round that finished completed its round trips: these are
+		// set; the checks keep an unmeasured figure out of the medians.
+		if r.RoundTripsPerSecond != nil {
+			rate = append(rate, *r.RoundTripsPerSecond)
+		}
+		if r.MinorFaultsPerRoundTrip != nil {
+			faults = append(faults, *r.MinorFaultsPerRoundTrip)
+		}
+		if r.MadviseCallsPerRoundTrip != nil {
+			madvises = append(madvises, *r.MadviseCallsPerRoundTrip)
+		}
+		if l := r.LatencyNanos; l != nil {
+			p50, p99, pmax = append(p50, l.P50), append(p99, l.P99), append(pmax, l.Max)
+		}
 		cpuC, cpuS = append(cpuC, r.CPUNanos.Clients), append(cpuS, r.CPUNanos.Server)
 		peak, end = append(peak, r.PeakRSSBytesPerStack), append(end, r.EndRSSBytesPerStack)
 		if r.PTEBytesPerStack != nil {
@@ -264,7 +274,9 @@ func figuresOf(rounds []PingPongRound) *PingPongFigures {
 		vmrss = append(vmrss, r.VmRSSBytes)
 	}
 	f.RoundTripsPerSecond = median(rate)
-	f.RoundTripsPerSecondMin, f.RoundTripsPerSecondMax = slices.Min(rate), slices.Max(rate)
+	if len(rate) > 0 {
+		f.RoundTripsPerSecondMin, f.RoundTripsPerSecondMax = slices.Min(rate), slices.Max(rate)
+	}
 	f.LatencyNanos = Latency{P50: median(p50), P99: median(p99), Max: median(pmax)}
 	f.CPUNanos = ThreadCPU{Clients: median(cpuC), Server: median(cpuS)}
 	f.MinorFaultsPerRoundTrip, f.MadviseCallsPerRoundTrip = median(faults), median(madvises)

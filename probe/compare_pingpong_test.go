@@ -116,10 +116,10 @@ func TestPingPongCompareRamp128K(t *testing.T) {
 func TestFiguresOf(t *testing.T) {
 	pte := int64(4096)
 	rounds := []PingPongRound{
-		{Round: 1, RoundTrips: 100, RoundTripsPerSecond: 300, LatencyNanos: Latency{P50: 10, P99: 30, Max: 50}, EndRSSBytesPerStack: 8192, PTEBytesPerStack: &pte, VmRSSBytes: 3},
-		{Round: 2, RoundTrips: 100, RoundTripsPerSecond: 100, LatencyNanos: Latency{P50: 30, P99: 50, Max: 90}, EndRSSBytesPerStack: 8192, VmRSSBytes: 1},
-		{Round: 3, RoundTrips: 40, Error: "watchdog", RoundTripsPerSecond: 1},
-		{Round: 4, RoundTrips: 100, Errors: 1, RoundTripsPerSecond: 200, LatencyNanos: Latency{P50: 20, P99: 40, Max: 70}, EndRSSBytesPerStack: 4096, VmRSSBytes: 2},
+		{Round: 1, RoundTrips: 100, RoundTripsPerSecond: new(300.0), LatencyNanos: &Latency{P50: 10, P99: 30, Max: 50}, EndRSSBytesPerStack: 8192, PTEBytesPerStack: &pte, VmRSSBytes: 3},
+		{Round: 2, RoundTrips: 100, RoundTripsPerSecond: new(100.0), LatencyNanos: &Latency{P50: 30, P99: 50, Max: 90}, EndRSSBytesPerStack: 8192, VmRSSBytes: 1},
+		{Round: 3, RoundTrips: 40, Error: "watchdog", RoundTripsPerSecond: new(1.0)},
+		{Round: 4, RoundTrips: 100, Errors: 1, RoundTripsPerSecond: new(200.0), LatencyNanos: &Latency{P50: 20, P99: 40, Max: 70}, EndRSSBytesPerStack: 4096, VmRSSBytes: 2},
 	}
 	f := figuresOf(rounds)
 	if f.RoundsMeasured != 3 || f.RoundTrips != 100 || f.Errors != 1 {

@@ -3,6 +3,7 @@ package probe
 import (
 	"context"
 	"math"
+	"strings"
 	"testing"
 
 	"stackprobe/mmapstack"
@@ -52,6 +53,90 @@ func TestCostOf(t *testing.T) {
 	}
 	if c.AttributedOverDelta != nil {
 		t.Errorf("no VmPTE growth, yet attributed/delta %v", *c.AttributedOverDelta)
+	}
+	// Page tables the method could not count are left out, not summed
+	// as what it saw.
+	c = costOf(ranges, counts, costInputs{pageSize: 4096, vmaDelta: 8, vmPTEDelta: 8 * 4096, vmaObject: &obj, ptMissing: "mincore only"})
+	if c.PageTables != nil || c.PageTablesMissing != "mincore only" || c.AttributedOverDelta != nil || c.TotalBytes != 13<<10+384 {
+		t.Errorf("page tables not measured: %+v (missing %q), attributed %v, total %d; want absent, total %d",
+			c.PageTables, c.PageTablesMissing, c.AttributedOverDelta, c.TotalBytes, 13<<10+384)
+	}
+}
+
+// The page tables are counted from page-table entries whatever the run's
+// --residency: with mincore, which sees resident pages only, Cost reads a
+// fresh PAGEMAP_SCAN, so the PTE page holding each madvise guard's markers
+// is counted as with the scan (two PTE pages per 8 MiB stack used to
+// 16 KiB: its top and its guard).
+func TestCostPageTablesWithMincore(t *testing.T) {
+	skipUnlessGuardMadvise(t)
+	const n = 8
+	for _, guard := range []mmapstack.Guard{mmapstack.GuardMadvise, mmapstack.GuardMprotect} {
+		want := n
+		if guard == mmapstack.GuardMadvise {
+			want = 2 * n
+		}
+		for _, method := range []procread.Method{procread.MethodScan, procread.MethodMincore} {
+			cfg := touchConfig(n, 16<<10)
+			cfg.StackBytes, cfg.Guard, cfg.Residency = 8*mib, guard, method
+			res, err := runOnce(context.Background(), cfg, Env{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			c := res.Cost
+			switch pm, err := procread.OpenPagemap("", 0, procread.MethodScan); {
+			case err != nil:
+				t.Fatal(err)
+			case guard == mmapstack.GuardMadvise && pm.Known()&procread.ClassGuard == 0:
+				pm.Close()
+				if c.PageTables != nil || c.PageTablesMissing == "" {
+					t.Errorf("%s, %s: page tables %+v without seeing guard markers, want left out", guard, method, c.PageTables)
+				}
+				continue
+			default:
+				pm.Close()
+			}
+			if c.PageTables == nil || c.PageTables.PTEPages != want || c.ResidentBytes != 16<<10 {
+				t.Errorf("%s, %s: page tables %+v (missing %q), resident %d; want %d PTE pages, 16 KiB resident",
+					guard, method, c.PageTables, c.PageTablesMissing, c.ResidentBytes, want)
+			}
+		}
+	}
+}
+
+// Where no page-table scan can run, a mincore run's cost leaves the page
+// tables out and says why; residency still comes from mincore.
+func TestCostPagemapWithoutScan(t *testing.T) {
+	own, err := procread.OpenPagemap("", 0, procread.MethodMincore)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer own.Close()
+	r := &Run{env: Env{ProcRoot: t.TempDir()}, cfg: touchConfig(1, 4096)}
+	pm, missing, err := r.costPagemap(own)
+	if err != nil || pm != own || !strings.HasPrefix(missing, "mincore sees resident pages only and no page-table scan could run: ") {
+		t.Errorf("pagemap %v (own %v), missing %q, err %v; want the run's mincore and the page tables missing", pm, own, missing, err)
+	}
+	r.env.ProcRoot = "/proc"
+	pm, missing, err = r.costPagemap(own)
+	if err != nil || pm == own || pm.Method() == procread.MethodMincore || missing != "" {
+		t.Errorf("pagemap %v, missing %q, err %v; want a fresh scan", pm, missing, err)
+	}
+	if pm != nil && pm != own {
+		pm.Close()
+	}
+}
+
+// A touch run whose depths are not ascending: the cost records the last
+// step's depth and the deepest, whose pages the stacks still hold.
+func TestCostDepths(t *testing.T) {
+	res, err := runOnce(context.Background(), touchConfig(2, 64<<10, 4096), Env{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := res.Cost
+	if c == nil || c.DepthBytes != 4096 || c.HighWaterBytes != 64<<10 || c.ResidentBytes != 64<<10 {
+		t.Fatalf("cost %+v: want last step 4096, deepest 65536, 64 KiB resident per stack", c)
 	}
 }
 

@@ -178,18 +178,19 @@ func (r *Run) runPingPong(ctx context.Context) error {
 	}
 
 	p := &PingPongResult{
-		Transport:           string(pr.Transport),
-		Clients:             pr.Clients,
-		MessagesPerClient:   pr.MessagesPerClient,
-		RoundTrips:          pr.RoundTrips,
-		Errors:              pr.Errors,
-		Seconds:             pr.Elapsed.Seconds(),
-		RoundTripsPerSecond: pr.RoundTripsPerSecond(),
-		Sampler:             smp.stats(cpu),
+		Transport:         string(pr.Transport),
+		Clients:           pr.Clients,
+		MessagesPerClient: pr.MessagesPerClient,
+		RoundTrips:        pr.RoundTrips,
+		Errors:            pr.Errors,
+		Seconds:           pr.Elapsed.Seconds(),
+		Sampler:           smp.stats(cpu),
 	}
-	p.LatencyNanos.P50 = pr.Latency.P50.Nanoseconds()
-	p.LatencyNanos.P99 = pr.Latency.P99.Nanoseconds()
-	p.LatencyNanos.Max = pr.Latency.Max.Nanoseconds()
+	if pr.RoundTrips > 0 {
+		rate := pr.RoundTripsPerSecond()
+		p.RoundTripsPerSecond = &rate
+		p.LatencyNanos = &Latency{P50: pr.Latency.P50.Nanoseconds(), P99: pr.Latency.P99.Nanoseconds(), Max: pr.Latency.Max.Nanoseconds()}
+	}
 	p.PredictionExactSamples, p.PredictionMaxGapBytes = smp.exact, smp.maxGap
 	p.ThreadCPUNs.Clients, p.ThreadCPUNs.Server = pr.ClientThreadCPU.Nanoseconds(), pr.ServerThreadCPU.Nanoseconds()
 	p.IdleReleases = pr.IdleCalls
@@ -202,7 +203,8 @@ func (r *Run) runPingPong(ctx context.Context) error {
 		}
 	}
 	if pr.RoundTrips > 0 {
-		p.MadviseCallsPerRoundTrip = float64(madvises) / float64(pr.RoundTrips)
+		calls := float64(madvises) / float64(pr.RoundTrips)
+		p.MadviseCallsPerRoundTrip = &calls
 	}
 	p.PeakStackRSSBytes = smp.peak
 	p.LiveSteps, p.LiveStepsMissing = smp.live.result()
@@ -212,9 +214,11 @@ func (r *Run) runPingPong(ctx context.Context) error {
 		p.SocketBytesPerConnection.MeanEnd = &mean
 	}
 	p.SocketBytesPerConnection.Looks = smp.socketLooks
-	p.SocketBytesPerConnection.Max = sockets.Peak() / conns
-	closed, _ := sockets.AtClose()
-	p.SocketBytesPerConnection.AtClose = closed / conns
+	if peak := sockets.Peak(); peak > 0 || smp.socketSeen {
+		most := peak / conns
+		p.SocketBytesPerConnection.Max = &most
+	}
+	p.SocketBytesPerConnection.AtClose, p.SocketBytesPerConnection.AtCloseSockets = atClose(sockets.AtClose())
 	for i := range used {
 		if !used[i].Load() {
 			p.UnusedDepths = append(p.UnusedDepths, cfg.Depths[i])
@@ -237,7 +241,8 @@ func (r *Run) runPingPong(ctx context.Context) error {
 	}
 	res.HighWaterGroups, res.Series.PerStackRSS = byHighWater(cfg, &final, states, page, m)
 	if pr.RoundTrips > 0 {
-		p.MinorFaultsPerRoundTrip = float64(final.Totals.MinorFaults-res.Reserved.MinorFaults) / float64(pr.RoundTrips)
+		faults := float64(final.Totals.MinorFaults-res.Reserved.MinorFaults) / float64(pr.RoundTrips)
+		p.MinorFaultsPerRoundTrip = &faults
 	}
 	p.PeakStackRSSBytes = max(p.PeakStackRSSBytes, final.StackRSS)
 	for i := range states {
@@ -252,9 +257,23 @@ func (r *Run) runPingPong(ctx context.Context) error {
 	return runErr
 }
 
+// atClose is a connection's socket memory at close from the bytes summed
+// over the sockets whose memory was read just before their close: twice
+// the mean per socket (a connection has two), nil when none was read.
+func atClose(bytes, sockets int64) (*int64, int64) {
+	if sockets == 0 {
+		return nil, 0
+	}
+	perConn := 2 * bytes / sockets
+	return &perConn, sockets
+}
+
 // byHighWater groups the stacks by the deepest depth they used and
 // summarises each group: the claim says a stack holds ceil(deepest/page)
-// pages. perStack holds each group's per-stack resident bytes.
+// pages. MatchedAfterRelease holds each stack to what its own task's state
+// predicts (Config.expected): with --release=idle that is the kept top
+// after an idle release, or what the task used since, not the group's
+// high-water mark. perStack holds each group's per-stack resident bytes.
 func byHighWater(cfg Config, s *Sample, states []taskState, page int, m *meter) (groups []DepthResult, perStack [][]int64) {
 	byDepth := map[int64][]int{}
 	for i := range states {
@@ -272,7 +291,14 @@ func byHighWater(cfg Config, s *Sample, states []taskState, page int, m *meter) 
 		for _, i := range byDepth[hw] {
 			sub.Stacks = append(sub.Stacks, s.Stacks[i])
 		}
-		groups = append(groups, summarize(&sub, hw, hw, expectedAfterRelease(cfg, hw, page), page, m))
+		d := summarize(&sub, hw, hw, expectedAfterRelease(cfg, hw, page), page, m)
+		d.MatchedAfterRelease = 0
+		for _, i := range byDepth[hw] {
+			if s.Stacks[i].RSS == cfg.expected(&states[i], page) {
+				d.MatchedAfterRelease++
+			}
+		}
+		groups = append(groups, d)
 		perStack = append(perStack, perStackRSS(&sub))
 	}
 	return groups, perStack
@@ -301,6 +327,7 @@ type sampler struct {
 	peak        int64 // the most StackRSS any sample found
 	socketEnd   int64 // socket bytes at the last look with every connection open
 	socketLooks int   // samples that saw every connection open
+	socketSeen  bool  // some sample saw a look with a socket in it
 
 	sample   Sample
 	seq      int
@@ -357,7 +384,9 @@ func (s *sampler) take() error {
 	s.costMax = max(s.costMax, s.sample.Cost)
 	s.cost.publish(s.costSum, s.seq+1)
 	s.peak = max(s.peak, s.sample.StackRSS)
-	if bytes, n := s.sockets.Now(); n == 2*int64(s.clients) {
+	bytes, n := s.sockets.Now()
+	s.socketSeen = s.socketSeen || n > 0
+	if n == 2*int64(s.clients) {
 		s.socketEnd = bytes
 		s.socketLooks++
 	}

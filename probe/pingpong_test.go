@@ -2,7 +2,9 @@ package probe
 
 import (
 	"context"
+	"encoding/json"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -150,8 +152,132 @@ func TestSocketBytesPerConnection(t *testing.T) {
 	if sb.Looks == 0 || sb.MeanEnd == nil {
 		t.Fatalf("no look saw all %d connections open: %+v", clients, sb)
 	}
-	if sb.Max <= 0 || *sb.MeanEnd < 0 || *sb.MeanEnd > sb.Max || sb.AtClose < 0 {
-		t.Errorf("socket bytes per connection %+v (mean_end %d): want max > 0 and 0 <= mean_end <= max", sb, *sb.MeanEnd)
+	if sb.Max == nil || sb.AtClose == nil {
+		t.Fatalf("socket bytes per connection %+v: max or at_close not measured", sb)
 	}
-	t.Logf("per connection: mean_end %d B, max %d B, at close %d B over %d looks", *sb.MeanEnd, sb.Max, sb.AtClose, sb.Looks)
+	if *sb.Max <= 0 || *sb.MeanEnd < 0 || *sb.MeanEnd > *sb.Max || *sb.AtClose < 0 {
+		t.Errorf("socket bytes per connection %+v (mean_end %d, max %d): want max > 0 and 0 <= mean_end <= max", sb, *sb.MeanEnd, *sb.Max)
+	}
+	// Every socket of every connection is read just before its close.
+	if sb.AtCloseSockets != 2*clients {
+		t.Errorf("at close: %d sockets read, want %d", sb.AtCloseSockets, 2*clients)
+	}
+	t.Logf("per connection: mean_end %d B, max %d B, at close %d B over %d looks", *sb.MeanEnd, *sb.Max, *sb.AtClose, sb.Looks)
+}
+
+// With --release=idle each stack of a high-water group is held to its own
+// task's state: the kept top after an idle release, what it used since
+// that release, or its high-water mark if it never idled. The group's
+// high-water mark is what none but the never-idle stack should hold.
+func TestByHighWaterIdle(t *testing.T) {
+	const page = 4096
+	cfg := Config{Workload: WorkloadPingPong, Tasks: 2, Depths: []int64{4096, 65536, mib}, Release: mmapstack.ReleaseIdle, KeepTopBytes: 4096}
+	states := make([]taskState, 4)
+	for i := range states {
+		setTask(&states[i], 10, mib, mib)
+	}
+	states[0].idled.Store(1)
+	states[0].sinceIdle.Store(0) // idle at the end: the kept top
+	states[1].idled.Store(3)
+	states[1].sinceIdle.Store(65536) // used 64 KiB since its last idle release
+	states[2].idled.Store(2)
+	states[2].sinceIdle.Store(0) // idle at the end, yet holding more than the kept top
+	// states[3] never idled: its high-water mark.
+	s := &Sample{Stacks: []StackSample{{RSS: 4096}, {RSS: 65536}, {RSS: 8192}, {RSS: mib}}}
+	groups, perStack := byHighWater(cfg, s, states, page, nil)
+	if len(groups) != 1 || len(perStack) != 1 {
+		t.Fatalf("%d groups, want 1", len(groups))
+	}
+	g := groups[0]
+	if g.Stacks != 4 || g.MatchedAfterRelease != 3 || g.ExpectedAfterReleaseBytes != mib || g.RSSBytesMin != 4096 || g.RSSBytesMax != mib {
+		t.Errorf("group %+v: want 4 stacks, 3 matched after release (stack 2 holds 8 KiB, not its 4 KiB kept top), expected at most 1 MiB, 4 KiB..1 MiB", g)
+	}
+	// Without idle releases every stack is held to the high-water mark.
+	cfg.Release = mmapstack.ReleaseNone
+	if groups, _ = byHighWater(cfg, s, states, page, nil); groups[0].MatchedAfterRelease != 1 {
+		t.Errorf("release none: %d matched after release, want 1", groups[0].MatchedAfterRelease)
+	}
+}
+
+// A ping-pong interrupted before its first round trip leaves every
+// per-round-trip figure out of summary.json, not 0; a touch run
+// interrupted before its first depth leaves the tool's non-stack memory
+// out. Socket memory at close is absent unless a socket was read then,
+// and then averaged over the sockets read.
+func TestInterruptedFiguresAbsent(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	cfg := pingpongConfig("unix", 4, 50, PatternRamp, 4096)
+	r, err := Start(context.Background(), cfg, Env{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	res, err := r.Measure(ctx)
+	if err == nil || res.PingPong == nil || res.PingPong.RoundTrips != 0 {
+		t.Fatalf("err %v, ping-pong %+v: want an interrupted run with no round trip", err, res.PingPong)
+	}
+	b, err := json.Marshal(res.Summary)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var doc struct {
+		PingPong map[string]json.RawMessage `json:"pingpong"`
+		Tool     map[string]json.RawMessage `json:"tool"`
+	}
+	if err := json.Unmarshal(b, &doc); err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range []string{"latency_ns", "round_trips_per_second", "minor_faults_per_round_trip", "madvise_calls_per_round_trip"} {
+		if v, ok := doc.PingPong[k]; ok {
+			t.Errorf("pingpong.%s = %s after no round trip, want absent", k, v)
+		}
+	}
+	if _, ok := doc.Tool["non_stack_rss_bytes"]; !ok {
+		t.Errorf("tool %v: the ping-pong's final measurement gives non_stack_rss_bytes", doc.Tool)
+	}
+
+	// A touch run stopped before its first depth measured no row.
+	r2, err := Start(context.Background(), touchConfig(2, 4096), Env{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r2.Close()
+	res, _ = r2.Measure(ctx)
+	if len(res.Rows()) != 0 || res.Tool.NonStackRSSBytes != nil {
+		t.Errorf("%d rows, non-stack RSS %v: want none and absent", len(res.Rows()), res.Tool.NonStackRSSBytes)
+	}
+	if b, _ := json.Marshal(res.Tool); strings.Contains(string(b), "non_stack_rss_bytes") {
+		t.Errorf("tool %s: want non_stack_rss_bytes absent", b)
+	}
+
+	// At close: twice the mean per socket read, absent when none was.
+	if p, n := atClose(0, 0); p != nil || n != 0 {
+		t.Errorf("no socket read at close: %v, %d; want absent", p, n)
+	}
+	if p, n := atClose(3000, 3); p == nil || *p != 2000 || n != 3 {
+		t.Errorf("3 sockets holding 3000 B: %v per connection, want 2000", p)
+	}
+}
+
+// HighWaterRange bounds a task's deepest depth from the schedule alone.
+func TestHighWaterRange(t *testing.T) {
+	for _, c := range []struct {
+		pattern  Pattern
+		tasks    int
+		messages int
+		depths   []int64
+		lo, hi   int64
+	}{
+		{PatternRamp, 2, 100, []int64{4096, 1 << 20, 65536}, 1 << 20, 1 << 20},
+		{PatternRamp, 2, 2, []int64{4096, 65536, 1 << 20}, 65536, 65536},    // 2 steps reach index 1 of 3
+		{PatternSpread, 1, 100, []int64{4096, 65536, 1 << 20}, 4096, 65536}, // 2 stacks: the first two depths
+		{PatternSpread, 4, 100, []int64{65536, 4096, 1 << 20}, 4096, 1 << 20},
+		{PatternRandom, 4, 100, []int64{65536, 4096, 1 << 20}, 4096, 1 << 20},
+	} {
+		cfg := pingpongConfig("unix", c.tasks, c.messages, c.pattern, c.depths...)
+		if lo, hi := HighWaterRange(cfg); lo != c.lo || hi != c.hi {
+			t.Errorf("%s, %d tasks, %d messages, %v: %d..%d, want %d..%d", c.pattern, c.tasks, c.messages, c.depths, lo, hi, c.lo, c.hi)
+		}
+	}
 }

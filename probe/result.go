@@ -152,6 +152,9 @@ type DepthResult struct {
 	HighWaterBytes int64 `json:"high_water_bytes"`
 	// ExpectedAfterReleaseBytes is what the release mode should leave:
 	// the high-water mark for none and free, the kept top for dontneed.
+	// With idle (ping-pong) it is the high-water mark, the most a stack
+	// of the group may hold: each stack is held to its own state instead
+	// (MatchedAfterRelease).
 	ExpectedAfterReleaseBytes int64 `json:"expected_after_release_bytes"`
 	// Per-stack memory held, bytes: the resident pages of each whole
 	// mapping (guard included), shared zero page excluded, as the page
@@ -178,7 +181,11 @@ type DepthResult struct {
 	// the peak of the step, before any release (touch workload), or at the
 	// end of the run (ping-pong).
 	Matched int `json:"matched"`
-	// MatchedAfterRelease counts stacks equal to ExpectedAfterReleaseBytes.
+	// MatchedAfterRelease counts stacks equal to what the release mode
+	// should leave in them: ExpectedAfterReleaseBytes, or with idle, for
+	// a stack released for being idle, the larger of its kept top
+	// (ceil(min(deepest, keep-top)/page) pages) and ceil(deepest depth
+	// since its last idle release/page) pages.
 	MatchedAfterRelease int `json:"matched_after_release"`
 	Stacks              int `json:"stacks"`
 	// AnonHugeBytesTotal sums smaps AnonHugePages over the stacks' VMAs;
@@ -242,19 +249,17 @@ type SmapsCheck struct {
 
 // PingPongResult is the workload section of summary.json.
 type PingPongResult struct {
-	Transport           string  `json:"transport"`
-	Clients             int     `json:"clients"`
-	MessagesPerClient   int     `json:"messages_per_client"`
-	RoundTrips          int64   `json:"round_trips"`
-	Errors              int64   `json:"errors"`
-	Seconds             float64 `json:"seconds"`
-	RoundTripsPerSecond float64 `json:"round_trips_per_second"`
-	LatencyNanos        struct {
-		P50 int64 `json:"p50"`
-		P99 int64 `json:"p99"`
-		Max int64 `json:"max"`
-	} `json:"latency_ns"`
-	Sampler SamplerStats `json:"sampler"`
+	Transport         string  `json:"transport"`
+	Clients           int     `json:"clients"`
+	MessagesPerClient int     `json:"messages_per_client"`
+	RoundTrips        int64   `json:"round_trips"`
+	Errors            int64   `json:"errors"`
+	Seconds           float64 `json:"seconds"`
+	// RoundTripsPerSecond and LatencyNanos (round-trip latency
+	// percentiles) are absent when no round trip completed.
+	RoundTripsPerSecond *float64     `json:"round_trips_per_second,omitempty"`
+	LatencyNanos        *Latency     `json:"latency_ns,omitempty"`
+	Sampler             SamplerStats `json:"sampler"`
 	// PredictionExactSamples counts live samples in which the stacks'
 	// summed residency equalled the schedule's prediction exactly.
 	PredictionExactSamples int `json:"prediction_exact_samples"`
@@ -271,11 +276,12 @@ type PingPongResult struct {
 		Server  int64 `json:"server"`
 	} `json:"thread_cpu_ns"`
 	// MinorFaultsPerRoundTrip is the process's minor faults from the
-	// reservation to the end of the IO over the round trips.
-	MinorFaultsPerRoundTrip float64 `json:"minor_faults_per_round_trip"`
+	// reservation to the end of the IO over the round trips; absent when
+	// no round trip completed.
+	MinorFaultsPerRoundTrip *float64 `json:"minor_faults_per_round_trip,omitempty"`
 	// MadviseCallsPerRoundTrip is the release calls every stack made,
-	// over the round trips.
-	MadviseCallsPerRoundTrip float64 `json:"madvise_calls_per_round_trip"`
+	// over the round trips; absent when no round trip completed.
+	MadviseCallsPerRoundTrip *float64 `json:"madvise_calls_per_round_trip,omitempty"`
 	// IdleReleases counts releases of idle stacks, and IdleStacks the
 	// stacks released at least once that way (--release=idle).
 	IdleReleases int64 `json:"idle_releases,omitempty"`
@@ -349,11 +355,15 @@ type SocketBytes struct {
 	// MeanEnd is the sockets' memory over the connections at the last look
 	// while every connection was open; absent when no look saw them all.
 	MeanEnd *int64 `json:"mean_end,omitempty"`
-	// Max is the most any look found, over the connections.
-	Max int64 `json:"max"`
-	// AtClose is what the two sockets held just before they were closed,
-	// mean per connection (their queues are normally empty by then).
-	AtClose int64 `json:"at_close"`
+	// Max is the most any look found, over the connections; absent when
+	// no look was seen (Peak 0 and no sample found a socket).
+	Max *int64 `json:"max,omitempty"`
+	// AtClose is what a connection's two sockets held just before they
+	// were closed (their queues are normally empty by then): the mean per
+	// socket over the AtCloseSockets sockets whose memory was read then,
+	// times two. Absent when none was.
+	AtClose        *int64 `json:"at_close,omitempty"`
+	AtCloseSockets int64  `json:"at_close_sockets,omitempty"`
 	// Looks is how many looks saw every connection open.
 	Looks int `json:"looks"`
 }
@@ -392,8 +402,9 @@ type ToolMemory struct {
 	GoHeapBytes uint64 `json:"go_heap_bytes"`
 	// GoTotalBytes is all memory mapped by the Go runtime.
 	GoTotalBytes uint64 `json:"go_total_bytes"`
-	// NonStackRSSBytes is VmRSS minus the stacks' resident bytes at the end.
-	NonStackRSSBytes int64 `json:"non_stack_rss_bytes"`
+	// NonStackRSSBytes is VmRSS minus the stacks' resident bytes at the
+	// end; absent when no depth was measured.
+	NonStackRSSBytes *int64 `json:"non_stack_rss_bytes,omitempty"`
 }
 
 // ResidencyMap is which pages at the top of some stacks are resident.
@@ -512,16 +523,17 @@ type PingPongRound struct {
 	Round int `json:"round"`
 	// Error is why the round stopped early; its figures are what it
 	// measured until then and do not count in the strategy's figures.
-	Error               string    `json:"error,omitempty"`
-	RoundTrips          int64     `json:"round_trips"`
-	Errors              int64     `json:"errors"`
-	RoundTripsPerSecond float64   `json:"round_trips_per_second"`
-	LatencyNanos        Latency   `json:"latency_ns"`
-	CPUNanos            ThreadCPU `json:"cpu_ns"`
-	// MinorFaultsPerRoundTrip and MadviseCallsPerRoundTrip are as in
-	// PingPongResult.
-	MinorFaultsPerRoundTrip  float64 `json:"minor_faults_per_round_trip"`
-	MadviseCallsPerRoundTrip float64 `json:"madvise_calls_per_round_trip"`
+	Error      string `json:"error,omitempty"`
+	RoundTrips int64  `json:"round_trips"`
+	Errors     int64  `json:"errors"`
+	// RoundTripsPerSecond, LatencyNanos, MinorFaultsPerRoundTrip and
+	// MadviseCallsPerRoundTrip are as in PingPongResult: absent when no
+	// round trip completed.
+	RoundTripsPerSecond      *float64  `json:"round_trips_per_second,omitempty"`
+	LatencyNanos             *Latency  `json:"latency_ns,omitempty"`
+	CPUNanos                 ThreadCPU `json:"cpu_ns"`
+	MinorFaultsPerRoundTrip  *float64  `json:"minor_faults_per_round_trip,omitempty"`
+	MadviseCallsPerRoundTrip *float64  `json:"madvise_calls_per_round_trip,omitempty"`
 	// PeakRSSBytesPerStack is the stacks' summed residency at the live
 	// sample that found the most, over the stack count (mean per stack).
 	PeakRSSBytesPerStack int64 `json:"peak_rss_bytes_per_stack"`
@@ -533,9 +545,10 @@ type PingPongRound struct {
 	// EndAsPredicted counts stacks that ended holding exactly what the
 	// release mode predicts from their deepest depth: ceil(deepest/page)
 	// pages without a release or with MADV_FREE, the kept top with
-	// MADV_DONTNEED after every message. For the idle policy it counts
-	// the stacks at their high-water mark (used since their last idle
-	// release); IdleAtEndKeptTop counts those whose last event was one.
+	// MADV_DONTNEED after every message. For the idle policy each stack
+	// is held to its own state: the kept top after its last idle release,
+	// or what it used since (its high-water mark if it never idled);
+	// IdleAtEndKeptTop counts those whose last event was an idle release.
 	EndAsPredicted int `json:"end_as_predicted"`
 	Stacks         int `json:"stacks"`
 	// PTEBytesPerStack is VmPTE at the end minus VmPTE before the

@@ -434,7 +434,8 @@ func (r *Run) toolMemory() ToolMemory {
 	metrics.Read(samples)
 	t := ToolMemory{GoHeapBytes: samples[0].Value.Uint64(), GoTotalBytes: samples[1].Value.Uint64()}
 	if rows := res.Rows(); len(rows) > 0 {
-		t.NonStackRSSBytes = int64(rows[len(rows)-1].VmRSSBytes) - r.finalStackRSS
+		n := int64(rows[len(rows)-1].VmRSSBytes) - r.finalStackRSS
+		t.NonStackRSSBytes = &n
 	}
 	return t
 }

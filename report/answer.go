@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"stackprobe/limits"
+	"stackprobe/mmapstack"
 	"stackprobe/probe"
 	"stackprobe/procread"
 	"stackprobe/sizes"
@@ -29,28 +30,59 @@ func Answer(r *probe.Result) []string {
 	}
 	var out []string
 	var b strings.Builder
-	if cost.DepthBytes > 0 || c.Workload == probe.WorkloadTouch {
-		fmt.Fprintf(&b, "At depth %s a coroutine on a %s holds %s", sizes.IEC(cost.DepthBytes), stack, sizes.IEC(cost.TotalBytes))
-	} else {
+	switch {
+	case cost.DepthBytes == 0 && c.Workload != probe.WorkloadTouch:
 		fmt.Fprintf(&b, "At the end of this ping-pong a coroutine on a %s holds %s on average", stack, sizes.IEC(cost.TotalBytes))
+	case heldDepth(r, cost) != cost.DepthBytes:
+		fmt.Fprintf(&b, "After depths up to %s (last step %s) a coroutine on a %s holds %s",
+			sizes.IEC(cost.HighWaterBytes), sizes.IEC(cost.DepthBytes), stack, sizes.IEC(cost.TotalBytes))
+	default:
+		fmt.Fprintf(&b, "At depth %s a coroutine on a %s holds %s", sizes.IEC(cost.DepthBytes), stack, sizes.IEC(cost.TotalBytes))
 	}
 	pt := cost.PageTables
-	fmt.Fprintf(&b, " (%s resident + %s page tables", sizes.IEC(cost.ResidentBytes), sizes.IEC(pt.PerStackBytes))
+	fmt.Fprintf(&b, " (%s resident", sizes.IEC(cost.ResidentBytes))
+	if pt != nil {
+		fmt.Fprintf(&b, " + %s page tables", sizes.IEC(pt.PerStackBytes))
+	}
 	if cost.KernelBytes != nil {
 		fmt.Fprintf(&b, " + %s kernel: %.3g VMAs of %d B", sizes.IEC(*cost.KernelBytes), cost.VMAsPerStack, *cost.VMAObjectBytes)
 	}
 	b.WriteString(")")
+	if pt == nil {
+		fmt.Fprintf(&b, "; the page tables are left out: %s", cost.PageTablesMissing)
+	}
 	if cost.KernelBytes == nil {
 		fmt.Fprintf(&b, "; the kernel's VMA cost (%.3g VMAs per stack) is left out: %s", cost.VMAsPerStack, cost.KernelMissing)
 	}
-	fmt.Fprintf(&b, ", measured over %d stacks; the page tables are %s of PTE pages + %s of PMD + %s of PUD share",
-		cost.Stacks, sizes.IEC(pt.PTEBytes), sizes.IEC(pt.PMDShareBytes), sizes.IEC(pt.PUDShareBytes))
-	if cost.AttributedOverDelta != nil {
-		fmt.Fprintf(&b, " (%.1f%% of the process's VmPTE growth)", 100**cost.AttributedOverDelta)
+	fmt.Fprintf(&b, ", measured over %d stacks", cost.Stacks)
+	if pt != nil {
+		fmt.Fprintf(&b, "; the page tables are %s of PTE pages + %s of PMD + %s of PUD share",
+			sizes.IEC(pt.PTEBytes), sizes.IEC(pt.PMDShareBytes), sizes.IEC(pt.PUDShareBytes))
+	}
+	switch f := cost.AttributedOverDelta; {
+	case f != nil && *f > 1:
+		fmt.Fprintf(&b, " (%.1f%% of the process's VmPTE growth: PMD and PUD pages count by address, also those that mapped other memory before the stacks)", 100**f)
+	case f != nil:
+		fmt.Fprintf(&b, " (%.1f%% of the process's VmPTE growth)", 100**f)
 	}
 	out = append(out, b.String())
-	out = append(out, fitAnswer(r, cost)...)
+	if pt == nil {
+		// A fit without the page tables would count too many.
+		out = append(out, "How many fit in memory is left out: the page tables were not measured")
+	} else {
+		out = append(out, fitAnswer(r, cost)...)
+	}
 	return append(out, connectionAnswer(r)...)
+}
+
+// heldDepth is the depth whose pages the costed stacks hold: the deepest
+// step when the release keeps pages (none; free, whose pages stay in Rss
+// until memory is short), else the last step.
+func heldDepth(r *probe.Result, cost *probe.Cost) int64 {
+	if rel := r.Config.Release; (rel == mmapstack.ReleaseNone || rel == mmapstack.ReleaseFree) && cost.HighWaterBytes > cost.DepthBytes {
+		return cost.HighWaterBytes
+	}
+	return cost.DepthBytes
 }
 
 // fitAnswer is how many coroutines fit in memory and which limit binds.
@@ -60,7 +92,7 @@ func fitAnswer(r *probe.Result, cost *probe.Cost) []string {
 	if !ok {
 		return []string{"How many fit in memory is left out: neither MemAvailable nor a cgroup limit was read"}
 	}
-	per := limits.PerStack{DepthBytes: cost.DepthBytes, Stacks: cost.Stacks, Resident: cost.ResidentBytes,
+	per := limits.PerStack{DepthBytes: heldDepth(r, cost), Stacks: cost.Stacks, Resident: cost.ResidentBytes,
 		PageTables: cost.PageTables.PerStackBytes, Kernel: cost.KernelBytes, KernelMissing: cost.KernelMissing, Total: cost.TotalBytes}
 	fit := limits.FitMemory(per, mem, source)
 	out := []string{fmt.Sprintf("%d such coroutines fit in this machine's memory (%s %s at the start of the run)",
@@ -100,8 +132,12 @@ func connectionAnswer(r *probe.Result) []string {
 		return []string{"A connection's socket memory is left out: no look saw every connection open"}
 	}
 	s := p.SocketBytesPerConnection
-	return []string{fmt.Sprintf("A connection adds %s of socket memory (its two sockets' SO_MEMINFO, mean over %d connections at the last of %d looks; at most %s)",
-		sizes.IEC(*s.MeanEnd), p.Clients, s.Looks, sizes.IEC(s.Max))}
+	msg := fmt.Sprintf("A connection adds %s of socket memory (its two sockets' SO_MEMINFO, mean over %d connections at the last of %d looks",
+		sizes.IEC(*s.MeanEnd), p.Clients, s.Looks)
+	if s.Max != nil {
+		msg += "; at most " + sizes.IEC(*s.Max)
+	}
+	return []string{msg + ")"}
 }
 
 // WriteAnswer writes the answer block: a heading and Answer's sentences.

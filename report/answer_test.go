@@ -3,6 +3,7 @@ package report
 import (
 	"bytes"
 	"slices"
+	"strings"
 	"testing"
 
 	"stackprobe/mmapstack"
@@ -21,7 +22,7 @@ func costResult() *probe.Result {
 	obj, kernel, ratio := int64(192), int64(384), 0.9973
 	r.Cost = &probe.Cost{
 		Stacks: 1000, DepthBytes: 16 * kib, ResidentBytes: 16 * kib,
-		PageTables: probe.PageTableCost{PTEPages: 1000, PMDPages: 98, PUDPages: 2, TotalBytes: 1100 * 4096,
+		PageTables: &probe.PageTableCost{PTEPages: 1000, PMDPages: 98, PUDPages: 2, TotalBytes: 1100 * 4096,
 			PTEBytes: 4096, PMDShareBytes: 401, PUDShareBytes: 8, PerStackBytes: 4506},
 		VMAsPerStack: 2, VMAObjectBytes: &obj, KernelBytes: &kernel,
 		TotalBytes: 16*kib + 4506 + 384, VmPTEDeltaBytes: 4517888, AttributedOverDelta: &ratio,
@@ -67,12 +68,58 @@ func TestAnswer(t *testing.T) {
 	}
 }
 
+// Upper-level pages that predate the stacks are attributed to them by
+// address: a ratio above 1 says so rather than read as a share.
+func TestAnswerAttributedOverGrowth(t *testing.T) {
+	r := costResult()
+	ratio := 1.25
+	r.Cost.AttributedOverDelta = &ratio
+	has(t, Answer(r), "(125.0% of the process's VmPTE growth: PMD and PUD pages count by address, also those that mapped other memory before the stacks)")
+}
+
+// When the depths are not ascending and the release keeps pages, the
+// stacks hold the deepest step's pages: the answer names that depth, not
+// the last step's.
+func TestAnswerHighWaterDepth(t *testing.T) {
+	r := costResult()
+	r.Cost.DepthBytes, r.Cost.HighWaterBytes = 4*kib, mib
+	const after = " a coroutine on a 100 MiB (104857600-byte) lazy stack with guard mprotect holds 20.8 KiB (16 KiB resident"
+	for _, rel := range []mmapstack.Release{mmapstack.ReleaseNone, mmapstack.ReleaseFree} {
+		r.Config.Release = rel
+		if got := Answer(r)[0]; !strings.HasPrefix(got, "After depths up to 1 MiB (last step 4 KiB)"+after) {
+			t.Errorf("release %s: %q", rel, got)
+		}
+	}
+	// MADV_DONTNEED leaves the kept top after the last step: its depth.
+	r.Config.Release = mmapstack.ReleaseDontneed
+	if got := Answer(r)[0]; !strings.HasPrefix(got, "At depth 4 KiB"+after) {
+		t.Errorf("release dontneed: %q", got)
+	}
+}
+
+// Page tables that were not measured are left out of the cost, with the
+// reason, and so is the fit in memory, which would count too many.
+func TestAnswerPageTablesMissing(t *testing.T) {
+	r := costResult()
+	r.Cost.PageTables, r.Cost.AttributedOverDelta, r.Cost.TotalBytes = nil, nil, 16*kib+384
+	r.Cost.PageTablesMissing = "mincore sees resident pages only and no page-table scan could run: open /proc/self/pagemap: permission denied"
+	want := []string{
+		"At depth 16 KiB a coroutine on a 100 MiB (104857600-byte) lazy stack with guard mprotect holds 16.4 KiB " +
+			"(16 KiB resident + 384 B kernel: 2 VMAs of 192 B); the page tables are left out: mincore sees resident pages only and no page-table scan could run: open /proc/self/pagemap: permission denied, " +
+			"measured over 1000 stacks",
+		"How many fit in memory is left out: the page tables were not measured",
+	}
+	if got := Answer(r); !slices.Equal(got, want) {
+		t.Errorf("got\n%q\nwant\n%q", got, want)
+	}
+}
+
 func TestAnswerConnection(t *testing.T) {
 	r := costResult()
 	r.PingPong = &probe.PingPongResult{Clients: 100}
 	has(t, Answer(r), "A connection's socket memory is left out: no look saw every connection open")
-	mean := int64(2304)
-	r.PingPong.SocketBytesPerConnection = probe.SocketBytes{MeanEnd: &mean, Max: 4608, Looks: 12}
+	mean, most := int64(2304), int64(4608)
+	r.PingPong.SocketBytesPerConnection = probe.SocketBytes{MeanEnd: &mean, Max: &most, Looks: 12}
 	got := Answer(r)
 	if w := "A connection adds 2304 B of socket memory (its two sockets' SO_MEMINFO, mean over 100 connections at the last of 12 looks; at most 4608 B)"; got[len(got)-1] != w {
 		t.Errorf("got %q, want %q", got[len(got)-1], w)
@@ -82,4 +129,11 @@ func TestAnswerConnection(t *testing.T) {
 		t.Fatal(err)
 	}
 	contains(t, "answer block", b.String(), "## Answer\n\nAt depth 16 KiB", "at most 4608 B).\n\n")
+
+	// A maximum that was not measured is left out, not shown as 0.
+	r.PingPong.SocketBytesPerConnection.Max = nil
+	got = Answer(r)
+	if w := "A connection adds 2304 B of socket memory (its two sockets' SO_MEMINFO, mean over 100 connections at the last of 12 looks)"; got[len(got)-1] != w {
+		t.Errorf("got %q, want %q", got[len(got)-1], w)
+	}
 }

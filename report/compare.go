@@ -68,6 +68,12 @@ func sizeVerdicts(c *probe.Comparison, stackSizes []int64) []string {
 		if s.Strategy.Name != probe.StrategyLazy4K || s.Cost == nil {
 			continue
 		}
+		if s.Cost.PageTables == nil {
+			// Not comparable with a total that holds page tables.
+			parts = append(parts, fmt.Sprintf("%s stacks %s resident (page tables not measured: %s)",
+				sizes.IEC(s.StackBytes), sizes.IEC(s.Cost.ResidentBytes), s.Cost.PageTablesMissing))
+			continue
+		}
 		part := fmt.Sprintf("%s stacks %s (%s resident + %s page tables",
 			sizes.IEC(s.StackBytes), sizes.IEC(s.Cost.TotalBytes), sizes.IEC(s.Cost.ResidentBytes), sizes.IEC(s.Cost.PageTables.PerStackBytes))
 		if k := s.Cost.KernelBytes; k != nil {
@@ -264,7 +270,7 @@ func WriteCompareEvidence(w io.Writer, c *probe.Comparison, charts []string) err
 	}
 	b.WriteString("\n## Environment\n\n")
 	writeEnvTable(&b, c.Environment)
-	b.WriteString("\n## Results\n\nmmap strategies: resident bytes per stack after each step (mincore), the peak before a release in parentheses when it differs; page tables are the growth of the process's VmPTE from the reservation over the stack count (at the peak in parentheses when a release freed some); minor faults and touch time are per page the step touched (stacks × ceil(depth/page)). A blank cell was not measured.\n\n")
+	fmt.Fprintf(&b, "\n## Results\n\nmmap strategies: resident bytes per stack after each step (read with %s), the peak before a release in parentheses when it differs; page tables are the growth of the process's VmPTE from the reservation over the stack count (at the peak in parentheses when a release freed some); minor faults and touch time are per page the step touched (stacks × ceil(depth/page)). A blank cell was not measured.\n\n", methodWords(compareMethod(c)))
 	b.WriteString("| strategy | step | depth | resident per stack | AnonHugePages per stack | page tables per stack | VMAs per stack | minor faults per touched page | touch time per page |\n")
 	b.WriteString("|---|---:|---:|---:|---:|---:|---:|---:|---:|\n")
 	var gos []probe.StrategyResult
@@ -383,6 +389,18 @@ func span(lo, hi int64) string {
 		return sizes.IEC(lo)
 	}
 	return sizes.IEC(lo) + "–" + sizes.IEC(hi)
+}
+
+// compareMethod is the residency method compare's runs read with: the one
+// a strategy's residency map records (after any fallback), else the one
+// --residency asked for.
+func compareMethod(c *probe.Comparison) string {
+	for _, s := range c.Strategies {
+		if s.Residency != nil && s.Residency.Method != "" {
+			return s.Residency.Method
+		}
+	}
+	return c.Config.Residency.String()
 }
 
 // optSize is a measured size, or "" when it was not measured.

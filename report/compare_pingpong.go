@@ -36,35 +36,45 @@ func PingPongCompareVerdicts(c *probe.PingPongComparison) []string {
 		}
 		return nil
 	}
-	deepest := slicesMax(c.Config.Depths)
-	hw := probe.ExpectedPages(deepest, int(page)) * page
+	// Each stack is predicted from its own deepest depth: the same for
+	// every task of a ramp, lo to hi over the stacks of the other patterns.
+	lo, hi := probe.HighWaterRange(c.Config)
+	pages := func(d int64) int64 { return probe.ExpectedPages(d, int(page)) * page }
+	hwLo, hwHi := pages(lo), pages(hi)
 	keep := max(probe.ExpectedPages(c.Config.KeepTopBytes, int(page)), 1) * page
 	for _, e := range []struct {
-		name probe.StrategyName
-		want int64
-		what string
+		name     probe.StrategyName
+		lo, hi   int64
+		what     string
+		eachWhat string // per stack (after "N of M stacks"), when the figure differs by stack
 	}{
-		{probe.StrategyLazy4K, hw, "its high-water mark ceil(deepest depth/page) pages"},
-		{probe.StrategyFreeEach, hw, "its high-water mark (MADV_FREE pages stay in Rss until memory is short)"},
-		{probe.StrategyDontneedEach, min(hw, keep), "the kept top"},
+		{probe.StrategyLazy4K, hwLo, hwHi, "its high-water mark ceil(deepest depth/page) pages",
+			"their own high-water mark, ceil(the deepest depth their task used/page) pages"},
+		{probe.StrategyFreeEach, hwLo, hwHi, "its high-water mark (MADV_FREE pages stay in Rss until memory is short)",
+			"their own high-water mark, ceil(the deepest depth their task used/page) pages (MADV_FREE pages stay in Rss until memory is short)"},
+		{probe.StrategyDontneedEach, min(hwLo, keep), min(hwHi, keep), "the kept top", "their own kept top, ceil(min(the deepest depth their task used, --keep-top)/page) pages"},
 	} {
 		s := by[e.name]
 		if s == nil || s.PingPongFigures == nil {
 			continue
 		}
-		matched, stacks, exact := 0, 0, true
+		matched, stacks, exact := 0, 0, e.lo == e.hi
 		for _, r := range s.Rounds {
 			if r.Error == "" {
 				matched += r.EndAsPredicted
 				stacks += r.Stacks
-				exact = exact && r.EndRSSBytesMin == e.want && r.EndRSSBytesMax == e.want
+				exact = exact && r.EndRSSBytesMin == e.hi && r.EndRSSBytesMax == e.hi && r.EndAsPredicted == r.Stacks
 			}
 		}
-		if exact {
-			out = append(out, fmt.Sprintf("%s: every stack ended holding exactly %s (%s) in every round", e.name, e.what, sizes.IEC(e.want)))
-		} else {
+		switch {
+		case exact:
+			out = append(out, fmt.Sprintf("%s: every stack ended holding exactly %s (%s) in every round", e.name, e.what, sizes.IEC(e.hi)))
+		case e.lo == e.hi:
 			out = append(out, fmt.Sprintf("%s: %d of %d stacks (over the rounds) ended holding %s (%s); mean %s per stack",
-				e.name, matched, stacks, e.what, sizes.IEC(e.want), sizes.IEC(s.EndRSSBytesPerStack)))
+				e.name, matched, stacks, e.what, sizes.IEC(e.hi), sizes.IEC(s.EndRSSBytesPerStack)))
+		default:
+			out = append(out, fmt.Sprintf("%s: %d of %d stacks (over the rounds) ended holding exactly %s (%s to %s, by stack, with pattern %s); mean %s per stack",
+				e.name, matched, stacks, e.eachWhat, sizes.IEC(e.lo), sizes.IEC(e.hi), c.Config.Pattern, sizes.IEC(s.EndRSSBytesPerStack)))
 		}
 	}
 	if s := by[probe.StrategyIdleDontneed]; s != nil && s.PingPongFigures != nil {
@@ -81,7 +91,7 @@ func PingPongCompareVerdicts(c *probe.PingPongComparison) []string {
 			msg += fmt.Sprintf("; measured right after each release, %d of %d releases left exactly the kept top the stack had touched", keptTop, checked)
 		}
 		if atEnd > 0 {
-			msg += fmt.Sprintf("; %d were idle at the end and %d of them held exactly the kept top (%s)", atEnd, kept, sizes.IEC(min(hw, keep)))
+			msg += fmt.Sprintf("; %d were idle at the end and %d of them held exactly the kept top (%s)", atEnd, kept, span(min(hwLo, keep), min(hwHi, keep)))
 		} else {
 			msg += "; none was idle at the end (a task closes its connection right after its last message), so each ended with what it used since its last release"
 		}
@@ -185,14 +195,6 @@ func depthWord(depths []int64) string {
 		return sizes.IEC(depths[0])
 	}
 	return "depths " + depthList(depths)
-}
-
-func slicesMax(v []int64) int64 {
-	var m int64
-	for _, x := range v {
-		m = max(m, x)
-	}
-	return m
 }
 
 // WritePingPongCompareEvidence writes compare --workload=pingpong's

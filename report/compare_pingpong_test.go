@@ -21,7 +21,7 @@ func pingpongComparison() *probe.PingPongComparison {
 		pte := int64(4096)
 		s := probe.PingPongStrategy{Name: name, Label: string(name)}
 		for i := range 3 {
-			s.Rounds = append(s.Rounds, probe.PingPongRound{Round: i + 1, RoundTrips: 1000, RoundTripsPerSecond: []float64{lo, rate, hi}[i],
+			s.Rounds = append(s.Rounds, probe.PingPongRound{Round: i + 1, RoundTrips: 1000, RoundTripsPerSecond: new([]float64{lo, rate, hi}[i]),
 				EndRSSBytesPerStack: end, EndRSSBytesMin: end, EndRSSBytesMax: end, EndAsPredicted: 20, Stacks: 20,
 				IdleStacks: idleAtEnd, IdleAtEnd: idleAtEnd, IdleAtEndKeptTop: idleAtEnd})
 		}
@@ -63,6 +63,31 @@ func TestPingPongCompareVerdicts(t *testing.T) {
 			t.Errorf("verdicts lack %q:\n%s", want, all)
 		}
 	}
+}
+
+// With spread or random depths each stack is predicted from its own
+// deepest depth: the sentence that counts those matches names the
+// per-stack figure and its range, not the list's deepest beside the count.
+func TestPingPongCompareVerdictsByStack(t *testing.T) {
+	c := pingpongComparison()
+	c.Config.Pattern = probe.PatternRandom
+	for i := range c.Strategies[0].Rounds {
+		r := &c.Strategies[0].Rounds[i]
+		r.EndRSSBytesMin, r.EndAsPredicted = 4096, 19
+	}
+	vs := PingPongCompareVerdicts(c)
+	has(t, vs, "lazy-4k: 57 of 60 stacks (over the rounds) ended holding exactly their own high-water mark, ceil(the deepest depth their task used/page) pages (4 KiB to 128 KiB, by stack, with pattern random); mean 128 KiB per stack")
+	// The kept top is 4 KiB whatever a stack's deepest depth.
+	has(t, vs, "dontneed: every stack ended holding exactly the kept top (4 KiB) in every round")
+	hasNot(t, vs, "lazy-4k: every stack")
+
+	// Spread: 20 stacks over 2 depths, both used; all matching, yet not
+	// one figure for every stack.
+	c.Config.Pattern = probe.PatternSpread
+	for i := range c.Strategies[0].Rounds {
+		c.Strategies[0].Rounds[i].EndAsPredicted = 20
+	}
+	has(t, PingPongCompareVerdicts(c), "lazy-4k: 60 of 60 stacks (over the rounds) ended holding exactly their own high-water mark", "(4 KiB to 128 KiB, by stack, with pattern spread)")
 }
 
 func TestPingPongCompareEvidenceAndJSON(t *testing.T) {

@@ -99,6 +99,21 @@ func TestCompareVerdicts(t *testing.T) {
 	has(t, CompareVerdicts(c), "goroutine did not run: too deep")
 }
 
+// Lazy 4 KiB stacks' cost per size; a size whose page tables were not
+// measured shows its resident bytes and why, not a total to compare.
+func TestCompareSizeCosts(t *testing.T) {
+	c := comparison()
+	lazy := c.Strategies[0]
+	lazy.StackBytes = 8 * mib
+	lazy.Cost = &probe.Cost{Stacks: 64, ResidentBytes: mib, PageTables: &probe.PageTableCost{PerStackBytes: 4608}, TotalBytes: mib + 4608}
+	big := lazy
+	big.StackBytes = 100 * mib
+	big.Cost = &probe.Cost{Stacks: 64, ResidentBytes: mib, PageTablesMissing: "no page-table scan could run", TotalBytes: mib}
+	c.Strategies = append(c.Strategies, big)
+	c.Strategies[0] = lazy
+	has(t, CompareVerdicts(c), "per coroutine after the last step, lazy 4 KiB pages: 8 MiB stacks 1.0 MiB (1 MiB resident + 4608 B page tables); 100 MiB stacks 1 MiB resident (page tables not measured: no page-table scan could run)")
+}
+
 func TestCompareVerdictsPowersOfTwo(t *testing.T) {
 	c := comparison()
 	c.Strategies[5].Stacks = 1000
@@ -123,6 +138,8 @@ func TestWriteCompareEvidence(t *testing.T) {
 		"| mprotect | 2.000 | 4608 B | 4864 B | 4 KiB |",
 		"- `eager`: eager mmap (MAP_POPULATE) (5553 µs, page tables 208 KiB, 25600 minor faults)",
 		"![strategies](strategies.png)",
+		// --residency's default: the scan, not mincore.
+		"resident bytes per stack after each step (read with PAGEMAP_SCAN),",
 	} {
 		if !strings.Contains(ev, want) {
 			t.Errorf("evidence lacks %q:\n%s", want, ev)
@@ -131,6 +148,13 @@ func TestWriteCompareEvidence(t *testing.T) {
 	if strings.Contains(ev, "| goroutine | 1 |") {
 		t.Errorf("goroutines drawn in the residency table:\n%s", ev)
 	}
+	// The method the runs really used, after any fallback.
+	c.Strategies[0].Residency = &probe.ResidencyMap{Method: "pagemap"}
+	b.Reset()
+	if err := WriteCompareEvidence(&b, c, nil); err != nil {
+		t.Fatal(err)
+	}
+	contains(t, "evidence.md", b.String(), "resident bytes per stack after each step (read with /proc/self/pagemap),")
 
 	b.Reset()
 	if err := WriteCompareText(&b, c, "out"); err != nil {

@@ -51,9 +51,18 @@ func WriteEvidence(w io.Writer, r *probe.Result, charts []string) error {
 	}
 	if p := r.PingPong; p != nil {
 		b.WriteString("\n## Workload\n\n")
-		fmt.Fprintf(&b, "Two-thread epoll ping-pong over %s: %d clients × %d one-byte messages, %d round trips in %.3f s (%.0f round trips/s), %d errors; latency p50 %v, p99 %v, max %v. The sampler took %d samples, one per %v on average (interval %v); each took %v on average (max %v).\n",
-			p.Transport, p.Clients, p.MessagesPerClient, p.RoundTrips, p.Seconds, p.RoundTripsPerSecond, p.Errors,
-			nanos(p.LatencyNanos.P50), nanos(p.LatencyNanos.P99), nanos(p.LatencyNanos.Max),
+		fmt.Fprintf(&b, "Two-thread epoll ping-pong over %s: %d clients × %d one-byte messages, %d round trips in %.3f s",
+			p.Transport, p.Clients, p.MessagesPerClient, p.RoundTrips, p.Seconds)
+		if p.RoundTripsPerSecond != nil {
+			fmt.Fprintf(&b, " (%.0f round trips/s)", *p.RoundTripsPerSecond)
+		}
+		fmt.Fprintf(&b, ", %d errors; ", p.Errors)
+		if l := p.LatencyNanos; l != nil {
+			fmt.Fprintf(&b, "latency p50 %v, p99 %v, max %v.", nanos(l.P50), nanos(l.P99), nanos(l.Max))
+		} else {
+			b.WriteString("no round trip completed, so there is no latency.")
+		}
+		fmt.Fprintf(&b, " The sampler took %d samples, one per %v on average (interval %v); each took %v on average (max %v).\n",
 			p.Sampler.Samples, observedInterval(p), c.Interval, nanos(p.Sampler.MeanCostNs), nanos(p.Sampler.MaxCostNs))
 	}
 	b.WriteString("\n## Environment\n\n")

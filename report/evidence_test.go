@@ -71,11 +71,24 @@ func TestWriteEvidenceTouchAndPingPong(t *testing.T) {
 	if err := WriteEvidence(&b, p, nil); err != nil {
 		t.Fatal(err)
 	}
-	contains(t, "evidence.md", b.String(), "## Workload", "over unix: 30 clients × 100 one-byte messages, 3000 round trips in 0.500 s",
+	contains(t, "evidence.md", b.String(), "## Workload", "over unix: 30 clients × 100 one-byte messages, 3000 round trips in 0.500 s (6000 round trips/s), 0 errors; latency p50 1ms, p99 3ms, max 5ms.",
 		"The sampler took 50 samples, one per 10ms on average", "| unknown |", "| 2 differ |")
 	b.Reset()
 	if err := WriteText(&b, p, "out"); err != nil {
 		t.Fatal(err)
 	}
-	contains(t, "stdout", b.String(), "pingpong: unix, 30 clients x 100 messages: 3000 round trips")
+	contains(t, "stdout", b.String(), "pingpong: unix, 30 clients x 100 messages: 3000 round trips in 0.500s (6000/s), p50 1ms p99 3ms, 0 errors")
+
+	// Interrupted before the first round trip: no rate, no latency.
+	p.PingPong.RoundTrips, p.PingPong.RoundTripsPerSecond, p.PingPong.LatencyNanos = 0, nil, nil
+	b.Reset()
+	if err := WriteEvidence(&b, p, nil); err != nil {
+		t.Fatal(err)
+	}
+	contains(t, "evidence.md", b.String(), "0 round trips in 0.500 s, 0 errors; no round trip completed, so there is no latency. The sampler took 50 samples")
+	b.Reset()
+	if err := WriteText(&b, p, "out"); err != nil {
+		t.Fatal(err)
+	}
+	contains(t, "stdout", b.String(), "pingpong: unix, 30 clients x 100 messages: 0 round trips in 0.500s, 0 errors\n")
 }

@@ -30,9 +30,11 @@ func WriteText(w io.Writer, r *probe.Result, outDir string) error {
 		c.Workload, c.Stacks(), sizes.IEC(c.StackBytes), c.StackBytes, c.StackBytes/int64(r.PageSize),
 		c.Guard, c.THP, c.MapStack, c.Release)
 	if p := r.PingPong; p != nil {
-		fmt.Fprintf(w, "pingpong: %s, %d clients x %d messages: %d round trips in %.3fs (%.0f/s), p50 %v p99 %v, %d errors\n",
-			p.Transport, p.Clients, p.MessagesPerClient, p.RoundTrips, p.Seconds, p.RoundTripsPerSecond,
-			nanos(p.LatencyNanos.P50), nanos(p.LatencyNanos.P99), p.Errors)
+		fmt.Fprintf(w, "pingpong: %s, %d clients x %d messages: %d round trips in %.3fs", p.Transport, p.Clients, p.MessagesPerClient, p.RoundTrips, p.Seconds)
+		if p.RoundTripsPerSecond != nil && p.LatencyNanos != nil {
+			fmt.Fprintf(w, " (%.0f/s), p50 %v p99 %v", *p.RoundTripsPerSecond, nanos(p.LatencyNanos.P50), nanos(p.LatencyNanos.P99))
+		}
+		fmt.Fprintf(w, ", %d errors\n", p.Errors)
 	}
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 	released := c.Release != mmapstack.ReleaseNone && r.PingPong == nil

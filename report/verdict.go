@@ -104,9 +104,16 @@ func highWaterVerdict(r *probe.Result, kept []probe.DepthResult) string {
 // releaseVerdicts compares what each step left after its release with
 // what the release mode should leave.
 func releaseVerdicts(r *probe.Result) []string {
+	idle := r.Config.Release == mmapstack.ReleaseIdle
 	var bad []string
 	for _, d := range r.Rows() {
-		if d.MatchedAfterRelease != d.Stacks {
+		switch {
+		case d.MatchedAfterRelease == d.Stacks:
+		case idle:
+			// Each stack has its own expectation: no one figure to name.
+			bad = append(bad, fmt.Sprintf("at depth %s %d of %d stacks held neither the kept top after an idle release nor what they used since (the group held %s)",
+				sizes.IEC(d.DepthBytes), d.Stacks-d.MatchedAfterRelease, d.Stacks, span(d.RSSBytesMin, d.RSSBytesMax)))
+		default:
 			bad = append(bad, fmt.Sprintf("at depth %s %d of %d stacks held %s, not the expected %s",
 				sizes.IEC(d.DepthBytes), d.Stacks-d.MatchedAfterRelease, d.Stacks, span(d.RSSBytesMin, d.RSSBytesMax),
 				sizes.IEC(d.ExpectedAfterReleaseBytes)))
@@ -118,17 +125,34 @@ func releaseVerdicts(r *probe.Result) []string {
 	}
 	what := "the kept top (--keep-top), MADV_DONTNEED having dropped the rest"
 	switch {
+	case idle:
+		what = "the kept top (--keep-top) after an idle release, or what it used since (its high-water mark if it was never idle)"
 	case !deeper && r.Config.THP == mmapstack.THPNoHuge:
 		what = "what it touched: no step went below the kept top (--keep-top), so nothing was released"
 	case r.Config.Release == mmapstack.ReleaseFree:
 		what = "the high-water mark: pages given MADV_FREE stay counted in Rss until memory pressure makes the kernel take them"
 	}
+	var out []string
 	if len(bad) == 0 {
-		return []string{fmt.Sprintf("after each release (--release=%s) every stack held exactly %s, at %s",
+		out = []string{fmt.Sprintf("after each release (--release=%s) every stack held exactly %s, at %s",
 			r.Config.Release, what, every(len(r.Rows()), "depth"))}
+	} else {
+		out = append([]string{fmt.Sprintf("after the release (--release=%s) stacks did not hold what it should leave (%s) at %d of %d depths",
+			r.Config.Release, what, len(bad), len(r.Rows()))}, bad...)
 	}
-	return append([]string{fmt.Sprintf("after the release (--release=%s) stacks did not hold what it should leave (%s) at %d of %d depths",
-		r.Config.Release, what, len(bad), len(r.Rows()))}, bad...)
+	if p := r.PingPong; idle && p != nil {
+		msg := fmt.Sprintf("%s released for being idle at least once (%d idle releases)", pluralVerb(p.IdleStacks, "stack", "was", "were"), p.IdleReleases)
+		if p.IdleReleasesChecked > 0 {
+			msg += fmt.Sprintf("; measured right after each release, %d of %d releases left exactly the kept top the stack had touched", p.IdleReleasesKeptTop, p.IdleReleasesChecked)
+		}
+		if p.IdleAtEnd > 0 {
+			msg += fmt.Sprintf("; %d stacks were idle at the end (released, unused since) and %d of them held exactly the kept top", p.IdleAtEnd, p.IdleAtEndKeptTop)
+		} else {
+			msg += "; none was idle at the end"
+		}
+		out = append(out, msg)
+	}
+	return out
 }
 
 // commonVerdicts are the findings every run has: sampling, page tables,
@@ -320,8 +344,8 @@ func pluralVerb(n int, noun, one, many string) string {
 
 // pageTableVerdicts report the process's page tables (VmPTE, not in Rss)
 // at the reservation and at each step, per stack when the growth is at
-// least a page per stack: below that the process's own churn can account
-// for it.
+// least an eighth of a page per stack (512 B with 4 KiB pages): below
+// that the process's own churn can account for it.
 func pageTableVerdicts(r *probe.Result) []string {
 	stacks := int64(r.Config.Stacks())
 	page := int64(r.PageSize)

@@ -330,7 +330,7 @@ func pingPongResult(tasks int, release mmapstack.Release, groups ...probe.DepthR
 	r.HighWaterGroups = groups
 	r.Steps = nil
 	r.PingPong = &probe.PingPongResult{Transport: "unix", Clients: tasks, MessagesPerClient: 100, RoundTrips: int64(tasks) * 100,
-		Seconds: 0.5, RoundTripsPerSecond: float64(tasks) * 200}
+		Seconds: 0.5, RoundTripsPerSecond: new(float64(tasks) * 200), LatencyNanos: &probe.Latency{P50: 1e6, P99: 3e6, Max: 5e6}}
 	r.PingPong.Sampler = probe.SamplerStats{Samples: 50, IntervalNs: 10e6, MeanCostNs: 2e5, MaxCostNs: 4e5}
 	r.PingPong.PredictionExactSamples = 48
 	r.PingPong.PredictionMaxGapBytes = 8 * kib
@@ -367,6 +367,32 @@ func TestPingPongVerdicts(t *testing.T) {
 	d.Matched, d.RSSBytesMax = 90, 68*kib
 	r = pingPongResult(50, mmapstack.ReleaseNone, d)
 	has(t, Verdicts(r), "at depth 64 KiB", "10 of 100 stacks differed: resident 64 KiB–68 KiB per stack against the claimed 64 KiB (up to 1 page more)")
+}
+
+// With --release=idle each stack is judged against its own state (the
+// kept top after an idle release, or what it used since): a group whose
+// stacks hold 4 KiB to 1 MiB that way holds what the release should leave.
+// The repro: 16 stacks that reached 1 MiB, 7 idle at the end at the kept
+// top, the rest holding what they used since their last idle release.
+func TestPingPongIdleVerdicts(t *testing.T) {
+	d := step(16, mib, mib, mib, mib, mib)
+	d.RSSBytesMin, d.RSSBytesTotal = 4*kib, 7*4*kib+9*mib
+	d.Matched = 9
+	r := pingPongResult(8, mmapstack.ReleaseIdle, d)
+	r.PingPong.IdleReleases, r.PingPong.IdleStacks, r.PingPong.IdleAtEnd, r.PingPong.IdleAtEndKeptTop = 4342, 16, 7, 7
+	v := Verdicts(r)
+	has(t, v, "after each release (--release=idle) every stack held exactly the kept top (--keep-top) after an idle release, or what it used since (its high-water mark if it was never idle), at the only depth")
+	has(t, v, "16 stacks were released for being idle at least once (4342 idle releases); 7 stacks were idle at the end (released, unused since) and 7 of them held exactly the kept top")
+	hasNot(t, v, "did not hold")
+	hasNot(t, v, "not the expected")
+
+	// A stack holding neither is counted, and no single figure is named
+	// as what every stack should hold.
+	r.HighWaterGroups[0].MatchedAfterRelease = 13
+	v = Verdicts(r)
+	has(t, v, "after the release (--release=idle) stacks did not hold what it should leave (the kept top (--keep-top) after an idle release, or what it used since", "at 1 of 1 depths")
+	has(t, v, "at depth 1 MiB 3 of 16 stacks held neither the kept top after an idle release nor what they used since (the group held 4 KiB–1 MiB)")
+	hasNot(t, v, "not the expected")
 }
 
 // The residency verdicts name the method, the classes it could not see,

@@ -190,6 +190,9 @@ func calibrate(ctx context.Context, stackBytes int64, guard mmapstack.Guard, dep
 	if err != nil {
 		return limits.PerStack{}, err
 	}
+	if c.PageTables == nil {
+		return limits.PerStack{}, errors.New("page tables not measured: " + c.PageTablesMissing)
+	}
 	return limits.PerStack{
 		DepthBytes:    depth,
 		Stacks:        c.Stacks,
