@@ -3,6 +3,7 @@
 package procread
 
 import (
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -23,9 +24,14 @@ import (
 
 // ErrGone is matched (errors.Is) by the errors of OpenPagemap, Measure and
 // Runs when the process being measured has exited: its /proc directory is
-// gone (ENOENT, ESRCH) or its pagemap reads as empty because the address
-// space was torn down.
+// gone (ENOENT, ESRCH), or it is a zombie, or its address space was torn
+// down. A process that called exec has not exited: Measure and Runs reach
+// its new address space.
 var ErrGone = errors.New("process gone")
+
+// errNoMM says that a pagemap read returned nothing: the open file no
+// longer reaches an address space (the process exited, or called exec).
+var errNoMM = errors.New("empty read: no address space")
 
 // PageRange is the half-open address range [Start, End) of one stack, in
 // the measured process's address space. Both ends are page aligned.
@@ -184,10 +190,15 @@ const (
 // does not allocate in steady state. A Pagemap is not safe for concurrent
 // use.
 type Pagemap struct {
-	pid      int    // 0: this process
-	path     string // /proc/PID/pagemap, for errors
-	fd       int    // the open pagemap, -1 for MethodMincore
-	kflags   int    // /proc/kpageflags for MethodPagemap when PFNs are visible, else -1
+	pid  int    // 0: this process
+	path string // /proc/PID/pagemap
+	stat string // /proc/PID/stat, read when a walk fails
+	// started is the process's start time (stat field 22, clock ticks
+	// after boot) when the pagemap was opened: a process that reuses the
+	// pid starts later.
+	started  uint64
+	fd       int // the open pagemap, -1 for MethodMincore
+	kflags   int // /proc/kpageflags for MethodPagemap when PFNs are visible, else -1
 	method   Method
 	known    PageClass
 	pageSize uint64
@@ -226,6 +237,7 @@ func OpenPagemap(procRoot string, pid int, m Method) (_ *Pagemap, err error) {
 	p := &Pagemap{
 		pid:      pid,
 		path:     filepath.Join(procRoot, name, "pagemap"),
+		stat:     filepath.Join(procRoot, name, "stat"),
 		fd:       -1,
 		kflags:   -1,
 		method:   m,
@@ -246,16 +258,21 @@ func OpenPagemap(procRoot string, pid int, m Method) (_ *Pagemap, err error) {
 		p.lanes = []*lane{p.newLane()}
 		return p, nil
 	}
-	fd, err := unix.Open(p.path, unix.O_RDONLY|unix.O_CLOEXEC, 0)
-	if err != nil {
-		return nil, p.wrap("open", &fs.PathError{Op: "open", Path: p.path, Err: err})
+	if p.fd, err = p.open(); err != nil {
+		return nil, err
 	}
-	p.fd = fd
+	if p.other() {
+		st, err := p.readStat()
+		if err != nil {
+			return nil, goneErr("pagemap: stat", err)
+		}
+		p.started = st.started
+	}
 	// Probe PAGEMAP_SCAN with an empty walk, first with the guard category
 	// (Linux >= 6.14), then without; unknown categories are EINVAL.
 	guard, scan, err := p.probeScan()
 	if err != nil {
-		return nil, err
+		return nil, p.gone(err)
 	}
 	if scan && m == MethodScan {
 		p.known = allClasses
@@ -364,6 +381,9 @@ const maxWalkGap = 1 << 20
 // address-ordered parts walked at once, one lane each (see SetLanes): the
 // kernel's walks of one address space run in parallel under its shared
 // mmap lock. The figures do not depend on the split.
+//
+// After the process calls exec, Measure reopens its pagemap and measures
+// the new address space.
 func (p *Pagemap) Measure(ranges []PageRange, out []PageCounts) error {
 	if len(out) < len(ranges) {
 		return fmt.Errorf("pagemap: %d results for %d ranges", len(out), len(ranges))
@@ -375,6 +395,19 @@ func (p *Pagemap) Measure(ranges []PageRange, out []PageCounts) error {
 		if i > 0 && r.Start < ranges[i-1].End {
 			return fmt.Errorf("pagemap: range %d %#x-%#x overlaps or precedes %#x-%#x", i, r.Start, r.End, ranges[i-1].Start, ranges[i-1].End)
 		}
+	}
+	err := p.measure(ranges, out)
+	if again, rerr := p.reopenAfterExec(err); rerr != nil {
+		return rerr
+	} else if again {
+		err = p.measure(ranges, out)
+	}
+	return p.gone(err)
+}
+
+// measure does Measure's walk of validated ranges, on one lane or several.
+func (p *Pagemap) measure(ranges []PageRange, out []PageCounts) error {
+	for i := range ranges {
 		out[i] = PageCounts{Known: p.known}
 	}
 	n := min(p.maxLanes, len(ranges)/p.laneMin)
@@ -498,14 +531,27 @@ func (l *lane) measure(ranges []PageRange, out []PageCounts) error {
 // share one class set, in address order: ClassResident (with ClassHuge
 // for pages of a huge page), ClassZeroPage, ClassSwapped or ClassGuard.
 // Pages that are none of these (never touched, or freed) are skipped.
-// Classes the method cannot tell apart are reported as in Measure.
+// Classes the method cannot tell apart are reported as in Measure. After
+// the process calls exec, Runs reports the runs of its new address space.
 func (p *Pagemap) Runs(r PageRange, fn func(start, end uint64, class PageClass)) error {
 	if r.Start%p.pageSize != 0 || r.End%p.pageSize != 0 || r.End < r.Start {
 		return fmt.Errorf("pagemap: range %#x-%#x is not page aligned", r.Start, r.End)
 	}
 	m := &merger{fn: fn}
-	if err := p.lanes[0].walk(r.Start, r.End, m); err != nil {
-		return err
+	err := p.lanes[0].walk(r.Start, r.End, m)
+	// A file left behind by an exec fails the walk's first system call:
+	// fn has seen nothing, and the walk is done again on the new address
+	// space. An exec in the middle of the walk is an error.
+	if !m.sent {
+		if again, rerr := p.reopenAfterExec(err); rerr != nil {
+			return rerr
+		} else if again {
+			m.have = false
+			err = p.lanes[0].walk(r.Start, r.End, m)
+		}
+	}
+	if err != nil {
+		return p.gone(err)
 	}
 	m.flush()
 	return nil
@@ -605,7 +651,7 @@ func (l *lane) readPagemap(lo, hi uint64, s sink) error {
 			return p.wrap(fmt.Sprintf("read %#x-%#x", a, hi), os.NewSyscallError("pread", err))
 		}
 		if got == 0 {
-			return p.wrap(fmt.Sprintf("read %#x-%#x", a, hi), ErrGone)
+			return p.wrap(fmt.Sprintf("read %#x-%#x", a, hi), errNoMM)
 		}
 		got /= 8
 		ents, cls := l.ents[:got], l.cls[:got]
@@ -720,31 +766,103 @@ func (l *lane) mincore(lo, hi uint64, s sink) error {
 	return nil
 }
 
-// wrap adds the pagemap path and what was done to err, and marks it
-// ErrGone when the process has exited.
+// open opens p.path.
+func (p *Pagemap) open() (int, error) {
+	fd, err := unix.Open(p.path, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return -1, goneErr("pagemap", &fs.PathError{Op: "open", Path: p.path, Err: err})
+	}
+	return fd, nil
+}
+
+// wrap adds the pagemap path and what was done to err.
 func (p *Pagemap) wrap(what string, err error) error {
-	if errors.Is(err, ErrGone) {
-		return fmt.Errorf("pagemap %s: %s: %w", p.path, what, err)
-	}
-	if errors.Is(err, unix.ENOENT) || errors.Is(err, unix.ESRCH) || p.exited() {
-		return fmt.Errorf("pagemap %s: %s: %w: %w", p.path, what, ErrGone, err)
-	}
 	return fmt.Errorf("pagemap %s: %s: %w", p.path, what, err)
 }
 
+// reopenAfterExec reopens the pagemap when err, from a walk, says that
+// the open file reaches no address space (PAGEMAP_SCAN's ESRCH, an empty
+// read) while the process still runs: it called exec, and the file stays
+// bound to the address space exec replaced. It reports whether the file
+// was reopened, so that the walk is worth doing again.
+func (p *Pagemap) reopenAfterExec(err error) (bool, error) {
+	if !p.other() || !errors.Is(err, unix.ESRCH) && !errors.Is(err, errNoMM) || p.exited() {
+		return false, nil
+	}
+	fd, err := p.open()
+	if err != nil {
+		return false, err
+	}
+	_ = unix.Close(p.fd)
+	p.fd = fd
+	return true, nil
+}
+
+// gone marks err ErrGone when the process has exited.
+func (p *Pagemap) gone(err error) error {
+	if err == nil || errors.Is(err, ErrGone) || !p.exited() {
+		return err
+	}
+	return fmt.Errorf("%w: %w", ErrGone, err)
+}
+
+// other reports whether p measures another process, not this one.
+func (p *Pagemap) other() bool {
+	return p.fd >= 0 && p.pid != 0 && p.pid != os.Getpid()
+}
+
 // exited reports whether the measured process (not this one) no longer
-// exists or is a zombie whose address space is gone.
+// exists, is a zombie, has no address space (it is exiting), or is not
+// the process the pagemap was opened for (its pid was reused).
 func (p *Pagemap) exited() bool {
-	if p.pid == 0 || p.pid == os.Getpid() {
+	if !p.other() {
 		return false
 	}
-	b, err := os.ReadFile(filepath.Join(filepath.Dir(p.path), "stat"))
+	st, err := p.readStat()
 	if err != nil {
 		return errors.Is(err, fs.ErrNotExist) || errors.Is(err, unix.ESRCH)
 	}
-	// State is the first field after the command's closing parenthesis.
-	i := strings.LastIndexByte(string(b), ')')
-	return i >= 0 && i+2 < len(b) && (b[i+2] == 'Z' || b[i+2] == 'X')
+	return st.state == 'Z' || st.state == 'X' || st.vsize == 0 || st.started != p.started
+}
+
+// procStat holds the fields of /proc/PID/stat that exited reads.
+type procStat struct {
+	state   byte   // field 3: R, S, D, Z, X...
+	started uint64 // field 22 (starttime): clock ticks after boot
+	vsize   uint64 // field 23: bytes of address space, 0 without one
+}
+
+// readStat reads and parses p.stat.
+func (p *Pagemap) readStat() (procStat, error) {
+	b, err := os.ReadFile(p.stat)
+	if err != nil {
+		return procStat{}, err
+	}
+	st, ok := parseProcStat(b)
+	if !ok {
+		return st, fmt.Errorf("%s: malformed: %q", p.stat, b)
+	}
+	return st, nil
+}
+
+// parseProcStat parses the fields procStat holds from the text of
+// /proc/PID/stat. The fields after the command's closing parenthesis are
+// separated by single spaces, the state first.
+func parseProcStat(b []byte) (procStat, bool) {
+	var st procStat
+	i := bytes.LastIndexByte(b, ')')
+	if i < 0 {
+		return st, false
+	}
+	f := strings.Fields(string(b[i+1:]))
+	if len(f) < 21 || len(f[0]) != 1 {
+		return st, false
+	}
+	var err1, err2 error
+	st.state = f[0][0]
+	st.started, err1 = strconv.ParseUint(f[19], 10, 64)
+	st.vsize, err2 = strconv.ParseUint(f[20], 10, 64)
+	return st, err1 == nil && err2 == nil
 }
 
 // counter is Measure's sink: it attributes each piece to the ranges that
@@ -819,6 +937,7 @@ func (c *counter) piece(start, end uint64, cl PageClass) {
 // merger is Runs' sink: it joins touching pieces of one class set.
 type merger struct {
 	fn         func(start, end uint64, class PageClass)
+	sent       bool // fn was called
 	have       bool
 	start, end uint64
 	class      PageClass
@@ -836,6 +955,6 @@ func (m *merger) piece(start, end uint64, c PageClass) {
 func (m *merger) flush() {
 	if m.have {
 		m.fn(m.start, m.end, m.class)
-		m.have = false
+		m.have, m.sent = false, true
 	}
 }
