@@ -212,7 +212,8 @@ type Pagemap struct {
 	// sets of ranges on up to maxLanes lanes at once.
 	lanes    []*lane
 	maxLanes int
-	laneMin  int // fewest ranges per lane: minLaneRanges
+	laneMin  int            // fewest ranges per lane: minLaneRanges
+	wg       sync.WaitGroup // Measure's lanes on goroutines of their own
 }
 
 // OpenPagemap opens /proc/PID/pagemap under procRoot ("" means "/proc") for
@@ -417,21 +418,21 @@ func (p *Pagemap) measure(ranges []PageRange, out []PageCounts) error {
 	for len(p.lanes) < n {
 		p.lanes = append(p.lanes, p.newLane())
 	}
-	errs := make([]error, n)
-	var wg sync.WaitGroup
-	for i := range n {
+	// Lanes 1 to n-1 walk on goroutines of their own, lane 0 on this one.
+	for i, l := range p.lanes[:n] {
 		lo, hi := i*len(ranges)/n, (i+1)*len(ranges)/n
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			errs[i] = p.lanes[i].measure(ranges[lo:hi], out[lo:hi])
-		}()
+		l.part, l.partOut = ranges[lo:hi], out[lo:hi]
+		if i > 0 {
+			p.wg.Add(1)
+			go l.run()
+		}
 	}
-	wg.Wait()
+	p.lanes[0].measurePart()
+	p.wg.Wait()
 	// The lowest part's error: the others most likely say the same.
-	for _, err := range errs {
-		if err != nil {
-			return err
+	for _, l := range p.lanes[:n] {
+		if l.err != nil {
+			return l.err
 		}
 	}
 	// A PTE block counts once, in the lowest range with an entry in it: a
@@ -484,12 +485,22 @@ type lane struct {
 	cls     []PageClass      // classes of one chunk
 	vec     []byte           // mincore vector
 	count   counter          // measure's sink
+
+	// Measure on several lanes gives each its part of the ranges and
+	// results, and takes back its error, without allocating.
+	part    []PageRange
+	partOut []PageCounts
+	err     error
+	// run is l.runPart, made once: a go statement on a func value that
+	// takes no arguments allocates nothing.
+	run func()
 }
 
 // newLane returns a lane with the buffers p's method needs.
 func (p *Pagemap) newLane() *lane {
 	l := &lane{p: p}
 	l.count.p = p
+	l.run = l.runPart
 	switch p.method {
 	case MethodScan:
 		l.regions = make([]sys.PageRegion, scanVecLen)
@@ -501,6 +512,18 @@ func (p *Pagemap) newLane() *lane {
 		l.vec = make([]byte, 0, 64<<10)
 	}
 	return l
+}
+
+// measurePart measures the lane's part of Measure's ranges.
+func (l *lane) measurePart() {
+	l.err = l.measure(l.part, l.partOut)
+	l.part, l.partOut = nil, nil
+}
+
+// runPart is measurePart on a goroutine of its own.
+func (l *lane) runPart() {
+	defer l.p.wg.Done()
+	l.measurePart()
 }
 
 // measure adds the pieces of ranges (validated by Measure) to out, walking

@@ -407,20 +407,30 @@ func TestMeasureLanes(t *testing.T) {
 	}
 }
 
+// TestMeasureNoAllocs checks that Measure does not allocate once its
+// lanes exist: on one lane, and with 1100 stacks on two lanes and on
+// three.
 func TestMeasureNoAllocs(t *testing.T) {
 	ps := uint64(os.Getpagesize())
-	mem, ranges := reserve(t, 4, 4<<20, guardMprotect)
-	for _, r := range ranges {
-		touch(mem, ranges[0].Start, r.End-3*ps, r.End)
-	}
-	out := make([]PageCounts, len(ranges))
-	for _, m := range methods {
-		p := openMethod(t, m)
-		if err := p.Measure(ranges, out); err != nil {
-			t.Fatal(err)
+	for _, tc := range []struct{ stacks, lanes int }{{4, 1}, {1100, 2}, {1100, 3}} {
+		mem, ranges := reserve(t, tc.stacks, 64<<10, guardMprotect)
+		for _, r := range ranges {
+			touch(mem, ranges[0].Start, r.End-3*ps, r.End)
 		}
-		if a := testing.AllocsPerRun(20, func() { _ = p.Measure(ranges, out) }); a != 0 {
-			t.Errorf("%v: Measure allocates %v times per call", m, a)
+		out := make([]PageCounts, len(ranges))
+		for _, m := range methods {
+			p := openMethod(t, m)
+			p.SetLanes(tc.lanes)
+			p.laneMin = tc.stacks / tc.lanes
+			if err := p.Measure(ranges, out); err != nil {
+				t.Fatal(err)
+			}
+			if len(p.lanes) != tc.lanes {
+				t.Fatalf("%v: %d stacks on %d lanes, want %d", m, tc.stacks, len(p.lanes), tc.lanes)
+			}
+			if a := testing.AllocsPerRun(20, func() { _ = p.Measure(ranges, out) }); a != 0 {
+				t.Errorf("%v: %d stacks on %d lanes: Measure allocates %v times per call", m, tc.stacks, tc.lanes, a)
+			}
 		}
 	}
 }
