@@ -130,10 +130,13 @@ const (
 	MethodScan Method = iota
 	// MethodPagemap reads the 8-byte /proc/PID/pagemap entries of every
 	// page (bit 63 present, bit 62 swapped, bit 58 guard marker where the
-	// kernel has PAGEMAP_SCAN's PAGE_IS_GUARD too). Zero-page and huge
-	// pages are told apart only with CAP_SYS_ADMIN (which shows the page
-	// frame numbers) and a readable /proc/kpageflags; otherwise those
-	// classes are missing from Known.
+	// kernel has PAGEMAP_SCAN's PAGE_IS_GUARD too). Zero-page mappings are
+	// told apart only with CAP_SYS_ADMIN (which shows the page frame
+	// numbers) and a readable /proc/kpageflags; otherwise ClassZeroPage is
+	// missing from Known. ClassHuge always is: kpageflags marks every page
+	// of a large folio KPF_THP, whether a PMD maps it whole or PTEs map
+	// it (after part of it was freed, or a multi-size THP), and nothing
+	// there tells which.
 	MethodPagemap
 	// MethodMincore asks mincore(2): this process only, present pages only
 	// (zero-page mappings count as resident; huge, swapped and guard are
@@ -179,7 +182,6 @@ const (
 	pmSwapped  = 1 << 62
 	pmGuard    = 1 << 58
 	pmPFNMask  = 1<<55 - 1
-	kpfThp     = 1 << 22 // /proc/kpageflags: page of a transparent huge folio
 	kpfZero    = 1 << 24 // /proc/kpageflags: the zero page (or huge zero page)
 	capSysAdm  = 21      // CAP_SYS_ADMIN
 	allClasses = ClassResident | ClassHuge | ClassZeroPage | ClassSwapped | ClassGuard
@@ -294,7 +296,7 @@ func OpenPagemap(procRoot string, pid int, m Method) (_ *Pagemap, err error) {
 		kf, err := unix.Open(filepath.Join(procRoot, "kpageflags"), unix.O_RDONLY|unix.O_CLOEXEC, 0)
 		if err == nil {
 			p.kflags = kf
-			p.known |= ClassZeroPage | ClassHuge
+			p.known |= ClassZeroPage
 		}
 	}
 	p.lanes = []*lane{p.newLane()}
@@ -727,7 +729,7 @@ func (l *lane) classify(ents []uint64, cls []PageClass) error {
 		}
 		pfn := ents[i] & pmPFNMask
 		if pfn == 0 {
-			return fmt.Errorf("pagemap %s: page frame numbers hidden; zero page and huge pages cannot be told apart", p.path)
+			return fmt.Errorf("pagemap %s: page frame numbers hidden; the zero page cannot be told apart", p.path)
 		}
 		j := i + 1
 		for j < len(ents) && cls[j] == ClassResident && ents[j]&pmPFNMask == pfn+uint64(j-i) {
@@ -742,12 +744,8 @@ func (l *lane) classify(ents []uint64, cls []PageClass) error {
 			return fmt.Errorf("pagemap %s: kpageflags of pfn %#x: short read %d of %d bytes", p.path, pfn, got, len(buf))
 		}
 		for k := i; k < j; k++ {
-			f := binary.NativeEndian.Uint64(buf[(k-i)*8:])
-			switch {
-			case f&kpfZero != 0:
+			if binary.NativeEndian.Uint64(buf[(k-i)*8:])&kpfZero != 0 {
 				cls[k] = ClassZeroPage
-			case f&kpfThp != 0:
-				cls[k] = ClassResident | ClassHuge
 			}
 		}
 		i = j

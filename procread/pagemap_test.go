@@ -287,7 +287,7 @@ func TestMethodKnown(t *testing.T) {
 	p := openMethod(t, MethodPagemap)
 	k := ClassResident | ClassSwapped | ClassGuard
 	if hasCapSysAdmin() {
-		k |= ClassZeroPage | ClassHuge
+		k |= ClassZeroPage
 	}
 	if p.Known() != k {
 		t.Errorf("pagemap knows %v, want %v", p.Known(), k)
@@ -532,6 +532,60 @@ func TestHugePageStraddle(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestHugePagePartlyFreed makes a transparent huge page and frees its low
+// half with MADV_DONTNEED: the kernel splits the PMD, and the high half
+// stays resident in PTE-mapped pages of the huge folio. Those are not
+// huge pages to PAGE_IS_HUGE or smaps AnonHugePages; /proc/kpageflags
+// still flags them KPF_THP, so the pagemap method must not call them huge.
+func TestHugePagePartlyFreed(t *testing.T) {
+	const huge = 2 << 20
+	mem, err := unix.Mmap(-1, 0, 2*huge, unix.PROT_READ|unix.PROT_WRITE,
+		unix.MAP_PRIVATE|unix.MAP_ANONYMOUS|unix.MAP_NORESERVE)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Munmap(mem)
+	off := (huge - addrOf(mem)%huge) % huge
+	region := mem[off : off+huge]
+	if err := unix.Madvise(region, unix.MADV_HUGEPAGE); err != nil {
+		t.Skip("MADV_HUGEPAGE: " + err.Error())
+	}
+	region[0] = 1
+	base := uint64(addrOf(region))
+	if rss := smapsRss(t, base, base+huge); rss != huge {
+		t.Skipf("no transparent huge page granted (THP %s): Rss of the region %d, want %d", thpEnabled(), rss, huge)
+	}
+	// MADV_NOHUGEPAGE keeps khugepaged from collapsing the half page back
+	// into a huge one; it leaves the huge page mapped as it is.
+	if err := unix.Madvise(region, unix.MADV_NOHUGEPAGE); err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.Madvise(region[:huge/2], unix.MADV_DONTNEED); err != nil {
+		t.Fatal(err)
+	}
+	if rss := smapsRss(t, base, base+huge); rss != huge/2 {
+		t.Fatalf("Rss of the region %d after freeing its low half, want %d", rss, huge/2)
+	}
+	r := PageRange{base, base + huge}
+	for _, m := range []Method{MethodScan, MethodPagemap} {
+		p := openMethod(t, m)
+		got := make([]PageCounts, 1)
+		if err := p.Measure([]PageRange{r}, got); err != nil {
+			t.Fatal(err)
+		}
+		w := PageCounts{PresentBytes: huge / 2, ResidentBytes: huge / 2, Lowest: base + huge/2, Runs: 1, PTEBlocks: 1, Known: p.Known()}
+		if got[0] != w {
+			t.Errorf("%v:\n got %+v\nwant %+v", m, got[0], w)
+		}
+		if m == MethodScan && got[0].Known&ClassHuge == 0 {
+			t.Errorf("scan cannot tell huge pages: knows %v", got[0].Known)
+		}
+		if m == MethodPagemap && got[0].Known&ClassHuge != 0 {
+			t.Errorf("pagemap knows %v: it cannot tell PMD-mapped huge pages from PTE-mapped ones", got[0].Known)
+		}
 	}
 }
 
