@@ -103,7 +103,8 @@ type PageCounts struct {
 	// 8-byte entries maps pagesize/8 pages) that hold a page of the range
 	// with an entry of any class the method sees — present (zero page and
 	// huge pages included: the kernel deposits a PTE page for each PMD-
-	// mapped transparent huge page), swapped, or a guard marker. A block
+	// mapped transparent huge page), swapped, or a guard marker (also one
+	// the method reads as a swap entry and counts nowhere else). A block
 	// shared by ranges of one Measure call counts once, in the lowest
 	// range that has an entry in it, so the sum over the ranges is the
 	// number of PTE pages they need together, in pages (bytes: times the
@@ -116,6 +117,9 @@ type PageCounts struct {
 	// ClassHuge, ZeroPageBytes ClassZeroPage (without it ResidentBytes equals
 	// PresentBytes and may include zero-page mappings), SwappedBytes
 	// ClassSwapped, GuardBytes ClassGuard. ClassResident is always known.
+	// Where MADV_GUARD_INSTALL guard markers can exist but the method
+	// cannot tell them (they are swap-like entries), neither ClassGuard
+	// nor ClassSwapped is known.
 	Known PageClass
 }
 
@@ -125,18 +129,20 @@ type Method int
 const (
 	// MethodScan asks the PAGEMAP_SCAN ioctl (Linux >= 6.7): it walks only
 	// populated page tables, so its cost follows the pages touched, not
-	// the bytes reserved. It tells every class (guard markers on Linux >=
-	// 6.14 only).
+	// the bytes reserved. It tells every class; guard markers only on
+	// kernels whose PAGEMAP_SCAN takes PAGE_IS_GUARD (on others that have
+	// MADV_GUARD_INSTALL, swapped pages are not told either).
 	MethodScan Method = iota
 	// MethodPagemap reads the 8-byte /proc/PID/pagemap entries of every
 	// page (bit 63 present, bit 62 swapped, bit 58 guard marker where the
-	// kernel has PAGEMAP_SCAN's PAGE_IS_GUARD too). Zero-page mappings are
-	// told apart only with CAP_SYS_ADMIN (which shows the page frame
-	// numbers) and a readable /proc/kpageflags; otherwise ClassZeroPage is
-	// missing from Known. ClassHuge always is: kpageflags marks every page
-	// of a large folio KPF_THP, whether a PMD maps it whole or PTEs map
-	// it (after part of it was freed, or a multi-size THP), and nothing
-	// there tells which.
+	// kernel sets it, which OpenPagemap finds out on a marker of its own;
+	// where markers exist without it, swapped pages are not told either,
+	// as for MethodScan). Zero-page mappings are told apart only with
+	// CAP_SYS_ADMIN (which shows the page frame numbers) and a readable
+	// /proc/kpageflags; otherwise ClassZeroPage is missing from Known.
+	// ClassHuge always is: kpageflags marks every page of a large folio
+	// KPF_THP, whether a PMD maps it whole or PTEs map it (after part of
+	// it was freed, or a multi-size THP), and nothing there tells which.
 	MethodPagemap
 	// MethodMincore asks mincore(2): this process only, present pages only
 	// (zero-page mappings count as resident; huge, swapped and guard are
@@ -271,40 +277,97 @@ func OpenPagemap(procRoot string, pid int, m Method) (_ *Pagemap, err error) {
 		}
 		p.started = st.started
 	}
-	// Probe PAGEMAP_SCAN with an empty walk, first with the guard category
-	// (Linux >= 6.14), then without; unknown categories are EINVAL.
-	guard, scan, err := p.probeScan()
+	var g guardSupport
+	var scan bool
+	g.scan, scan, err = p.probeScan()
 	if err != nil {
 		return nil, p.gone(err)
 	}
-	if scan && m == MethodScan {
-		p.known = allClasses
-		if !guard {
-			p.known &^= ClassGuard
-		}
-		p.lanes = []*lane{p.newLane()}
-		return p, nil
+	if !scan {
+		p.method = MethodPagemap
 	}
-	p.method = MethodPagemap
-	p.known = ClassResident | ClassSwapped
-	if guard {
-		// Pagemap bit 58 came with the same guard-marker reporting as
-		// PAGE_IS_GUARD; a kernel without it leaves the bit clear.
-		p.known |= ClassGuard
+	if !g.scan || p.method == MethodPagemap {
+		g.markers, g.bit = probeGuardMarkers(procRoot)
 	}
-	if hasCapSysAdmin() {
+	if p.method == MethodPagemap && hasCapSysAdmin() {
 		kf, err := unix.Open(filepath.Join(procRoot, "kpageflags"), unix.O_RDONLY|unix.O_CLOEXEC, 0)
 		if err == nil {
 			p.kflags = kf
-			p.known |= ClassZeroPage
 		}
 	}
+	p.setClasses(g)
 	p.lanes = []*lane{p.newLane()}
 	return p, nil
 }
 
+// guardSupport is what the kernel tells of MADV_GUARD_INSTALL guard
+// markers. A marker is a swap-like page-table entry: where the method
+// cannot tell it apart, it reads as a swapped page.
+type guardSupport struct {
+	markers bool // madvise takes MADV_GUARD_INSTALL: markers can exist
+	scan    bool // PAGEMAP_SCAN takes PAGE_IS_GUARD
+	bit     bool // pagemap entries of markers have bit 58 set
+}
+
+// setClasses sets p.known for p.method and the kernel's guard support g,
+// and the PAGEMAP_SCAN category masks for MethodScan. Where guard markers
+// can exist but the method cannot tell them from swap entries, neither
+// ClassGuard nor ClassSwapped is known.
+func (p *Pagemap) setClasses(g guardSupport) {
+	const base = sys.PAGE_IS_PRESENT | sys.PAGE_IS_SWAPPED
+	var guard uint64
+	if g.scan {
+		guard = sys.PAGE_IS_GUARD
+	}
+	p.anyof = base | guard
+	p.ret = base | sys.PAGE_IS_PFNZERO | sys.PAGE_IS_HUGE | guard
+	tells := g.bit // whether the method tells guard markers
+	switch p.method {
+	case MethodScan:
+		p.known = allClasses
+		tells = g.scan
+	case MethodPagemap:
+		p.known = ClassResident | ClassSwapped | ClassGuard
+		if p.kflags >= 0 {
+			p.known |= ClassZeroPage
+		}
+	}
+	if !tells {
+		p.known &^= ClassGuard
+		if g.markers {
+			p.known &^= ClassSwapped
+		}
+	}
+}
+
+// probeGuardMarkers installs a guard marker on a page of this process and
+// reads its pagemap entry under procRoot: it reports whether markers can
+// exist (madvise takes MADV_GUARD_INSTALL) and whether pagemap sets bit 58
+// on them. When it cannot tell, it reports markers without the bit.
+func probeGuardMarkers(procRoot string) (markers, bit bool) {
+	ps := os.Getpagesize()
+	mem, err := unix.Mmap(-1, 0, ps, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_PRIVATE|unix.MAP_ANONYMOUS)
+	if err != nil {
+		return true, false
+	}
+	defer unix.Munmap(mem)
+	if err := unix.Madvise(mem, unix.MADV_GUARD_INSTALL); err != nil {
+		// EINVAL: an advice this kernel does not know.
+		return !errors.Is(err, unix.EINVAL), false
+	}
+	fd, err := unix.Open(filepath.Join(procRoot, "self", "pagemap"), unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return true, false
+	}
+	defer unix.Close(fd)
+	var b [8]byte
+	n, err := unix.Pread(fd, b[:], int64(uintptr(unsafe.Pointer(&mem[0]))/uintptr(ps)*8))
+	return true, err == nil && n == len(b) && binary.NativeEndian.Uint64(b[:])&pmGuard != 0
+}
+
 // probeScan reports whether PAGEMAP_SCAN works on p.fd, and whether it
-// takes PAGE_IS_GUARD.
+// takes PAGE_IS_GUARD. It tries an empty walk with the guard category,
+// then without: a category the kernel does not know is EINVAL.
 func (p *Pagemap) probeScan() (guard, scan bool, err error) {
 	const base = sys.PAGE_IS_PRESENT | sys.PAGE_IS_SWAPPED
 	l := &lane{p: p, regions: make([]sys.PageRegion, 1)}
@@ -555,14 +618,16 @@ func (l *lane) measure(ranges []PageRange, out []PageCounts) error {
 // Runs calls fn for each maximal run [start, end) of pages inside r that
 // share one class set, in address order: ClassResident (with ClassHuge
 // for pages of a huge page), ClassZeroPage, ClassSwapped or ClassGuard.
-// Pages that are none of these (never touched, or freed) are skipped.
-// Classes the method cannot tell apart are reported as in Measure. After
-// the process calls exec, Runs reports the runs of its new address space.
+// Pages that are none of these (never touched, or freed) are skipped, and
+// so are those of a class missing from Known (guard markers that read as
+// swap entries); without ClassZeroPage in Known, zero-page mappings are
+// reported as ClassResident. After the process calls exec, Runs reports
+// the runs of its new address space.
 func (p *Pagemap) Runs(r PageRange, fn func(start, end uint64, class PageClass)) error {
 	if r.Start%p.pageSize != 0 || r.End%p.pageSize != 0 || r.End < r.Start {
 		return fmt.Errorf("pagemap: range %#x-%#x is not page aligned", r.Start, r.End)
 	}
-	m := &merger{fn: fn}
+	m := &merger{fn: fn, known: p.known}
 	err := p.lanes[0].walk(r.Start, r.End, m)
 	// A file left behind by an exec fails the walk's first system call:
 	// fn has seen nothing, and the walk is done again on the new address
@@ -930,7 +995,9 @@ func (c *counter) piece(start, end uint64, cl PageClass) {
 				c.blockNext = last + 1
 			}
 		}
-		switch {
+		// A class the method cannot tell (a guard marker read as a swap
+		// entry) holds an entry but counts in no figure.
+		switch cl := cl & c.p.known; {
 		case cl&ClassResident != 0:
 			o.PresentBytes += n
 			o.ResidentBytes += n
@@ -958,13 +1025,17 @@ func (c *counter) piece(start, end uint64, cl PageClass) {
 // merger is Runs' sink: it joins touching pieces of one class set.
 type merger struct {
 	fn         func(start, end uint64, class PageClass)
-	sent       bool // fn was called
+	known      PageClass // the classes reported; pieces of others are left out
+	sent       bool      // fn was called
 	have       bool
 	start, end uint64
 	class      PageClass
 }
 
 func (m *merger) piece(start, end uint64, c PageClass) {
+	if c &= m.known; c == 0 {
+		return
+	}
 	if m.have && start == m.end && c == m.class {
 		m.end = end
 		return

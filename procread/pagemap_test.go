@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"slices"
 	"strings"
 	"testing"
 
@@ -153,8 +154,10 @@ func TestPTEBlocks(t *testing.T) {
 					if err := p.Measure(ranges, got); err != nil {
 						t.Fatal(err)
 					}
+					// Guard markers are entries to every method but
+					// mincore, told apart or read as swap entries.
 					seen := entries
-					if p.Known()&ClassGuard == 0 && g == guardMadvise {
+					if p.Method() == MethodMincore && g == guardMadvise {
 						seen = make([][]PageRange, n)
 						for i := range entries {
 							seen[i] = entries[i][1:]
@@ -250,7 +253,7 @@ func TestMeasureStacks(t *testing.T) {
 					}
 					seen := make([][]PageRange, len(ranges))
 					for i, r := range ranges {
-						if g == guardMadvise && p.Known()&ClassGuard != 0 {
+						if g == guardMadvise && p.Method() != MethodMincore {
 							seen[i] = append(seen[i], PageRange{r.Start, r.Start + ps})
 						}
 						seen[i] = append(seen[i], entries[i]...)
@@ -291,6 +294,54 @@ func TestMethodKnown(t *testing.T) {
 	}
 	if p.Known() != k {
 		t.Errorf("pagemap knows %v, want %v", p.Known(), k)
+	}
+}
+
+// TestGuardMarkersUntold measures stacks with guard markers as a kernel
+// with MADV_GUARD_INSTALL but without PAGE_IS_GUARD and pagemap bit 58
+// would: the markers read as swap entries, so neither guard nor swapped
+// bytes are known, and none are counted; their page-table entries still
+// count in PTEBlocks.
+func TestGuardMarkersUntold(t *testing.T) {
+	ps := uint64(os.Getpagesize())
+	const n = 3
+	mem, ranges := reserve(t, n, 4<<20, guardMadvise)
+	entries := make([][]PageRange, n)
+	for i, r := range ranges {
+		touch(mem, ranges[0].Start, r.End-2*ps, r.End)
+		entries[i] = []PageRange{{r.Start, r.Start + ps}, {r.End - 2*ps, r.End}}
+	}
+	blocks := wantPTEBlocks(entries)
+	for _, m := range []Method{MethodScan, MethodPagemap} {
+		t.Run(m.String(), func(t *testing.T) {
+			p := openMethod(t, m)
+			p.setClasses(guardSupport{markers: true})
+			want := ClassResident | ClassHuge | ClassZeroPage
+			if m == MethodPagemap {
+				want = ClassResident | p.Known()&ClassZeroPage
+			}
+			if p.Known() != want {
+				t.Errorf("knows %v, want %v", p.Known(), want)
+			}
+			got := make([]PageCounts, n)
+			if err := p.Measure(ranges, got); err != nil {
+				t.Fatal(err)
+			}
+			for i, r := range ranges {
+				w := PageCounts{PresentBytes: int64(2 * ps), ResidentBytes: int64(2 * ps), Lowest: r.End - 2*ps, Runs: 1,
+					PTEBlocks: blocks[i], Known: p.Known()}
+				if got[i] != w {
+					t.Errorf("stack %d:\n got %+v\nwant %+v", i, got[i], w)
+				}
+			}
+			var runs []string
+			if err := p.Runs(ranges[0], func(s, e uint64, c PageClass) { runs = append(runs, fmt.Sprintf("%#x-%#x %v", s, e, c)) }); err != nil {
+				t.Fatal(err)
+			}
+			if w := []string{fmt.Sprintf("%#x-%#x resident", ranges[0].End-2*ps, ranges[0].End)}; !slices.Equal(runs, w) {
+				t.Errorf("Runs = %q, want %q", runs, w)
+			}
+		})
 	}
 }
 
