@@ -66,7 +66,8 @@ type MemoryBound struct {
 
 // MemoryBound returns the tightest of MemAvailable, the cgroup's limit less
 // its usage (v2 memory.max - memory.current, or v1 limit_in_bytes -
-// usage_in_bytes) and RLIMIT_AS less VmSize, from the inputs read. ok is
+// usage_in_bytes, where the limit may be an ancestor's: see
+// System.CgroupMemoryMax) and RLIMIT_AS less VmSize, from the inputs read. ok is
 // false when none of them is known (no MemAvailable, no cgroup limit,
 // RLIMIT_AS unlimited).
 func (in LimitInputs) MemoryBound() (b MemoryBound, ok bool) {

@@ -3,6 +3,7 @@
 package procread
 
 import (
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -23,9 +24,14 @@ import (
 
 // ErrGone is matched (errors.Is) by the errors of OpenPagemap, Measure and
 // Runs when the process being measured has exited: its /proc directory is
-// gone (ENOENT, ESRCH) or its pagemap reads as empty because the address
-// space was torn down.
+// gone (ENOENT, ESRCH), or it is a zombie, or its address space was torn
+// down. A process that called exec has not exited: Measure and Runs reach
+// its new address space.
 var ErrGone = errors.New("process gone")
+
+// errNoMM says that a pagemap read returned nothing: the open file no
+// longer reaches an address space (the process exited, or called exec).
+var errNoMM = errors.New("empty read: no address space")
 
 // PageRange is the half-open address range [Start, End) of one stack, in
 // the measured process's address space. Both ends are page aligned.
@@ -97,7 +103,8 @@ type PageCounts struct {
 	// 8-byte entries maps pagesize/8 pages) that hold a page of the range
 	// with an entry of any class the method sees — present (zero page and
 	// huge pages included: the kernel deposits a PTE page for each PMD-
-	// mapped transparent huge page), swapped, or a guard marker. A block
+	// mapped transparent huge page), swapped, or a guard marker (also one
+	// the method reads as a swap entry and counts nowhere else). A block
 	// shared by ranges of one Measure call counts once, in the lowest
 	// range that has an entry in it, so the sum over the ranges is the
 	// number of PTE pages they need together, in pages (bytes: times the
@@ -110,6 +117,9 @@ type PageCounts struct {
 	// ClassHuge, ZeroPageBytes ClassZeroPage (without it ResidentBytes equals
 	// PresentBytes and may include zero-page mappings), SwappedBytes
 	// ClassSwapped, GuardBytes ClassGuard. ClassResident is always known.
+	// Where MADV_GUARD_INSTALL guard markers can exist but the method
+	// cannot tell them (they are swap-like entries), neither ClassGuard
+	// nor ClassSwapped is known.
 	Known PageClass
 }
 
@@ -119,15 +129,20 @@ type Method int
 const (
 	// MethodScan asks the PAGEMAP_SCAN ioctl (Linux >= 6.7): it walks only
 	// populated page tables, so its cost follows the pages touched, not
-	// the bytes reserved. It tells every class (guard markers on Linux >=
-	// 6.14 only).
+	// the bytes reserved. It tells every class; guard markers only on
+	// kernels whose PAGEMAP_SCAN takes PAGE_IS_GUARD (on others that have
+	// MADV_GUARD_INSTALL, swapped pages are not told either).
 	MethodScan Method = iota
 	// MethodPagemap reads the 8-byte /proc/PID/pagemap entries of every
 	// page (bit 63 present, bit 62 swapped, bit 58 guard marker where the
-	// kernel has PAGEMAP_SCAN's PAGE_IS_GUARD too). Zero-page and huge
-	// pages are told apart only with CAP_SYS_ADMIN (which shows the page
-	// frame numbers) and a readable /proc/kpageflags; otherwise those
-	// classes are missing from Known.
+	// kernel sets it, which OpenPagemap finds out on a marker of its own;
+	// where markers exist without it, swapped pages are not told either,
+	// as for MethodScan). Zero-page mappings are told apart only with
+	// CAP_SYS_ADMIN (which shows the page frame numbers) and a readable
+	// /proc/kpageflags; otherwise ClassZeroPage is missing from Known.
+	// ClassHuge always is: kpageflags marks every page of a large folio
+	// KPF_THP, whether a PMD maps it whole or PTEs map it (after part of
+	// it was freed, or a multi-size THP), and nothing there tells which.
 	MethodPagemap
 	// MethodMincore asks mincore(2): this process only, present pages only
 	// (zero-page mappings count as resident; huge, swapped and guard are
@@ -173,7 +188,6 @@ const (
 	pmSwapped  = 1 << 62
 	pmGuard    = 1 << 58
 	pmPFNMask  = 1<<55 - 1
-	kpfThp     = 1 << 22 // /proc/kpageflags: page of a transparent huge folio
 	kpfZero    = 1 << 24 // /proc/kpageflags: the zero page (or huge zero page)
 	capSysAdm  = 21      // CAP_SYS_ADMIN
 	allClasses = ClassResident | ClassHuge | ClassZeroPage | ClassSwapped | ClassGuard
@@ -184,10 +198,15 @@ const (
 // does not allocate in steady state. A Pagemap is not safe for concurrent
 // use.
 type Pagemap struct {
-	pid      int    // 0: this process
-	path     string // /proc/PID/pagemap, for errors
-	fd       int    // the open pagemap, -1 for MethodMincore
-	kflags   int    // /proc/kpageflags for MethodPagemap when PFNs are visible, else -1
+	pid  int    // 0: this process
+	path string // /proc/PID/pagemap
+	stat string // /proc/PID/stat, read when a walk fails
+	// started is the process's start time (stat field 22, clock ticks
+	// after boot) when the pagemap was opened: a process that reuses the
+	// pid starts later.
+	started  uint64
+	fd       int // the open pagemap, -1 for MethodMincore
+	kflags   int // /proc/kpageflags for MethodPagemap when PFNs are visible, else -1
 	method   Method
 	known    PageClass
 	pageSize uint64
@@ -201,7 +220,8 @@ type Pagemap struct {
 	// sets of ranges on up to maxLanes lanes at once.
 	lanes    []*lane
 	maxLanes int
-	laneMin  int // fewest ranges per lane: minLaneRanges
+	laneMin  int            // fewest ranges per lane: minLaneRanges
+	wg       sync.WaitGroup // Measure's lanes on goroutines of their own
 }
 
 // OpenPagemap opens /proc/PID/pagemap under procRoot ("" means "/proc") for
@@ -226,6 +246,7 @@ func OpenPagemap(procRoot string, pid int, m Method) (_ *Pagemap, err error) {
 	p := &Pagemap{
 		pid:      pid,
 		path:     filepath.Join(procRoot, name, "pagemap"),
+		stat:     filepath.Join(procRoot, name, "stat"),
 		fd:       -1,
 		kflags:   -1,
 		method:   m,
@@ -246,45 +267,107 @@ func OpenPagemap(procRoot string, pid int, m Method) (_ *Pagemap, err error) {
 		p.lanes = []*lane{p.newLane()}
 		return p, nil
 	}
-	fd, err := unix.Open(p.path, unix.O_RDONLY|unix.O_CLOEXEC, 0)
-	if err != nil {
-		return nil, p.wrap("open", &fs.PathError{Op: "open", Path: p.path, Err: err})
-	}
-	p.fd = fd
-	// Probe PAGEMAP_SCAN with an empty walk, first with the guard category
-	// (Linux >= 6.14), then without; unknown categories are EINVAL.
-	guard, scan, err := p.probeScan()
-	if err != nil {
+	if p.fd, err = p.open(); err != nil {
 		return nil, err
 	}
-	if scan && m == MethodScan {
-		p.known = allClasses
-		if !guard {
-			p.known &^= ClassGuard
+	if p.other() {
+		st, err := p.readStat()
+		if err != nil {
+			return nil, goneErr("pagemap: stat", err)
 		}
-		p.lanes = []*lane{p.newLane()}
-		return p, nil
+		p.started = st.started
 	}
-	p.method = MethodPagemap
-	p.known = ClassResident | ClassSwapped
-	if guard {
-		// Pagemap bit 58 came with the same guard-marker reporting as
-		// PAGE_IS_GUARD; a kernel without it leaves the bit clear.
-		p.known |= ClassGuard
+	var g guardSupport
+	var scan bool
+	g.scan, scan, err = p.probeScan()
+	if err != nil {
+		return nil, p.gone(err)
 	}
-	if hasCapSysAdmin() {
+	if !scan {
+		p.method = MethodPagemap
+	}
+	if !g.scan || p.method == MethodPagemap {
+		g.markers, g.bit = probeGuardMarkers(procRoot)
+	}
+	if p.method == MethodPagemap && hasCapSysAdmin() {
 		kf, err := unix.Open(filepath.Join(procRoot, "kpageflags"), unix.O_RDONLY|unix.O_CLOEXEC, 0)
 		if err == nil {
 			p.kflags = kf
-			p.known |= ClassZeroPage | ClassHuge
 		}
 	}
+	p.setClasses(g)
 	p.lanes = []*lane{p.newLane()}
 	return p, nil
 }
 
+// guardSupport is what the kernel tells of MADV_GUARD_INSTALL guard
+// markers. A marker is a swap-like page-table entry: where the method
+// cannot tell it apart, it reads as a swapped page.
+type guardSupport struct {
+	markers bool // madvise takes MADV_GUARD_INSTALL: markers can exist
+	scan    bool // PAGEMAP_SCAN takes PAGE_IS_GUARD
+	bit     bool // pagemap entries of markers have bit 58 set
+}
+
+// setClasses sets p.known for p.method and the kernel's guard support g,
+// and the PAGEMAP_SCAN category masks for MethodScan. Where guard markers
+// can exist but the method cannot tell them from swap entries, neither
+// ClassGuard nor ClassSwapped is known.
+func (p *Pagemap) setClasses(g guardSupport) {
+	const base = sys.PAGE_IS_PRESENT | sys.PAGE_IS_SWAPPED
+	var guard uint64
+	if g.scan {
+		guard = sys.PAGE_IS_GUARD
+	}
+	p.anyof = base | guard
+	p.ret = base | sys.PAGE_IS_PFNZERO | sys.PAGE_IS_HUGE | guard
+	tells := g.bit // whether the method tells guard markers
+	switch p.method {
+	case MethodScan:
+		p.known = allClasses
+		tells = g.scan
+	case MethodPagemap:
+		p.known = ClassResident | ClassSwapped | ClassGuard
+		if p.kflags >= 0 {
+			p.known |= ClassZeroPage
+		}
+	}
+	if !tells {
+		p.known &^= ClassGuard
+		if g.markers {
+			p.known &^= ClassSwapped
+		}
+	}
+}
+
+// probeGuardMarkers installs a guard marker on a page of this process and
+// reads its pagemap entry under procRoot: it reports whether markers can
+// exist (madvise takes MADV_GUARD_INSTALL) and whether pagemap sets bit 58
+// on them. When it cannot tell, it reports markers without the bit.
+func probeGuardMarkers(procRoot string) (markers, bit bool) {
+	ps := os.Getpagesize()
+	mem, err := unix.Mmap(-1, 0, ps, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_PRIVATE|unix.MAP_ANONYMOUS)
+	if err != nil {
+		return true, false
+	}
+	defer unix.Munmap(mem)
+	if err := unix.Madvise(mem, unix.MADV_GUARD_INSTALL); err != nil {
+		// EINVAL: an advice this kernel does not know.
+		return !errors.Is(err, unix.EINVAL), false
+	}
+	fd, err := unix.Open(filepath.Join(procRoot, "self", "pagemap"), unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return true, false
+	}
+	defer unix.Close(fd)
+	var b [8]byte
+	n, err := unix.Pread(fd, b[:], int64(uintptr(unsafe.Pointer(&mem[0]))/uintptr(ps)*8))
+	return true, err == nil && n == len(b) && binary.NativeEndian.Uint64(b[:])&pmGuard != 0
+}
+
 // probeScan reports whether PAGEMAP_SCAN works on p.fd, and whether it
-// takes PAGE_IS_GUARD.
+// takes PAGE_IS_GUARD. It tries an empty walk with the guard category,
+// then without: a category the kernel does not know is EINVAL.
 func (p *Pagemap) probeScan() (guard, scan bool, err error) {
 	const base = sys.PAGE_IS_PRESENT | sys.PAGE_IS_SWAPPED
 	l := &lane{p: p, regions: make([]sys.PageRegion, 1)}
@@ -364,6 +447,9 @@ const maxWalkGap = 1 << 20
 // address-ordered parts walked at once, one lane each (see SetLanes): the
 // kernel's walks of one address space run in parallel under its shared
 // mmap lock. The figures do not depend on the split.
+//
+// After the process calls exec, Measure reopens its pagemap and measures
+// the new address space.
 func (p *Pagemap) Measure(ranges []PageRange, out []PageCounts) error {
 	if len(out) < len(ranges) {
 		return fmt.Errorf("pagemap: %d results for %d ranges", len(out), len(ranges))
@@ -375,6 +461,19 @@ func (p *Pagemap) Measure(ranges []PageRange, out []PageCounts) error {
 		if i > 0 && r.Start < ranges[i-1].End {
 			return fmt.Errorf("pagemap: range %d %#x-%#x overlaps or precedes %#x-%#x", i, r.Start, r.End, ranges[i-1].Start, ranges[i-1].End)
 		}
+	}
+	err := p.measure(ranges, out)
+	if again, rerr := p.reopenAfterExec(err); rerr != nil {
+		return rerr
+	} else if again {
+		err = p.measure(ranges, out)
+	}
+	return p.gone(err)
+}
+
+// measure does Measure's walk of validated ranges, on one lane or several.
+func (p *Pagemap) measure(ranges []PageRange, out []PageCounts) error {
+	for i := range ranges {
 		out[i] = PageCounts{Known: p.known}
 	}
 	n := min(p.maxLanes, len(ranges)/p.laneMin)
@@ -384,21 +483,21 @@ func (p *Pagemap) Measure(ranges []PageRange, out []PageCounts) error {
 	for len(p.lanes) < n {
 		p.lanes = append(p.lanes, p.newLane())
 	}
-	errs := make([]error, n)
-	var wg sync.WaitGroup
-	for i := range n {
+	// Lanes 1 to n-1 walk on goroutines of their own, lane 0 on this one.
+	for i, l := range p.lanes[:n] {
 		lo, hi := i*len(ranges)/n, (i+1)*len(ranges)/n
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			errs[i] = p.lanes[i].measure(ranges[lo:hi], out[lo:hi])
-		}()
+		l.part, l.partOut = ranges[lo:hi], out[lo:hi]
+		if i > 0 {
+			p.wg.Add(1)
+			go l.run()
+		}
 	}
-	wg.Wait()
+	p.lanes[0].measurePart()
+	p.wg.Wait()
 	// The lowest part's error: the others most likely say the same.
-	for _, err := range errs {
-		if err != nil {
-			return err
+	for _, l := range p.lanes[:n] {
+		if l.err != nil {
+			return l.err
 		}
 	}
 	// A PTE block counts once, in the lowest range with an entry in it: a
@@ -451,12 +550,22 @@ type lane struct {
 	cls     []PageClass      // classes of one chunk
 	vec     []byte           // mincore vector
 	count   counter          // measure's sink
+
+	// Measure on several lanes gives each its part of the ranges and
+	// results, and takes back its error, without allocating.
+	part    []PageRange
+	partOut []PageCounts
+	err     error
+	// run is l.runPart, made once: a go statement on a func value that
+	// takes no arguments allocates nothing.
+	run func()
 }
 
 // newLane returns a lane with the buffers p's method needs.
 func (p *Pagemap) newLane() *lane {
 	l := &lane{p: p}
 	l.count.p = p
+	l.run = l.runPart
 	switch p.method {
 	case MethodScan:
 		l.regions = make([]sys.PageRegion, scanVecLen)
@@ -468,6 +577,18 @@ func (p *Pagemap) newLane() *lane {
 		l.vec = make([]byte, 0, 64<<10)
 	}
 	return l
+}
+
+// measurePart measures the lane's part of Measure's ranges.
+func (l *lane) measurePart() {
+	l.err = l.measure(l.part, l.partOut)
+	l.part, l.partOut = nil, nil
+}
+
+// runPart is measurePart on a goroutine of its own.
+func (l *lane) runPart() {
+	defer l.p.wg.Done()
+	l.measurePart()
 }
 
 // measure adds the pieces of ranges (validated by Measure) to out, walking
@@ -497,15 +618,30 @@ func (l *lane) measure(ranges []PageRange, out []PageCounts) error {
 // Runs calls fn for each maximal run [start, end) of pages inside r that
 // share one class set, in address order: ClassResident (with ClassHuge
 // for pages of a huge page), ClassZeroPage, ClassSwapped or ClassGuard.
-// Pages that are none of these (never touched, or freed) are skipped.
-// Classes the method cannot tell apart are reported as in Measure.
+// Pages that are none of these (never touched, or freed) are skipped, and
+// so are those of a class missing from Known (guard markers that read as
+// swap entries); without ClassZeroPage in Known, zero-page mappings are
+// reported as ClassResident. After the process calls exec, Runs reports
+// the runs of its new address space.
 func (p *Pagemap) Runs(r PageRange, fn func(start, end uint64, class PageClass)) error {
 	if r.Start%p.pageSize != 0 || r.End%p.pageSize != 0 || r.End < r.Start {
 		return fmt.Errorf("pagemap: range %#x-%#x is not page aligned", r.Start, r.End)
 	}
-	m := &merger{fn: fn}
-	if err := p.lanes[0].walk(r.Start, r.End, m); err != nil {
-		return err
+	m := &merger{fn: fn, known: p.known}
+	err := p.lanes[0].walk(r.Start, r.End, m)
+	// A file left behind by an exec fails the walk's first system call:
+	// fn has seen nothing, and the walk is done again on the new address
+	// space. An exec in the middle of the walk is an error.
+	if !m.sent {
+		if again, rerr := p.reopenAfterExec(err); rerr != nil {
+			return rerr
+		} else if again {
+			m.have = false
+			err = p.lanes[0].walk(r.Start, r.End, m)
+		}
+	}
+	if err != nil {
+		return p.gone(err)
 	}
 	m.flush()
 	return nil
@@ -605,7 +741,7 @@ func (l *lane) readPagemap(lo, hi uint64, s sink) error {
 			return p.wrap(fmt.Sprintf("read %#x-%#x", a, hi), os.NewSyscallError("pread", err))
 		}
 		if got == 0 {
-			return p.wrap(fmt.Sprintf("read %#x-%#x", a, hi), ErrGone)
+			return p.wrap(fmt.Sprintf("read %#x-%#x", a, hi), errNoMM)
 		}
 		got /= 8
 		ents, cls := l.ents[:got], l.cls[:got]
@@ -658,7 +794,7 @@ func (l *lane) classify(ents []uint64, cls []PageClass) error {
 		}
 		pfn := ents[i] & pmPFNMask
 		if pfn == 0 {
-			return fmt.Errorf("pagemap %s: page frame numbers hidden; zero page and huge pages cannot be told apart", p.path)
+			return fmt.Errorf("pagemap %s: page frame numbers hidden; the zero page cannot be told apart", p.path)
 		}
 		j := i + 1
 		for j < len(ents) && cls[j] == ClassResident && ents[j]&pmPFNMask == pfn+uint64(j-i) {
@@ -673,12 +809,8 @@ func (l *lane) classify(ents []uint64, cls []PageClass) error {
 			return fmt.Errorf("pagemap %s: kpageflags of pfn %#x: short read %d of %d bytes", p.path, pfn, got, len(buf))
 		}
 		for k := i; k < j; k++ {
-			f := binary.NativeEndian.Uint64(buf[(k-i)*8:])
-			switch {
-			case f&kpfZero != 0:
+			if binary.NativeEndian.Uint64(buf[(k-i)*8:])&kpfZero != 0 {
 				cls[k] = ClassZeroPage
-			case f&kpfThp != 0:
-				cls[k] = ClassResident | ClassHuge
 			}
 		}
 		i = j
@@ -720,31 +852,103 @@ func (l *lane) mincore(lo, hi uint64, s sink) error {
 	return nil
 }
 
-// wrap adds the pagemap path and what was done to err, and marks it
-// ErrGone when the process has exited.
+// open opens p.path.
+func (p *Pagemap) open() (int, error) {
+	fd, err := unix.Open(p.path, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return -1, goneErr("pagemap", &fs.PathError{Op: "open", Path: p.path, Err: err})
+	}
+	return fd, nil
+}
+
+// wrap adds the pagemap path and what was done to err.
 func (p *Pagemap) wrap(what string, err error) error {
-	if errors.Is(err, ErrGone) {
-		return fmt.Errorf("pagemap %s: %s: %w", p.path, what, err)
-	}
-	if errors.Is(err, unix.ENOENT) || errors.Is(err, unix.ESRCH) || p.exited() {
-		return fmt.Errorf("pagemap %s: %s: %w: %w", p.path, what, ErrGone, err)
-	}
 	return fmt.Errorf("pagemap %s: %s: %w", p.path, what, err)
 }
 
+// reopenAfterExec reopens the pagemap when err, from a walk, says that
+// the open file reaches no address space (PAGEMAP_SCAN's ESRCH, an empty
+// read) while the process still runs: it called exec, and the file stays
+// bound to the address space exec replaced. It reports whether the file
+// was reopened, so that the walk is worth doing again.
+func (p *Pagemap) reopenAfterExec(err error) (bool, error) {
+	if !p.other() || !errors.Is(err, unix.ESRCH) && !errors.Is(err, errNoMM) || p.exited() {
+		return false, nil
+	}
+	fd, err := p.open()
+	if err != nil {
+		return false, err
+	}
+	_ = unix.Close(p.fd)
+	p.fd = fd
+	return true, nil
+}
+
+// gone marks err ErrGone when the process has exited.
+func (p *Pagemap) gone(err error) error {
+	if err == nil || errors.Is(err, ErrGone) || !p.exited() {
+		return err
+	}
+	return fmt.Errorf("%w: %w", ErrGone, err)
+}
+
+// other reports whether p measures another process, not this one.
+func (p *Pagemap) other() bool {
+	return p.fd >= 0 && p.pid != 0 && p.pid != os.Getpid()
+}
+
 // exited reports whether the measured process (not this one) no longer
-// exists or is a zombie whose address space is gone.
+// exists, is a zombie, has no address space (it is exiting), or is not
+// the process the pagemap was opened for (its pid was reused).
 func (p *Pagemap) exited() bool {
-	if p.pid == 0 || p.pid == os.Getpid() {
+	if !p.other() {
 		return false
 	}
-	b, err := os.ReadFile(filepath.Join(filepath.Dir(p.path), "stat"))
+	st, err := p.readStat()
 	if err != nil {
 		return errors.Is(err, fs.ErrNotExist) || errors.Is(err, unix.ESRCH)
 	}
-	// State is the first field after the command's closing parenthesis.
-	i := strings.LastIndexByte(string(b), ')')
-	return i >= 0 && i+2 < len(b) && (b[i+2] == 'Z' || b[i+2] == 'X')
+	return st.state == 'Z' || st.state == 'X' || st.vsize == 0 || st.started != p.started
+}
+
+// procStat holds the fields of /proc/PID/stat that exited reads.
+type procStat struct {
+	state   byte   // field 3: R, S, D, Z, X...
+	started uint64 // field 22 (starttime): clock ticks after boot
+	vsize   uint64 // field 23: bytes of address space, 0 without one
+}
+
+// readStat reads and parses p.stat.
+func (p *Pagemap) readStat() (procStat, error) {
+	b, err := os.ReadFile(p.stat)
+	if err != nil {
+		return procStat{}, err
+	}
+	st, ok := parseProcStat(b)
+	if !ok {
+		return st, fmt.Errorf("%s: malformed: %q", p.stat, b)
+	}
+	return st, nil
+}
+
+// parseProcStat parses the fields procStat holds from the text of
+// /proc/PID/stat. The fields after the command's closing parenthesis are
+// separated by single spaces, the state first.
+func parseProcStat(b []byte) (procStat, bool) {
+	var st procStat
+	i := bytes.LastIndexByte(b, ')')
+	if i < 0 {
+		return st, false
+	}
+	f := strings.Fields(string(b[i+1:]))
+	if len(f) < 21 || len(f[0]) != 1 {
+		return st, false
+	}
+	var err1, err2 error
+	st.state = f[0][0]
+	st.started, err1 = strconv.ParseUint(f[19], 10, 64)
+	st.vsize, err2 = strconv.ParseUint(f[20], 10, 64)
+	return st, err1 == nil && err2 == nil
 }
 
 // counter is Measure's sink: it attributes each piece to the ranges that
@@ -791,7 +995,9 @@ func (c *counter) piece(start, end uint64, cl PageClass) {
 				c.blockNext = last + 1
 			}
 		}
-		switch {
+		// A class the method cannot tell (a guard marker read as a swap
+		// entry) holds an entry but counts in no figure.
+		switch cl := cl & c.p.known; {
 		case cl&ClassResident != 0:
 			o.PresentBytes += n
 			o.ResidentBytes += n
@@ -819,12 +1025,17 @@ func (c *counter) piece(start, end uint64, cl PageClass) {
 // merger is Runs' sink: it joins touching pieces of one class set.
 type merger struct {
 	fn         func(start, end uint64, class PageClass)
+	known      PageClass // the classes reported; pieces of others are left out
+	sent       bool      // fn was called
 	have       bool
 	start, end uint64
 	class      PageClass
 }
 
 func (m *merger) piece(start, end uint64, c PageClass) {
+	if c &= m.known; c == 0 {
+		return
+	}
 	if m.have && start == m.end && c == m.class {
 		m.end = end
 		return
@@ -836,6 +1047,6 @@ func (m *merger) piece(start, end uint64, c PageClass) {
 func (m *merger) flush() {
 	if m.have {
 		m.fn(m.start, m.end, m.class)
-		m.have = false
+		m.have, m.sent = false, true
 	}
 }

@@ -10,8 +10,11 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
+	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -208,6 +211,183 @@ func TestZeroPage(t *testing.T) {
 		}
 		if got[0] != w {
 			t.Errorf("%v:\n got %+v\nwant %+v", m, got[0], w)
+		}
+	}
+}
+
+// TestMeasureAcrossExec measures a shell before and after it calls exec
+// with one Pagemap per method: the file opened before the exec is bound to
+// the address space exec replaced, and Measure must reach the new one
+// rather than report the running process gone.
+func TestMeasureAcrossExec(t *testing.T) {
+	sh, err := exec.LookPath("sh")
+	if err != nil {
+		t.Skip("no sh: " + err.Error())
+	}
+	sleep, err := exec.LookPath("sleep")
+	if err != nil {
+		t.Skip("no sleep: " + err.Error())
+	}
+	cmd := exec.Command(sh, "-c", `read x; exec "$0" 60`, sleep)
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+	}()
+	pid := cmd.Process.Pid
+	d, err := OpenProcDir("", pid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The shell's mappings, below the [vsyscall] page that pagemap does
+	// not reach.
+	mappings := func() []PageRange {
+		t.Helper()
+		ms, err := d.Maps(nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var rs []PageRange
+		for _, m := range ms {
+			if m.Path != "[vsyscall]" {
+				rs = append(rs, PageRange{m.Start, m.End})
+			}
+		}
+		return rs
+	}
+	comm := func() string {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/comm", pid))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return strings.TrimSpace(string(b))
+	}
+	waitComm := func(name string) {
+		t.Helper()
+		for deadline := time.Now().Add(5 * time.Second); comm() != name; time.Sleep(10 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("comm %q after 5 s, want %q", comm(), name)
+			}
+		}
+	}
+	waitComm(filepath.Base(sh))
+	before := mappings()
+	// One Pagemap per method for Measure, one for Runs.
+	var pms, runPMs []*Pagemap
+	for _, m := range []Method{MethodScan, MethodPagemap} {
+		for _, list := range []*[]*Pagemap{&pms, &runPMs} {
+			p, err := OpenPagemap("", pid, m)
+			if err != nil {
+				t.Fatalf("OpenPagemap(pid %d, %v): %v", pid, m, err)
+			}
+			defer p.Close()
+			if err := p.Measure(before, make([]PageCounts, len(before))); err != nil {
+				t.Fatalf("%v before exec: %v", p.Method(), err)
+			}
+			*list = append(*list, p)
+		}
+	}
+
+	if _, err := io.WriteString(stdin, "go\n"); err != nil {
+		t.Fatal(err)
+	}
+	waitComm(filepath.Base(sleep))
+	// Once sleep sleeps in nanosleep, its mappings and page tables stay
+	// as they are.
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		ts, err := d.Threads(nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(ts) == 1 && ts[0].State == InSyscall && (ts[0].Nr == unix.SYS_CLOCK_NANOSLEEP || ts[0].Nr == unix.SYS_NANOSLEEP) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("sleep not asleep after 5 s: %+v", ts)
+		}
+	}
+	after := mappings()
+	var rss []int64
+	err = ReadSmaps(fmt.Sprintf("/proc/%d/smaps", pid), func(v *VMA) error {
+		if v.Path != "[vsyscall]" {
+			rss = append(rss, int64(v.Rss))
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rss) != len(after) {
+		t.Fatalf("%d smaps VMAs, %d maps entries", len(rss), len(after))
+	}
+	for _, p := range pms {
+		got := make([]PageCounts, len(after))
+		if err := p.Measure(after, got); err != nil {
+			t.Fatalf("%v after exec: %v", p.Method(), err)
+		}
+		fresh, err := OpenPagemap("", pid, p.Method())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer fresh.Close()
+		want := make([]PageCounts, len(after))
+		if err := fresh.Measure(after, want); err != nil {
+			t.Fatal(err)
+		}
+		var total int64
+		for i := range after {
+			if got[i] != want[i] {
+				t.Errorf("%v: mapping %#x-%#x after exec:\n got %+v\nwant %+v (a pagemap opened after the exec)", p.Method(), after[i].Start, after[i].End, got[i], want[i])
+			}
+			if got[i].Known&ClassZeroPage != 0 && got[i].ResidentBytes != rss[i] {
+				t.Errorf("%v: mapping %#x-%#x after exec: %d resident bytes, smaps Rss %d", p.Method(), after[i].Start, after[i].End, got[i].ResidentBytes, rss[i])
+			}
+			total += got[i].ResidentBytes
+		}
+		if total == 0 {
+			t.Errorf("%v: nothing resident in sleep", p.Method())
+		}
+	}
+	runs := func(p *Pagemap) string {
+		var b strings.Builder
+		for _, r := range after {
+			if err := p.Runs(r, func(s, e uint64, c PageClass) { fmt.Fprintf(&b, "%#x-%#x %v\n", s, e, c) }); err != nil {
+				t.Fatalf("%v: Runs after exec: %v", p.Method(), err)
+			}
+		}
+		return b.String()
+	}
+	for i, p := range runPMs {
+		got, want := runs(p), runs(pms[i])
+		if got != want || got == "" {
+			t.Errorf("%v: Runs after exec:\n%s\nwant (a pagemap reopened by Measure):\n%s", p.Method(), got, want)
+		}
+	}
+}
+
+func TestParseProcStat(t *testing.T) {
+	b, err := os.ReadFile("testdata/stat-comm-parens")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := procStat{state: 'S', started: 51779, vsize: 2990080}
+	if got, ok := parseProcStat(b); !ok || got != want {
+		t.Errorf("parseProcStat(stat-comm-parens) = %+v, %v, want %+v", got, ok, want)
+	}
+	zombie := "77 (a) Z 1 77 77 0 -1 4227140 90 0 0 0 0 0 0 0 20 0 1 0 123 0 0 18446744073709551615 0 0"
+	want = procStat{state: 'Z', started: 123, vsize: 0}
+	if got, ok := parseProcStat([]byte(zombie)); !ok || got != want {
+		t.Errorf("parseProcStat(zombie) = %+v, %v, want %+v", got, ok, want)
+	}
+	for _, bad := range []string{"", "1 (x S 1 2", "1 (x) S 1 2 3", "1 (x) S 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 x 20"} {
+		if got, ok := parseProcStat([]byte(bad)); ok {
+			t.Errorf("parseProcStat(%q) = %+v, want malformed", bad, got)
 		}
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"slices"
 	"strings"
 	"testing"
 
@@ -153,8 +154,10 @@ func TestPTEBlocks(t *testing.T) {
 					if err := p.Measure(ranges, got); err != nil {
 						t.Fatal(err)
 					}
+					// Guard markers are entries to every method but
+					// mincore, told apart or read as swap entries.
 					seen := entries
-					if p.Known()&ClassGuard == 0 && g == guardMadvise {
+					if p.Method() == MethodMincore && g == guardMadvise {
 						seen = make([][]PageRange, n)
 						for i := range entries {
 							seen[i] = entries[i][1:]
@@ -250,7 +253,7 @@ func TestMeasureStacks(t *testing.T) {
 					}
 					seen := make([][]PageRange, len(ranges))
 					for i, r := range ranges {
-						if g == guardMadvise && p.Known()&ClassGuard != 0 {
+						if g == guardMadvise && p.Method() != MethodMincore {
 							seen[i] = append(seen[i], PageRange{r.Start, r.Start + ps})
 						}
 						seen[i] = append(seen[i], entries[i]...)
@@ -273,24 +276,108 @@ func TestMeasureStacks(t *testing.T) {
 	}
 }
 
+// TestMethodKnown checks each method's Known against what this kernel
+// offers, as the probes find it: PAGEMAP_SCAN and its PAGE_IS_GUARD, guard
+// markers and pagemap bit 58, and /proc/kpageflags with CAP_SYS_ADMIN.
 func TestMethodKnown(t *testing.T) {
+	scan, err := OpenPagemap("", 0, MethodScan)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer scan.Close()
+	scanGuard, hasScan, err := scan.probeScan()
+	if err != nil {
+		t.Fatal(err)
+	}
+	markers, bit := probeGuardMarkers("/proc")
+	kpageflags := false
+	if f, err := os.Open("/proc/kpageflags"); err == nil {
+		kpageflags = hasCapSysAdmin()
+		f.Close()
+	}
+	t.Logf("PAGEMAP_SCAN %v (PAGE_IS_GUARD %v), guard markers %v (pagemap bit 58 %v), kpageflags with CAP_SYS_ADMIN %v",
+		hasScan, scanGuard, markers, bit, kpageflags)
+	// untold drops the guard class where the method cannot tell markers,
+	// and the swapped class too where markers exist: they read as swap
+	// entries.
+	untold := func(k PageClass, tells bool) PageClass {
+		if !tells {
+			k &^= ClassGuard
+			if markers {
+				k &^= ClassSwapped
+			}
+		}
+		return k
+	}
+	pagemap := ClassResident | ClassSwapped | ClassGuard
+	if kpageflags {
+		pagemap |= ClassZeroPage
+	}
 	want := map[Method]PageClass{
-		MethodScan:    allClasses,
+		MethodScan:    untold(allClasses, scanGuard),
+		MethodPagemap: untold(pagemap, bit),
 		MethodMincore: ClassResident,
 	}
-	for m, k := range want {
-		p := openMethod(t, m)
-		if p.Known() != k {
-			t.Errorf("%v knows %v, want %v", m, p.Known(), k)
+	if !hasScan {
+		want[MethodScan] = want[MethodPagemap]
+	}
+	for _, m := range methods {
+		p, err := OpenPagemap("", 0, m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer p.Close()
+		if p.Known() != want[m] {
+			t.Errorf("%v knows %v, want %v", m, p.Known(), want[m])
 		}
 	}
-	p := openMethod(t, MethodPagemap)
-	k := ClassResident | ClassSwapped | ClassGuard
-	if hasCapSysAdmin() {
-		k |= ClassZeroPage | ClassHuge
+}
+
+// TestGuardMarkersUntold measures stacks with guard markers as a kernel
+// with MADV_GUARD_INSTALL but without PAGE_IS_GUARD and pagemap bit 58
+// would: the markers read as swap entries, so neither guard nor swapped
+// bytes are known, and none are counted; their page-table entries still
+// count in PTEBlocks.
+func TestGuardMarkersUntold(t *testing.T) {
+	ps := uint64(os.Getpagesize())
+	const n = 3
+	mem, ranges := reserve(t, n, 4<<20, guardMadvise)
+	entries := make([][]PageRange, n)
+	for i, r := range ranges {
+		touch(mem, ranges[0].Start, r.End-2*ps, r.End)
+		entries[i] = []PageRange{{r.Start, r.Start + ps}, {r.End - 2*ps, r.End}}
 	}
-	if p.Known() != k {
-		t.Errorf("pagemap knows %v, want %v", p.Known(), k)
+	blocks := wantPTEBlocks(entries)
+	for _, m := range []Method{MethodScan, MethodPagemap} {
+		t.Run(m.String(), func(t *testing.T) {
+			p := openMethod(t, m)
+			p.setClasses(guardSupport{markers: true})
+			want := ClassResident | ClassHuge | ClassZeroPage
+			if m == MethodPagemap {
+				want = ClassResident | p.Known()&ClassZeroPage
+			}
+			if p.Known() != want {
+				t.Errorf("knows %v, want %v", p.Known(), want)
+			}
+			got := make([]PageCounts, n)
+			if err := p.Measure(ranges, got); err != nil {
+				t.Fatal(err)
+			}
+			for i, r := range ranges {
+				w := PageCounts{PresentBytes: int64(2 * ps), ResidentBytes: int64(2 * ps), Lowest: r.End - 2*ps, Runs: 1,
+					PTEBlocks: blocks[i], Known: p.Known()}
+				if got[i] != w {
+					t.Errorf("stack %d:\n got %+v\nwant %+v", i, got[i], w)
+				}
+			}
+			var runs []string
+			if err := p.Runs(ranges[0], func(s, e uint64, c PageClass) { runs = append(runs, fmt.Sprintf("%#x-%#x %v", s, e, c)) }); err != nil {
+				t.Fatal(err)
+			}
+			if w := []string{fmt.Sprintf("%#x-%#x resident", ranges[0].End-2*ps, ranges[0].End)}; !slices.Equal(runs, w) {
+				t.Errorf("Runs = %q, want %q", runs, w)
+			}
+		})
 	}
 }
 
@@ -407,20 +494,30 @@ func TestMeasureLanes(t *testing.T) {
 	}
 }
 
+// TestMeasureNoAllocs checks that Measure does not allocate once its
+// lanes exist: on one lane, and with 1100 stacks on two lanes and on
+// three.
 func TestMeasureNoAllocs(t *testing.T) {
 	ps := uint64(os.Getpagesize())
-	mem, ranges := reserve(t, 4, 4<<20, guardMprotect)
-	for _, r := range ranges {
-		touch(mem, ranges[0].Start, r.End-3*ps, r.End)
-	}
-	out := make([]PageCounts, len(ranges))
-	for _, m := range methods {
-		p := openMethod(t, m)
-		if err := p.Measure(ranges, out); err != nil {
-			t.Fatal(err)
+	for _, tc := range []struct{ stacks, lanes int }{{4, 1}, {1100, 2}, {1100, 3}} {
+		mem, ranges := reserve(t, tc.stacks, 64<<10, guardMprotect)
+		for _, r := range ranges {
+			touch(mem, ranges[0].Start, r.End-3*ps, r.End)
 		}
-		if a := testing.AllocsPerRun(20, func() { _ = p.Measure(ranges, out) }); a != 0 {
-			t.Errorf("%v: Measure allocates %v times per call", m, a)
+		out := make([]PageCounts, len(ranges))
+		for _, m := range methods {
+			p := openMethod(t, m)
+			p.SetLanes(tc.lanes)
+			p.laneMin = tc.stacks / tc.lanes
+			if err := p.Measure(ranges, out); err != nil {
+				t.Fatal(err)
+			}
+			if len(p.lanes) != tc.lanes {
+				t.Fatalf("%v: %d stacks on %d lanes, want %d", m, tc.stacks, len(p.lanes), tc.lanes)
+			}
+			if a := testing.AllocsPerRun(20, func() { _ = p.Measure(ranges, out) }); a != 0 {
+				t.Errorf("%v: %d stacks on %d lanes: Measure allocates %v times per call", m, tc.stacks, tc.lanes, a)
+			}
 		}
 	}
 }
@@ -522,6 +619,60 @@ func TestHugePageStraddle(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestHugePagePartlyFreed makes a transparent huge page and frees its low
+// half with MADV_DONTNEED: the kernel splits the PMD, and the high half
+// stays resident in PTE-mapped pages of the huge folio. Those are not
+// huge pages to PAGE_IS_HUGE or smaps AnonHugePages; /proc/kpageflags
+// still flags them KPF_THP, so the pagemap method must not call them huge.
+func TestHugePagePartlyFreed(t *testing.T) {
+	const huge = 2 << 20
+	mem, err := unix.Mmap(-1, 0, 2*huge, unix.PROT_READ|unix.PROT_WRITE,
+		unix.MAP_PRIVATE|unix.MAP_ANONYMOUS|unix.MAP_NORESERVE)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Munmap(mem)
+	off := (huge - addrOf(mem)%huge) % huge
+	region := mem[off : off+huge]
+	if err := unix.Madvise(region, unix.MADV_HUGEPAGE); err != nil {
+		t.Skip("MADV_HUGEPAGE: " + err.Error())
+	}
+	region[0] = 1
+	base := uint64(addrOf(region))
+	if rss := smapsRss(t, base, base+huge); rss != huge {
+		t.Skipf("no transparent huge page granted (THP %s): Rss of the region %d, want %d", thpEnabled(), rss, huge)
+	}
+	// MADV_NOHUGEPAGE keeps khugepaged from collapsing the half page back
+	// into a huge one; it leaves the huge page mapped as it is.
+	if err := unix.Madvise(region, unix.MADV_NOHUGEPAGE); err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.Madvise(region[:huge/2], unix.MADV_DONTNEED); err != nil {
+		t.Fatal(err)
+	}
+	if rss := smapsRss(t, base, base+huge); rss != huge/2 {
+		t.Fatalf("Rss of the region %d after freeing its low half, want %d", rss, huge/2)
+	}
+	r := PageRange{base, base + huge}
+	for _, m := range []Method{MethodScan, MethodPagemap} {
+		p := openMethod(t, m)
+		got := make([]PageCounts, 1)
+		if err := p.Measure([]PageRange{r}, got); err != nil {
+			t.Fatal(err)
+		}
+		w := PageCounts{PresentBytes: huge / 2, ResidentBytes: huge / 2, Lowest: base + huge/2, Runs: 1, PTEBlocks: 1, Known: p.Known()}
+		if got[0] != w {
+			t.Errorf("%v:\n got %+v\nwant %+v", m, got[0], w)
+		}
+		if m == MethodScan && got[0].Known&ClassHuge == 0 {
+			t.Errorf("scan cannot tell huge pages: knows %v", got[0].Known)
+		}
+		if m == MethodPagemap && got[0].Known&ClassHuge != 0 {
+			t.Errorf("pagemap knows %v: it cannot tell PMD-mapped huge pages from PTE-mapped ones", got[0].Known)
+		}
 	}
 }
 

@@ -21,8 +21,10 @@ type ProcTotals struct {
 	Threads int
 }
 
-// Totals reads the process's ProcTotals. A process that has exited, or a
-// zombie (stat state Z or X, whose memory is gone), is ErrGone.
+// Totals reads the process's ProcTotals. A process that has exited, a
+// zombie (stat state Z or X, whose memory is gone), or a process whose
+// status has no VmSize (it is exiting, and its memory is gone already) is
+// ErrGone.
 func (d *ProcDir) Totals() (ProcTotals, error) {
 	var t ProcTotals
 	p, err := d.fs.Proc(d.pid)
@@ -39,6 +41,12 @@ func (d *ProcDir) Totals() (ProcTotals, error) {
 	status, err := p.NewStatus()
 	if err != nil {
 		return t, goneErr("status of "+strconv.Itoa(d.pid), err)
+	}
+	if status.VmSize == 0 {
+		// The status of a process without an address space has no Vm
+		// lines, and procfs leaves them zero: the process is exiting
+		// (its memory is gone before its state turns Z).
+		return t, fmt.Errorf("status of %d: no VmSize: %w", d.pid, ErrGone)
 	}
 	t.VmRSS, t.VmPTE = status.VmRSS, status.VmPTE
 	t.MinorFaults, t.Threads = uint64(st.MinFlt), st.NumThreads

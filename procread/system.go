@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"path"
 	"path/filepath"
 	"runtime"
 	"slices"
@@ -90,11 +91,23 @@ type System struct {
 	// hierarchy root, from /proc/self/cgroup.
 	CgroupPath string `json:"cgroup_path,omitempty"`
 	// CgroupMemoryCurrent is the memory charged to the cgroup, bytes:
-	// memory.current (v2) or memory.usage_in_bytes (v1).
+	// memory.current (v2) or memory.usage_in_bytes (v1). With v2 it is
+	// that of the cgroup named by CgroupMemoryLimitPath when set.
 	CgroupMemoryCurrent *uint64 `json:"cgroup_memory_current,omitempty"`
-	// CgroupMemoryMax is the cgroup's hard memory limit, bytes:
-	// memory.max (v2) or memory.limit_in_bytes (v1); nil if unlimited.
+	// CgroupMemoryMax is the hard memory limit that binds the cgroup,
+	// bytes; nil if unlimited. A parent's limit binds its children too:
+	// with v2 it is memory.max of the cgroup or of the ancestor with the
+	// least room left (memory.max less memory.current), named by
+	// CgroupMemoryLimitPath; with v1 the smaller of memory.limit_in_bytes
+	// and memory.stat hierarchical_memory_limit (the least limit of the
+	// cgroup and its ancestors), against the cgroup's own usage: the room
+	// then leaves out what other cgroups under that ancestor use.
 	CgroupMemoryMax *uint64 `json:"cgroup_memory_max,omitempty"`
+	// CgroupMemoryLimitPath is the ancestor of CgroupPath (v2, relative to
+	// the hierarchy root) whose memory.max and memory.current
+	// CgroupMemoryMax and CgroupMemoryCurrent are; empty when they are
+	// the cgroup's own, and with v1.
+	CgroupMemoryLimitPath string `json:"cgroup_memory_limit_path,omitempty"`
 	// NumCPU is the number of logical CPUs usable by this process
 	// (runtime.NumCPU).
 	NumCPU int `json:"num_cpu"`
@@ -356,6 +369,7 @@ func (c *sysCollector) cgroup(self procfs.Proc, selfErr error, selfCgroup, cgrou
 			c.s.CgroupVersion, c.s.CgroupPath = 2, v2
 			c.s.CgroupMemoryCurrent = c.cgroupValue(cur)
 			c.s.CgroupMemoryMax = c.cgroupValue(filepath.Join(dir, "memory.max"))
+			c.cgroupAncestors(base, v2)
 			return
 		}
 	}
@@ -366,6 +380,10 @@ func (c *sysCollector) cgroup(self procfs.Proc, selfErr error, selfCgroup, cgrou
 				c.s.CgroupVersion, c.s.CgroupPath = 1, v1
 				c.s.CgroupMemoryCurrent = c.cgroupValue(cur)
 				c.s.CgroupMemoryMax = c.cgroupValue(filepath.Join(dir, "memory.limit_in_bytes"))
+				if h := c.hierarchicalLimit(filepath.Join(dir, "memory.stat")); h != nil &&
+					(c.s.CgroupMemoryMax == nil || *h < *c.s.CgroupMemoryMax) {
+					c.s.CgroupMemoryMax = h
+				}
 				return
 			}
 		}
@@ -376,6 +394,66 @@ func (c *sysCollector) cgroup(self procfs.Proc, selfErr error, selfCgroup, cgrou
 	}
 	dir, _ := within(cgroupRoot, p)
 	c.missing(filepath.Join(dir, "memory.current"))
+}
+
+// cgroupAncestors walks up from the v2 cgroup p to the root of the
+// hierarchy mounted at base, and takes the memory.max and memory.current
+// of an ancestor whose room (max less current) is less than that of the
+// cgroup's figures so far. An ancestor without memory.max (the root, or a
+// cgroup whose parent does not enable the memory controller) has no limit.
+func (c *sysCollector) cgroupAncestors(base, p string) {
+	for p != "/" && p != "." {
+		p = path.Dir(p)
+		dir, ok := within(base, p)
+		if !ok {
+			return
+		}
+		maxPath := filepath.Join(dir, "memory.max")
+		if _, err := os.Stat(maxPath); errors.Is(err, fs.ErrNotExist) {
+			continue
+		}
+		limit := c.cgroupValue(maxPath)
+		if limit == nil {
+			continue
+		}
+		cur := c.cgroupValue(filepath.Join(dir, "memory.current"))
+		if cur == nil {
+			continue
+		}
+		s := c.s
+		if s.CgroupMemoryMax == nil || s.CgroupMemoryCurrent == nil ||
+			sub(*limit, *cur) < sub(*s.CgroupMemoryMax, *s.CgroupMemoryCurrent) {
+			s.CgroupMemoryMax, s.CgroupMemoryCurrent, s.CgroupMemoryLimitPath = limit, cur, p
+		}
+	}
+}
+
+// hierarchicalLimit reads the hierarchical_memory_limit line of a cgroup
+// v1 memory.stat: the least memory.limit_in_bytes of the cgroup and its
+// ancestors, nil when unlimited or unread.
+func (c *sysCollector) hierarchicalLimit(path string) *uint64 {
+	v, ok := c.read(path)
+	if !ok {
+		return nil
+	}
+	const key = "hierarchical_memory_limit"
+	for line := range strings.Lines(v) {
+		f := strings.Fields(line)
+		if len(f) != 2 || f[0] != key {
+			continue
+		}
+		n, err := strconv.ParseUint(f[1], 10, 64)
+		if err != nil {
+			c.fail(path, fmt.Errorf("%s: %w", key, err))
+			return nil
+		}
+		if n >= cgroupV1Unlimited {
+			return nil
+		}
+		return &n
+	}
+	c.missing(path + ": " + key)
+	return nil
 }
 
 // cgroupValue reads a cgroup memory file: a byte count, or "max" (v2) or

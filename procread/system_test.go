@@ -167,6 +167,49 @@ func TestReadSystemMalformed(t *testing.T) {
 	}
 }
 
+// TestReadSystemCgroupParent reads cgroups whose parent's limit binds
+// tighter than their own: with v2 the ancestor with the least room (max
+// less current) stands for the cgroup, with v1 memory.stat
+// hierarchical_memory_limit does; MemoryBound then binds on it.
+func TestReadSystemCgroupParent(t *testing.T) {
+	tests := []struct {
+		root      string
+		version   int
+		path      string
+		max, cur  uint64
+		limitPath string
+	}{
+		// worker: 1 GiB, 100 MiB used; app.scope: no limit; machine.slice:
+		// 2 GiB with 1.9 GB used, the least room.
+		{"system-cgroup-parent", 2, "/machine.slice/app.scope/worker", 2 << 30, 1900000000, "/machine.slice"},
+		{"system-cgroup-v1-parent", 1, "/process_api/4090c56a", 512 << 20, 6217728, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.root, func(t *testing.T) {
+			root := filepath.Join("testdata", tt.root)
+			s, err := ReadSystem(filepath.Join(root, "proc"), filepath.Join(root, "sys"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if s.CgroupVersion != tt.version || s.CgroupPath != tt.path || s.CgroupMemoryLimitPath != tt.limitPath ||
+				s.CgroupMemoryMax == nil || *s.CgroupMemoryMax != tt.max || s.CgroupMemoryCurrent == nil || *s.CgroupMemoryCurrent != tt.cur {
+				t.Errorf("cgroup v%d %q, limit of %q: max %v current %v; want v%d %q, limit of %q: max %d current %d",
+					s.CgroupVersion, s.CgroupPath, s.CgroupMemoryLimitPath, s.CgroupMemoryMax, s.CgroupMemoryCurrent,
+					tt.version, tt.path, tt.limitPath, tt.max, tt.cur)
+			}
+			for _, m := range s.Missing {
+				if strings.HasPrefix(m, filepath.Join(root, "sys", "fs", "cgroup")) || strings.HasSuffix(m, "/cgroup") {
+					t.Errorf("%s listed missing", m)
+				}
+			}
+			b, ok := (LimitInputs{System: s}).MemoryBound()
+			if !ok || b.Binding.Bytes != tt.max-tt.cur || !strings.HasPrefix(b.Binding.Source, "cgroup") {
+				t.Errorf("MemoryBound = %+v, %v; want the cgroup's %d bytes", b, ok, tt.max-tt.cur)
+			}
+		})
+	}
+}
+
 func TestReadSystemNoProcRoot(t *testing.T) {
 	_, err := ReadSystem("testdata/does-not-exist", "testdata/does-not-exist")
 	if err == nil || !strings.Contains(err.Error(), "does-not-exist") {
