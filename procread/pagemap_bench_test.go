@@ -3,6 +3,7 @@
 package procread
 
 import (
+	"fmt"
 	"os"
 	"testing"
 
@@ -14,7 +15,8 @@ import (
 // one op is one measurement of all stacks. The smaps case reads
 // /proc/self/smaps once with a no-op callback, for scale. The issue asks
 // for scan <= 0.10x mincore and <= 0.2x smaps. Each method runs on
-// Measure's default lanes and, suffixed -1lane, on one; cpu-ns/op is the
+// Measure's default lanes and, suffixed -1lane, on one (the scan also on
+// two, -2lane, against its default of two per CPU); cpu-ns/op is the
 // CPU time the process spent per op, all threads together.
 func BenchmarkMeasure10k(b *testing.B) {
 	const (
@@ -36,13 +38,13 @@ func BenchmarkMeasure10k(b *testing.B) {
 		}
 	}
 	for _, m := range methods {
-		for _, lanes := range []int{0, 1} {
+		for _, lanes := range []int{0, 1, 2} {
 			name := m.String()
 			if lanes > 0 {
-				if m == MethodPagemap {
+				if m == MethodPagemap || lanes == 2 && m != MethodScan {
 					continue // seconds an op: the default lanes are enough
 				}
-				name += "-1lane"
+				name += fmt.Sprintf("-%dlane", lanes)
 			}
 			b.Run(name, func(b *testing.B) {
 				p := openMethod(b, m)
