@@ -87,6 +87,10 @@ type ResidencyInfo struct {
 	// apart ("huge_bytes", "zero_page_bytes", "swapped_bytes"): they are
 	// absent from summary.json and empty in samples.csv, never 0.
 	Missing []string `json:"missing,omitempty"`
+	// Lanes is how many walks the final measurement ran at once, each over
+	// a part of the stacks by address (procread.Pagemap.Lanes); 1 means
+	// one walk over all stacks. Absent when nothing was measured.
+	Lanes int `json:"lanes,omitempty"`
 	// CrossCheck compares the final measurement, page for page, with a
 	// second method (mincore, or the scan when mincore is the method).
 	// Absent when no second method could run.

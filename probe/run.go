@@ -145,6 +145,7 @@ func (r *Run) Measure(ctx context.Context) (*Result, error) {
 	} else if err == nil {
 		err = rerr
 	}
+	res.Residency.Lanes = r.m.pm.Lanes()
 	// The final measurement, checked page for page by a second method.
 	if len(res.Rows()) > 0 {
 		cc, cerr := r.m.crossCheck(r.env.ProcRoot)

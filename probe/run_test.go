@@ -209,3 +209,27 @@ func TestMissingSmapsIsNamed(t *testing.T) {
 		t.Error("system facts that could not be read are not listed as missing")
 	}
 }
+
+// TestRunLanes checks that the run records how many walks its final
+// measurement ran at once: one for a few stacks, two for 1100 (512 stacks
+// a lane at the least), and that the split changes no figure.
+func TestRunLanes(t *testing.T) {
+	for _, c := range []struct{ tasks, lanes int }{{8, 1}, {1100, 2}} {
+		cfg := touchConfig(c.tasks, 8<<10)
+		cfg.StackBytes = 64 << 10
+		res, err := runOnce(context.Background(), cfg, Env{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res.Residency.Lanes != c.lanes {
+			t.Errorf("%d stacks: final measurement on %d lanes, want %d", c.tasks, res.Residency.Lanes, c.lanes)
+		}
+		last := res.Rows()[len(res.Rows())-1]
+		if want := int64(c.tasks) * 8 << 10; last.RSSBytesTotal != want || last.Matched != c.tasks || !last.Smaps.Agree {
+			t.Errorf("%d stacks: %d resident bytes (want %d), %d matched, smaps %+v", c.tasks, last.RSSBytesTotal, want, last.Matched, last.Smaps)
+		}
+		if cc := res.Residency.CrossCheck; cc == nil || !cc.Agree || cc.Stacks != c.tasks {
+			t.Errorf("%d stacks: cross-check %+v", c.tasks, cc)
+		}
+	}
+}

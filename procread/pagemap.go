@@ -221,6 +221,7 @@ type Pagemap struct {
 	lanes    []*lane
 	maxLanes int
 	laneMin  int            // fewest ranges per lane: minLaneRanges
+	used     int            // lanes the last Measure walked on
 	wg       sync.WaitGroup // Measure's lanes on goroutines of their own
 }
 
@@ -409,6 +410,10 @@ func PTEBlockShift(pageSize int) uint {
 	return uint(2*bits.TrailingZeros(uint(pageSize)) - 3)
 }
 
+// Lanes returns the number of lanes the last Measure call walked on at
+// once (1: one walk after the other), 0 before the first.
+func (p *Pagemap) Lanes() int { return p.used }
+
 // Method returns the method in use, after any fallback.
 func (p *Pagemap) Method() Method { return p.method }
 
@@ -476,8 +481,9 @@ func (p *Pagemap) measure(ranges []PageRange, out []PageCounts) error {
 	for i := range ranges {
 		out[i] = PageCounts{Known: p.known}
 	}
-	n := min(p.maxLanes, len(ranges)/p.laneMin)
-	if n <= 1 {
+	n := max(min(p.maxLanes, len(ranges)/p.laneMin), 1)
+	p.used = n
+	if n == 1 {
 		return p.lanes[0].measure(ranges, out)
 	}
 	for len(p.lanes) < n {

@@ -305,7 +305,11 @@ func residencyVerdicts(r *probe.Result) []string {
 		return nil
 	}
 	m := methodWords(ri.Method)
-	msg := fmt.Sprintf("every residency figure was read with %s over each stack's whole mapping (guard included), all stacks in one walk per measurement", m)
+	walks := "all stacks in one walk per measurement"
+	if ri.Lanes > 1 {
+		walks = fmt.Sprintf("each measurement in %d walks run at once, over parts of the stacks by address", ri.Lanes)
+	}
+	msg := fmt.Sprintf("every residency figure was read with %s over each stack's whole mapping (guard included), %s", m, walks)
 	if ri.Requested != "" && ri.Requested != ri.Method {
 		msg += fmt.Sprintf("; %s was asked for (--residency=%s), but this kernel lacks it", methodWords(ri.Requested), ri.Requested)
 	}

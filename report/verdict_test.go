@@ -404,6 +404,11 @@ func TestResidencyVerdicts(t *testing.T) {
 	has(t, v, "mincore(2) agreed with PAGEMAP_SCAN page for page at the final measurement (after the last step), for all 10 stacks (40 KiB present)")
 	hasNot(t, v, "missing")
 
+	// Many stacks, walked in parts at once.
+	r.Residency.Lanes = 4
+	has(t, Verdicts(r), "every residency figure was read with PAGEMAP_SCAN over each stack's whole mapping (guard included), each measurement in 4 walks run at once, over parts of the stacks by address")
+	r.Residency.Lanes = 1
+
 	// The fallback, its missing classes, and a cross-check of a subset.
 	r.Residency = probe.ResidencyInfo{Requested: "scan", Method: "pagemap", Missing: []string{"huge_bytes", "zero_page_bytes"},
 		CrossCheck: &probe.CrossCheck{Method: "mincore", Stacks: 5, StacksOf: 10, PresentBytes: 20 * kib, Agree: true}}
