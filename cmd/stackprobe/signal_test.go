@@ -72,16 +72,7 @@ func TestInterruptWritesPartialResults(t *testing.T) {
 			// Wait until samples are being taken, then interrupt.
 			awaitStart(t, started)
 			time.Sleep(300 * time.Millisecond)
-			sent := time.Now()
-			if err := cmd.Process.Signal(c.sig); err != nil {
-				t.Fatal(err)
-			}
-			err := cmd.Wait()
-			took := time.Since(sent)
-			var ee *exec.ExitError
-			if !errors.As(err, &ee) || ee.ExitCode() != c.code {
-				t.Fatalf("exit: %v, want status %d", err, c.code)
-			}
+			took := signalAndWait(t, cmd, c.sig, c.code)
 			// Writing the outputs (three charts) takes about 0.2 s here; the
 			// bound leaves room for a loaded machine, and the race detector
 			// slows drawing many times over.
@@ -121,16 +112,7 @@ func TestInterruptDuringTouchStep(t *testing.T) {
 	cmd, started := startWatched(t, "--workload=touch", "--tasks=1000", "--depth=4KiB,4MiB,8KiB", "--thp=nohuge", "--out="+out)
 	awaitStart(t, started)
 	time.Sleep(time.Second)
-	sent := time.Now()
-	if err := cmd.Process.Signal(syscall.SIGINT); err != nil {
-		t.Fatal(err)
-	}
-	err := cmd.Wait()
-	took := time.Since(sent)
-	var ee *exec.ExitError
-	if !errors.As(err, &ee) || ee.ExitCode() != 130 {
-		t.Fatalf("exit: %v, want status 130", err)
-	}
+	took := signalAndWait(t, cmd, syscall.SIGINT, 130)
 	// The run stops at the next stack (at most ~0.4 s of touching), then
 	// writes its partial outputs (about 0.2 s): 0.5–0.7 s by hand here
 	// with the machine loaded. This bound only catches a run that waits
@@ -275,4 +257,22 @@ func TestConcurrentRunRefused(t *testing.T) {
 	if code != 2 || !strings.Contains(stderr, "in use") {
 		t.Errorf("second run into a busy --out: exit %d %q, want 2 saying it is in use", code, stderr)
 	}
+}
+
+// signalAndWait sends sig to the started stackprobe, waits for it to exit,
+// fails the test unless it exited with status code, and returns how long
+// it took after the signal.
+func signalAndWait(t *testing.T, cmd *exec.Cmd, sig os.Signal, code int) time.Duration {
+	t.Helper()
+	sent := time.Now()
+	if err := cmd.Process.Signal(sig); err != nil {
+		t.Fatal(err)
+	}
+	err := cmd.Wait()
+	took := time.Since(sent)
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() != code {
+		t.Fatalf("exit: %v, want status %d", err, code)
+	}
+	return took
 }

@@ -376,16 +376,7 @@ func TestWatchEndsChild(t *testing.T) {
 	cmd, started := startWatched(t, "watch", "--out="+out, "--", "sh", "-c", `trap "" INT; exec sleep 30`)
 	awaitStart(t, started)
 	time.Sleep(200 * time.Millisecond)
-	sent := time.Now()
-	if err := cmd.Process.Signal(os.Interrupt); err != nil {
-		t.Fatal(err)
-	}
-	err := cmd.Wait()
-	took := time.Since(sent)
-	var ee *exec.ExitError
-	if !errors.As(err, &ee) || ee.ExitCode() != 130 {
-		t.Fatalf("exit: %v, want status 130", err)
-	}
+	took := signalAndWait(t, cmd, os.Interrupt, 130)
 	// The 2 s grace, SIGTERM (at once fatal to sleep), then the outputs
 	// (charts: slow under the race detector).
 	limit := watchGrace + 2*time.Second
