@@ -3,7 +3,6 @@
 package procread
 
 import (
-	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -17,6 +16,7 @@ import (
 	"sync"
 	"unsafe"
 
+	"github.com/prometheus/procfs"
 	"golang.org/x/sys/unix"
 
 	"stackprobe/internal/sys"
@@ -200,7 +200,9 @@ const (
 type Pagemap struct {
 	pid  int    // 0: this process
 	path string // /proc/PID/pagemap
-	stat string // /proc/PID/stat, read when a walk fails
+	// proc reads /proc/PID/stat when a walk fails: set for another
+	// process only.
+	proc procfs.Proc
 	// started is the process's start time (stat field 22, clock ticks
 	// after boot) when the pagemap was opened: a process that reuses the
 	// pid starts later.
@@ -247,7 +249,6 @@ func OpenPagemap(procRoot string, pid int, m Method) (_ *Pagemap, err error) {
 	p := &Pagemap{
 		pid:      pid,
 		path:     filepath.Join(procRoot, name, "pagemap"),
-		stat:     filepath.Join(procRoot, name, "stat"),
 		fd:       -1,
 		kflags:   -1,
 		method:   m,
@@ -272,9 +273,16 @@ func OpenPagemap(procRoot string, pid int, m Method) (_ *Pagemap, err error) {
 		return nil, err
 	}
 	if p.other() {
+		pfs, err := procfs.NewFS(procRoot)
+		if err != nil {
+			return nil, fmt.Errorf("pagemap: %w", err)
+		}
+		if p.proc, err = pfs.Proc(pid); err != nil {
+			return nil, goneErr("pagemap", err)
+		}
 		st, err := p.readStat()
 		if err != nil {
-			return nil, goneErr("pagemap: stat", err)
+			return nil, goneErr("pagemap", err)
 		}
 		p.started = st.started
 	}
@@ -924,37 +932,22 @@ type procStat struct {
 	vsize   uint64 // field 23: bytes of address space, 0 without one
 }
 
-// readStat reads and parses p.stat.
+// readStat reads the process's /proc/PID/stat.
 func (p *Pagemap) readStat() (procStat, error) {
-	b, err := os.ReadFile(p.stat)
+	st, err := p.proc.Stat()
 	if err != nil {
-		return procStat{}, err
+		return procStat{}, fmt.Errorf("stat of %d: %w", p.pid, err)
 	}
-	st, ok := parseProcStat(b)
-	if !ok {
-		return st, fmt.Errorf("%s: malformed: %q", p.stat, b)
-	}
-	return st, nil
+	return statOf(st), nil
 }
 
-// parseProcStat parses the fields procStat holds from the text of
-// /proc/PID/stat. The fields after the command's closing parenthesis are
-// separated by single spaces, the state first.
-func parseProcStat(b []byte) (procStat, bool) {
-	var st procStat
-	i := bytes.LastIndexByte(b, ')')
-	if i < 0 {
-		return st, false
+// statOf takes the fields procStat holds from procfs's ProcStat.
+func statOf(st procfs.ProcStat) procStat {
+	var state byte
+	if st.State != "" {
+		state = st.State[0]
 	}
-	f := strings.Fields(string(b[i+1:]))
-	if len(f) < 21 || len(f[0]) != 1 {
-		return st, false
-	}
-	var err1, err2 error
-	st.state = f[0][0]
-	st.started, err1 = strconv.ParseUint(f[19], 10, 64)
-	st.vsize, err2 = strconv.ParseUint(f[20], 10, 64)
-	return st, err1 == nil && err2 == nil
+	return procStat{state: state, started: st.Starttime, vsize: uint64(st.VSize)}
 }
 
 // counter is Measure's sink: it attributes each piece to the ranges that

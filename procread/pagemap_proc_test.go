@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/procfs"
 	"golang.org/x/sys/unix"
 
 	"stackprobe/internal/sys"
@@ -371,23 +372,34 @@ func TestMeasureAcrossExec(t *testing.T) {
 	}
 }
 
-func TestParseProcStat(t *testing.T) {
-	b, err := os.ReadFile("testdata/stat-comm-parens")
+// TestReadStat reads the stat fields exited uses from fixture /proc
+// trees: a command with parentheses and spaces, a zombie, and malformed
+// files, which are errors.
+func TestReadStat(t *testing.T) {
+	pfs, err := procfs.NewFS("testdata/stat-proc")
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := procStat{state: 'S', started: 51779, vsize: 2990080}
-	if got, ok := parseProcStat(b); !ok || got != want {
-		t.Errorf("parseProcStat(stat-comm-parens) = %+v, %v, want %+v", got, ok, want)
+	read := func(pid int) (procStat, error) {
+		proc, err := pfs.Proc(pid)
+		if err != nil {
+			t.Fatal(err)
+		}
+		p := &Pagemap{pid: pid, proc: proc}
+		return p.readStat()
 	}
-	zombie := "77 (a) Z 1 77 77 0 -1 4227140 90 0 0 0 0 0 0 0 20 0 1 0 123 0 0 18446744073709551615 0 0"
-	want = procStat{state: 'Z', started: 123, vsize: 0}
-	if got, ok := parseProcStat([]byte(zombie)); !ok || got != want {
-		t.Errorf("parseProcStat(zombie) = %+v, %v, want %+v", got, ok, want)
+	for pid, want := range map[int]procStat{
+		9969: {state: 'S', started: 51779, vsize: 2990080}, // "9969 (co (ro) ) S ..."
+		77:   {state: 'Z', started: 123, vsize: 0},
+	} {
+		if got, err := read(pid); err != nil || got != want {
+			t.Errorf("stat of %d = %+v, %v, want %+v", pid, got, err, want)
+		}
 	}
-	for _, bad := range []string{"", "1 (x S 1 2", "1 (x) S 1 2 3", "1 (x) S 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 x 20"} {
-		if got, ok := parseProcStat([]byte(bad)); ok {
-			t.Errorf("parseProcStat(%q) = %+v, want malformed", bad, got)
+	// Empty; no closing parenthesis; too few fields; a number that is not.
+	for _, pid := range []int{1, 2, 3, 4} {
+		if got, err := read(pid); err == nil {
+			t.Errorf("stat of %d = %+v, want an error (malformed)", pid, got)
 		}
 	}
 }
