@@ -574,22 +574,7 @@ func TestRuns(t *testing.T) {
 // page inside it.
 func TestHugePageStraddle(t *testing.T) {
 	const huge = 2 << 20
-	mem, err := unix.Mmap(-1, 0, 4*huge, unix.PROT_READ|unix.PROT_WRITE,
-		unix.MAP_PRIVATE|unix.MAP_ANONYMOUS|unix.MAP_NORESERVE)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer unix.Munmap(mem)
-	off := (huge - addrOf(mem)%huge) % huge
-	region := mem[off : off+2*huge]
-	if err := unix.Madvise(region, unix.MADV_HUGEPAGE); err != nil {
-		t.Skip("MADV_HUGEPAGE: " + err.Error())
-	}
-	region[0], region[huge] = 1, 1
-	base := uint64(addrOf(region))
-	if rss := smapsRss(t, base, base+2*huge); rss != 2*huge {
-		t.Skipf("no transparent huge pages granted (THP %s): Rss of the region %d, want %d", thpEnabled(), rss, 2*huge)
-	}
+	_, base := hugePages(t, 2)
 	ranges := []PageRange{
 		{base, base + huge/2},
 		{base + huge/2, base + huge + huge/4},
@@ -629,22 +614,7 @@ func TestHugePageStraddle(t *testing.T) {
 // still flags them KPF_THP, so the pagemap method must not call them huge.
 func TestHugePagePartlyFreed(t *testing.T) {
 	const huge = 2 << 20
-	mem, err := unix.Mmap(-1, 0, 2*huge, unix.PROT_READ|unix.PROT_WRITE,
-		unix.MAP_PRIVATE|unix.MAP_ANONYMOUS|unix.MAP_NORESERVE)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer unix.Munmap(mem)
-	off := (huge - addrOf(mem)%huge) % huge
-	region := mem[off : off+huge]
-	if err := unix.Madvise(region, unix.MADV_HUGEPAGE); err != nil {
-		t.Skip("MADV_HUGEPAGE: " + err.Error())
-	}
-	region[0] = 1
-	base := uint64(addrOf(region))
-	if rss := smapsRss(t, base, base+huge); rss != huge {
-		t.Skipf("no transparent huge page granted (THP %s): Rss of the region %d, want %d", thpEnabled(), rss, huge)
-	}
+	region, base := hugePages(t, 1)
 	// MADV_NOHUGEPAGE keeps khugepaged from collapsing the half page back
 	// into a huge one; it leaves the huge page mapped as it is.
 	if err := unix.Madvise(region, unix.MADV_NOHUGEPAGE); err != nil {
@@ -674,6 +644,33 @@ func TestHugePagePartlyFreed(t *testing.T) {
 			t.Errorf("pagemap knows %v: it cannot tell PMD-mapped huge pages from PTE-mapped ones", got[0].Known)
 		}
 	}
+}
+
+// hugePages maps n transparent huge pages, 2 MiB aligned, writes a byte
+// into each, and returns them and their address; it skips the test when
+// the kernel grants no huge pages. The memory is unmapped at cleanup.
+func hugePages(t *testing.T, n int) (region []byte, base uint64) {
+	t.Helper()
+	const huge = 2 << 20
+	mem, err := unix.Mmap(-1, 0, (n+1)*huge, unix.PROT_READ|unix.PROT_WRITE,
+		unix.MAP_PRIVATE|unix.MAP_ANONYMOUS|unix.MAP_NORESERVE)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = unix.Munmap(mem) })
+	off := (huge - addrOf(mem)%huge) % huge
+	region = mem[off : int(off)+n*huge]
+	if err := unix.Madvise(region, unix.MADV_HUGEPAGE); err != nil {
+		t.Skip("MADV_HUGEPAGE: " + err.Error())
+	}
+	for i := range n {
+		region[i*huge] = 1
+	}
+	base = uint64(addrOf(region))
+	if rss := smapsRss(t, base, base+uint64(n)*huge); rss != int64(n)*huge {
+		t.Skipf("no transparent huge pages granted (THP %s): Rss of the region %d, want %d", thpEnabled(), rss, n*huge)
+	}
+	return region, base
 }
 
 func thpEnabled() string {
